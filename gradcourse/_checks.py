@@ -1,0 +1,80 @@
+"""Argument checks shared by every public function.
+
+Each check raises ``ValueError`` with one message shape: the parameter's name,
+the value it got, and what is allowed, e.g.
+``activation='sigmod' is not allowed; choose one of: 'sigmoid', 'tanh', ...``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+
+def choice(name, value, allowed):
+    """Return ``value`` if it is one of ``allowed``, else raise ValueError."""
+    if value not in allowed:
+        options = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"{name}={value!r} is not allowed; choose one of: {options}")
+    return value
+
+
+def integer(name, value, minimum=None, maximum=None):
+    """Return ``value`` as int if it is an integer within [minimum, maximum]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name}={value!r} is not allowed; it must be an integer{_range(minimum, maximum)}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(f"{name}={value!r} is not allowed; it must be an integer{_range(minimum, maximum)}")
+    return int(value)
+
+
+def number(name, value, minimum=None, maximum=None, strict_minimum=False):
+    """Return ``value`` as float if it is a finite real number within the bounds.
+
+    ``strict_minimum=True`` excludes the minimum itself (``value > minimum``).
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} is not allowed; it must be a finite number{_range(minimum, maximum, strict_minimum)}")
+    too_small = minimum is not None and (value <= minimum if strict_minimum else value < minimum)
+    too_large = maximum is not None and value > maximum
+    if too_small or too_large:
+        raise ValueError(f"{name}={value!r} is not allowed; it must be a finite number{_range(minimum, maximum, strict_minimum)}")
+    return float(value)
+
+
+def boolean(name, value):
+    """Return ``value`` if it is a bool."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}={value!r} is not allowed; it must be True or False")
+    return value
+
+
+def _range(minimum, maximum, strict_minimum=False):
+    low = "" if minimum is None else (f" > {minimum}" if strict_minimum else f" >= {minimum}")
+    high = "" if maximum is None else f" <= {maximum}"
+    if low and high:
+        return f"{low} and{high}"
+    return low or high
+
+
+def features_and_labels(X, y, x_name="X", y_name="y"):
+    """Check a classification batch: X a 2-D float tensor, y a 1-D integer tensor of equal length."""
+    import torch
+
+    if not isinstance(X, torch.Tensor) or X.dim() != 2 or not X.is_floating_point():
+        raise ValueError(f"{x_name}={_describe(X)} is not allowed; it must be a 2-D floating-point torch.Tensor (n, features)")
+    if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool:
+        raise ValueError(f"{y_name}={_describe(y)} is not allowed; it must be a 1-D integer torch.Tensor of class labels")
+    if len(X) != len(y):
+        raise ValueError(f"{y_name} has {len(y)} labels but {x_name} has {len(X)} rows; they must match")
+    if len(X) == 0:
+        raise ValueError(f"{x_name} is empty; it needs at least one row")
+    return X, y
+
+
+def _describe(value):
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return f"<tensor shape={tuple(value.shape)} dtype={value.dtype}>"
+    return repr(value) if len(repr(value)) < 60 else f"<{type(value).__name__}>"

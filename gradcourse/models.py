@@ -1,0 +1,149 @@
+"""Models of the course: a configurable multilayer perceptron.
+
+``MLP(depth=20, activation="sigmoid")`` is the network the vanishing-gradient
+notebooks study; ``init``, ``norm`` and ``residual`` switch on the remedies.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import _checks
+
+ACTIVATIONS = {
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,  # negative slope 0.01
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+}
+INITS = ("default", "normal", "xavier", "kaiming", "orthogonal")
+NORMS = (None, "batch", "layer")
+
+
+def init_linear_(layer: nn.Linear, init="default", init_scale=1.0):
+    """Initialize one ``nn.Linear`` in place through :mod:`torch.nn.init`.
+
+    ``init_scale`` multiplies the scheme's standard deviation (for ``"normal"``
+    it *is* the standard deviation). With n_in = fan_in, n_out = fan_out:
+
+    * ``"default"``: PyTorch's own ``nn.Linear`` init, W ~ U(-1/sqrt(n_in), 1/sqrt(n_in)),
+      i.e. std = 1/sqrt(3 n_in), bias from the same range; weights then times ``init_scale``.
+    * ``"normal"``: W ~ N(0, init_scale^2).
+    * ``"xavier"``: W ~ N(0, init_scale^2 * 2 / (n_in + n_out)) -- Glorot & Bengio (2010),
+      "Understanding the difficulty of training deep feedforward neural networks".
+    * ``"kaiming"``: W ~ N(0, init_scale^2 * 2 / n_in) -- He et al. (2015), "Delving Deep
+      into Rectifiers", the ReLU gain sqrt(2) with fan_in mode.
+    * ``"orthogonal"``: W a (semi-)orthogonal matrix times ``init_scale`` -- Saxe et al. (2014),
+      "Exact solutions to the nonlinear dynamics of learning in deep linear networks".
+
+    Every scheme but ``"default"`` sets the bias to zero.
+    """
+    _checks.choice("init", init, INITS)
+    init_scale = _checks.number("init_scale", init_scale, minimum=0, strict_minimum=True)
+    if init == "default":
+        layer.reset_parameters()
+        with torch.no_grad():
+            layer.weight.mul_(init_scale)
+        return layer
+    if init == "normal":
+        nn.init.normal_(layer.weight, mean=0.0, std=init_scale)
+    elif init == "xavier":
+        nn.init.xavier_normal_(layer.weight, gain=init_scale)
+    elif init == "kaiming":
+        nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
+        with torch.no_grad():
+            layer.weight.mul_(init_scale)
+    else:
+        nn.init.orthogonal_(layer.weight, gain=init_scale)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class HiddenBlock(nn.Module):
+    """One hidden layer: ``h = act(norm(W x + b))``, plus ``x`` when ``residual``.
+
+    The normalization sits between the affine map and the nonlinearity, as in
+    Ioffe & Szegedy (2015), "Batch Normalization". The residual form
+    ``h = x + act(norm(W x + b))`` has Jacobian ``I + d act(...)/dx`` -- He et al.
+    (2016), "Deep Residual Learning for Image Recognition".
+    """
+
+    def __init__(self, in_features, out_features, activation, norm, residual):
+        super().__init__()
+        if residual and in_features != out_features:
+            raise ValueError(f"residual=True needs equal widths; got in_features={in_features}, "
+                             f"out_features={out_features}")
+        self.linear = nn.Linear(in_features, out_features)
+        self.norm = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm}[norm](out_features) if norm else nn.Identity()
+        self.activation = ACTIVATIONS[activation]()
+        self.residual = residual
+
+    def forward(self, x):
+        h = self.activation(self.norm(self.linear(x)))
+        return x + h if self.residual else h
+
+
+class MLP(nn.Module):
+    """A multilayer perceptron with ``depth`` hidden layers of ``width`` units.
+
+    ``x -> [Linear -> norm -> activation] * depth -> Linear -> logits``.
+
+    Args:
+        in_features, out_features: input size (784 for MNIST) and number of classes.
+        width: units per hidden layer.
+        depth: number of hidden layers (each a :class:`HiddenBlock`).
+        activation: one of ``sigmoid, tanh, relu, leaky_relu, elu, gelu, silu``.
+        init: ``default, normal, xavier, kaiming, orthogonal`` (see :func:`init_linear_`),
+            applied to every Linear layer, the output layer included.
+        init_scale: gain on the scheme's standard deviation (std itself for ``normal``).
+        norm: ``None``, ``"batch"`` (BatchNorm1d) or ``"layer"`` (LayerNorm).
+        residual: identity skips around every hidden block whose input and output
+            widths match (all but the first, which maps ``in_features -> width``).
+
+    The model is built with torch's global random generator: call
+    :func:`gradcourse.set_seed` first for a reproducible network.
+    """
+
+    def __init__(self, in_features=784, out_features=10, width=128, depth=10, activation="relu",
+                 init="default", init_scale=1.0, norm=None, residual=False):
+        super().__init__()
+        _checks.integer("in_features", in_features, minimum=1)
+        _checks.integer("out_features", out_features, minimum=1)
+        _checks.integer("width", width, minimum=1)
+        _checks.integer("depth", depth, minimum=1)
+        _checks.choice("activation", activation, tuple(ACTIVATIONS))
+        _checks.choice("init", init, INITS)
+        _checks.number("init_scale", init_scale, minimum=0, strict_minimum=True)
+        _checks.choice("norm", norm, NORMS)
+        _checks.boolean("residual", residual)
+        self.activation = activation
+        self.init = init
+        self.init_scale = float(init_scale)
+        self.blocks = nn.ModuleList(
+            HiddenBlock(in_features if i == 0 else width, width, activation, norm,
+                        residual=residual and i > 0)
+            for i in range(depth)
+        )
+        self.output = nn.Linear(width, out_features)
+        for layer in [*self.hidden_linears(), self.output]:
+            init_linear_(layer, init, init_scale)
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return self.output(x)
+
+    def hidden_linears(self):
+        """The hidden ``nn.Linear`` layers in order, input side first (``depth`` of them)."""
+        return [block.linear for block in self.blocks]
+
+    def hidden_activations(self):
+        """The activation modules of the hidden layers, input side first."""
+        return [block.activation for block in self.blocks]
+
+    def extra_repr(self):
+        return f"activation={self.activation!r}, init={self.init!r}, init_scale={self.init_scale}"

@@ -1,0 +1,142 @@
+"""Matplotlib figures for the course. Each function takes data and returns a Figure.
+
+Figures are closed in pyplot before they are returned, so a notebook shows each
+one exactly once (as the value of its cell) and no figure piles up in memory.
+No function calls ``plt.show()``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+
+from . import _checks
+
+
+def _as_runs(values, name="values"):
+    """Accept one sequence of per-layer numbers or a dict ``{label: sequence}``."""
+    runs = values if isinstance(values, dict) else {None: values}
+    out = {}
+    for label, seq in runs.items():
+        try:
+            seq = [float(v) for v in seq]
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a sequence of numbers or a dict of such sequences; "
+                             f"got {_checks._describe(seq)} for {label!r}") from None
+        if not seq:
+            raise ValueError(f"{name} for {label!r} is empty; give at least one value per layer")
+        out[label] = seq
+    return out
+
+
+def _positive(seq):
+    """Replace values a log axis cannot show (zero, negative, NaN, inf) by NaN."""
+    return [v if math.isfinite(v) and v > 0 else math.nan for v in seq]
+
+
+def plot_per_layer(values, ylabel, title=None, references=None, hline=None, xlabel="layer (1 = input side)"):
+    """Per-layer values on a log scale, one line per run.
+
+    Args:
+        values: a sequence (one run) or ``{label: sequence}`` (several runs side by side).
+        ylabel, title, xlabel: axis labels and title.
+        references: optional ``{label: sequence}`` drawn as dashed grey lines (e.g. a bound).
+        hline: optional y value drawn as a dotted horizontal line (e.g. the 1e-3 rule of thumb).
+    """
+    runs = _as_runs(values)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, seq in runs.items():
+        ax.plot(range(1, len(seq) + 1), _positive(seq), marker="o", markersize=3, label=label)
+    for label, seq in _as_runs(references or {}, "references").items():
+        ax.plot(range(1, len(seq) + 1), _positive(seq), linestyle="--", color="grey", label=label)
+    if hline is not None:
+        ax.axhline(hline, linestyle=":", color="black", label=f"{hline:g}")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if any(label is not None for label in [*runs, *(references or {})]) or hline is not None:
+        ax.legend(fontsize="small")
+    ax.grid(True, which="major", alpha=0.3)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_gradient_flow(norms, title="Gradient norm per layer", references=None):
+    """Per-layer gradient norms ``||dL/dW_l||`` on a log scale (several runs side by side)."""
+    return plot_per_layer(norms, "gradient norm (log scale)", title=title, references=references)
+
+
+def plot_history(histories, title=None):
+    """Loss per step (left) and accuracy per epoch (right) of one History or ``{label: History}``.
+
+    A run that diverged is marked with an ``x`` at the step where it stopped.
+    """
+    runs = histories if isinstance(histories, dict) else {None: histories}
+    for label, history in runs.items():
+        if not hasattr(history, "loss") or not hasattr(history, "train_accuracy"):
+            raise ValueError(f"histories must be a History or a dict of them; got {_checks._describe(history)} for {label!r}")
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for label, history in runs.items():
+        line, = ax_loss.plot(range(1, len(history.loss) + 1), history.loss, label=label, linewidth=1)
+        if history.diverged:
+            ax_loss.plot([history.stop_step], [history.loss[-1] if history.loss else 1.0], "x",
+                         color=line.get_color(), markersize=10)
+        epochs = range(1, len(history.train_accuracy) + 1)
+        ax_acc.plot(epochs, history.train_accuracy, marker="o", color=line.get_color(),
+                    label=None if label is None else f"{label} (train)")
+        if history.val_accuracy:
+            ax_acc.plot(epochs, history.val_accuracy, marker="s", linestyle="--", color=line.get_color(),
+                        label=None if label is None else f"{label} (validation)")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("training loss")
+    ax_loss.set_yscale("log")
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("accuracy")
+    ax_acc.set_ylim(0, 1)
+    for ax in (ax_loss, ax_acc):
+        ax.grid(True, alpha=0.3)
+        if any(label is not None for label in runs):
+            ax.legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_activation_stats(monitor, step=-1, title=None):
+    """Per-layer activation mean and std, saturated share and dead share at one recorded step.
+
+    ``monitor`` is a :class:`~gradcourse.monitor.GradientMonitor`; ``step`` indexes its
+    recorded forward passes (default: the latest).
+    """
+    if not hasattr(monitor, "series"):
+        raise ValueError(f"monitor={_checks._describe(monitor)} is not allowed; it must be a GradientMonitor")
+    stats = {name: monitor.series(name) for name in ("act_mean", "act_std", "saturated", "dead")}
+    steps = len(stats["act_mean"])
+    if steps == 0:
+        raise ValueError("the monitor has recorded no forward pass yet; run the model with gradients enabled")
+    _checks.integer("step", step, minimum=-steps, maximum=steps - 1)
+    layers = range(1, stats["act_mean"].shape[1] + 1)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    mean, std = stats["act_mean"][step], stats["act_std"][step]
+    axes[0].errorbar(layers, mean, yerr=std, marker="o", capsize=3)
+    axes[0].set_ylabel("activation mean ± std")
+    axes[1].plot(layers, stats["saturated"][step], marker="o", color="tab:red")
+    axes[1].set_ylabel("saturated share")
+    axes[2].plot(layers, stats["dead"][step], marker="o", color="tab:grey")
+    axes[2].set_ylabel("dead-unit share")
+    for ax in axes[1:]:
+        ax.set_ylim(-0.02, 1.02)
+    for ax in axes:
+        ax.set_xlabel("layer (1 = input side)")
+        ax.grid(True, alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -1,0 +1,81 @@
+"""Closed-form pieces the math notebooks check their prose against.
+
+The chain rule through a stack of layers multiplies local derivatives. For the
+scalar chain ``y_l = sigma(w_l y_{l-1} + b_l)`` it gives
+``dy_L/dy_0 = prod_l sigma'(z_l) w_l``; the activation alone contributes
+``prod_l sigma'(z_l)``, at most ``(1/4)^L`` for the sigmoid.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import _checks
+from .models import ACTIVATIONS
+
+
+def sigmoid(z):
+    """The logistic function ``sigma(z) = 1 / (1 + exp(-z))`` (float or tensor)."""
+    if isinstance(z, torch.Tensor):
+        return torch.sigmoid(z)
+    z = _checks.number("z", z)
+    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
+
+def sigmoid_derivative(z):
+    """``sigma'(z) = sigma(z) (1 - sigma(z))``, at most 1/4 (reached at z = 0)."""
+    s = sigmoid(z)
+    return s * (1 - s)
+
+
+def sigmoid_derivative_from_output(s):
+    """The sigmoid's derivative written with its output ``s = sigma(z)``: ``s (1 - s)``.
+
+    For ``s = 0.9`` it is ``0.9 * 0.1 = 0.09``.
+    """
+    if isinstance(s, torch.Tensor):
+        if ((s <= 0) | (s >= 1)).any():
+            raise ValueError("s must lie strictly between 0 and 1 (it is a sigmoid output)")
+        return s * (1 - s)
+    s = _checks.number("s", s, minimum=0, strict_minimum=True, maximum=1)
+    if s == 1.0:
+        raise ValueError("s=1.0 is not allowed; it must lie strictly between 0 and 1 (a sigmoid output)")
+    return s * (1 - s)
+
+
+def chain_product(local_derivatives):
+    """Product of the local derivatives along a chain: ``prod_l d y_l / d y_{l-1}``."""
+    values = list(local_derivatives)
+    if not values:
+        raise ValueError("local_derivatives=[] is not allowed; give at least one local derivative")
+    for i, v in enumerate(values):
+        _checks.number(f"local_derivatives[{i}]", v)
+    return math.prod(values)
+
+
+def activation_derivative(activation, z):
+    """``f'(z)`` of a course activation, computed by autograd, elementwise over tensor ``z``."""
+    _checks.choice("activation", activation, tuple(ACTIVATIONS))
+    if not isinstance(z, torch.Tensor) or not z.is_floating_point():
+        raise ValueError(f"z={_checks._describe(z)} is not allowed; it must be a floating-point torch.Tensor")
+    z = z.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(ACTIVATIONS[activation]()(z).sum(), z)
+    return grad
+
+
+def max_derivative(activation, low=-10.0, high=10.0, points=200_001):
+    """The largest ``f'(z)`` over a grid on [low, high] (sigmoid 1/4, tanh 1, ReLU 1)."""
+    z = torch.linspace(low, high, points, dtype=torch.float64)
+    return activation_derivative(activation, z).max().item()
+
+
+def derivative_bound(activation, depth):
+    """``max f' ** depth``: the most the activations alone can pass back through ``depth`` layers.
+
+    For the sigmoid it is ``(1/4)^depth``; the weights multiply in their own factors.
+    """
+    _checks.integer("depth", depth, minimum=1)
+    return max_derivative(activation) ** depth

@@ -1,0 +1,241 @@
+"""One small training loop for the course, with a clean stop when training diverges."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import _checks
+from .data import batches
+from .monitor import GradientMonitor
+
+OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+
+
+@dataclass
+class History:
+    """What :func:`fit` measured.
+
+    ``loss`` and ``grad_norm`` hold one float per optimizer step (``grad_norm`` is the
+    global gradient norm before any clipping); ``train_accuracy`` and ``val_accuracy``
+    one per finished epoch. When training diverged, ``stop_step`` (1-based),
+    ``stop_layer`` and ``stop_message`` say where; no non-finite value is recorded.
+    """
+
+    loss: list = field(default_factory=list)
+    grad_norm: list = field(default_factory=list)
+    train_accuracy: list = field(default_factory=list)
+    val_accuracy: list = field(default_factory=list)
+    stop_step: int | None = None
+    stop_layer: str | None = None
+    stop_message: str | None = None
+
+    @property
+    def diverged(self):
+        """True when training stopped on a non-finite loss or gradient."""
+        return self.stop_step is not None
+
+    @property
+    def steps(self):
+        """Number of completed optimizer steps."""
+        return len(self.loss)
+
+    def __repr__(self):
+        parts = [f"steps={self.steps}"]
+        if self.loss:
+            parts.append(f"final loss={self.loss[-1]:.4f}")
+        if self.train_accuracy:
+            parts.append(f"train accuracy={self.train_accuracy[-1]:.3f}")
+        if self.val_accuracy:
+            parts.append(f"val accuracy={self.val_accuracy[-1]:.3f}")
+        if self.diverged:
+            parts.append(f"diverged at step {self.stop_step} ({self.stop_layer})")
+        return f"History({', '.join(parts)})"
+
+
+def make_optimizer(params, optimizer="sgd", lr=0.1, momentum=None):
+    """Build a :mod:`torch.optim` optimizer by name.
+
+    ``sgd``: plain SGD (momentum 0 unless given); ``momentum``: SGD with momentum
+    (0.9 unless given; Polyak 1964, Sutskever et al. 2013); ``rmsprop``: RMSprop
+    (Tieleman & Hinton 2012); ``adam``: Adam (Kingma & Ba 2015), which takes no momentum.
+    """
+    _checks.choice("optimizer", optimizer, OPTIMIZERS)
+    lr = _checks.number("lr", lr, minimum=0, strict_minimum=True)
+    if momentum is not None:
+        if optimizer == "adam":
+            raise ValueError(f"momentum={momentum!r} is not allowed with optimizer='adam'; "
+                             "leave it None (Adam's betas play that role)")
+        momentum = _checks.number("momentum", momentum, minimum=0, maximum=0.999)
+    params = list(params)
+    if optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum or 0.0)
+    if optimizer == "momentum":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9 if momentum is None else momentum)
+    if optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=momentum or 0.0)
+    return torch.optim.Adam(params, lr=lr)
+
+
+@torch.no_grad()
+def accuracy(model, X, y, batch_size=1024):
+    """Share of rows of ``X`` whose largest logit is the label in ``y`` (model in eval mode)."""
+    _checks.features_and_labels(X, y)
+    _checks.integer("batch_size", batch_size, minimum=1)
+    was_training = model.training
+    model.eval()
+    device = _device_of(model)
+    correct = 0
+    for Xb, yb in batches(X, y, batch_size, shuffle=False):
+        correct += (model(Xb.to(device)).argmax(dim=1) == yb.to(device)).sum().item()
+    model.train(was_training)
+    return correct / len(X)
+
+
+def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, clip_norm=None,
+        clip_value=None, monitor=None, progress=True, seed=0, validation=None):
+    """Train ``model`` on ``(X, y)`` with cross-entropy and return a :class:`History`.
+
+    Args:
+        epochs, batch_size: passes over the data and examples per step.
+        optimizer, lr, momentum: see :func:`make_optimizer`.
+        clip_norm: rescale the gradient to this global norm when larger,
+            ``torch.nn.utils.clip_grad_norm_`` (Pascanu et al. 2013).
+        clip_value: clamp each gradient entry to [-clip_value, clip_value],
+            ``torch.nn.utils.clip_grad_value_``.
+        monitor: a :class:`~gradcourse.monitor.GradientMonitor` of ``model``; activated
+            for the run if it is not active already.
+        progress: show a ``tqdm.auto`` progress bar.
+        seed: seeds the batch order (epoch e uses ``seed + e``).
+        validation: optional ``(X_val, y_val)`` scored after every epoch.
+
+    If the loss or a gradient becomes NaN or infinite, training stops before the
+    optimizer applies it, prints one line naming the step and the layer where the
+    values first went non-finite, and returns the history so far. An interrupt
+    (Jupyter's stop button) also returns the history so far.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model={_checks._describe(model)} is not allowed; it must be a torch.nn.Module")
+    _checks.features_and_labels(X, y)
+    _checks.integer("epochs", epochs, minimum=1)
+    _checks.integer("batch_size", batch_size, minimum=1)
+    for name, value in (("clip_norm", clip_norm), ("clip_value", clip_value)):
+        if value is not None:
+            _checks.number(name, value, minimum=0, strict_minimum=True)
+    if monitor is not None and (not isinstance(monitor, GradientMonitor) or monitor.model is not model):
+        raise ValueError(f"monitor={monitor!r} is not allowed; it must be a GradientMonitor(model) of this model or None")
+    _checks.boolean("progress", progress)
+    _checks.integer("seed", seed)
+    if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise ValueError(f"validation={_checks._describe(validation)} is not allowed; it must be (X_val, y_val) or None")
+        _checks.features_and_labels(*validation, x_name="validation[0]", y_name="validation[1]")
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = make_optimizer(params, optimizer, lr, momentum)
+
+    if monitor is not None and not monitor.active:
+        with monitor:
+            return _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, progress, seed, validation)
+    return _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, progress, seed, validation)
+
+
+def _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, progress, seed, validation):
+    history = History()
+    device = _device_of(model)
+    steps_per_epoch = math.ceil(len(X) / batch_size)
+    bar = tqdm(total=epochs * steps_per_epoch, desc="training", disable=not progress, mininterval=0.5)
+    step = 0
+    model.train()
+    try:
+        for epoch in range(epochs):
+            for Xb, yb in batches(X, y, batch_size, shuffle=True, seed=seed + epoch):
+                step += 1
+                Xb, yb = Xb.to(device), yb.to(device)
+                opt.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(Xb), yb)
+                if not torch.isfinite(loss):
+                    _stop(history, step, epoch, f"the loss became {loss.item()}",
+                          _first_nonfinite_output(model, Xb), bar)
+                    return history
+                loss.backward()
+                norm = torch.nn.utils.clip_grad_norm_(params, max_norm=clip_norm or math.inf).item()
+                if not math.isfinite(norm):
+                    _stop(history, step, epoch, f"the gradient norm became {norm}",
+                          _last_nonfinite_gradient(model), bar)
+                    return history
+                if clip_value is not None:
+                    torch.nn.utils.clip_grad_value_(params, clip_value)
+                opt.step()
+                history.loss.append(loss.item())
+                history.grad_norm.append(norm)
+                bar.update(1)
+                if step % 10 == 0:
+                    bar.set_postfix(loss=f"{history.loss[-1]:.4f}", refresh=False)
+            history.train_accuracy.append(accuracy(model, X, y))
+            if validation is not None:
+                history.val_accuracy.append(accuracy(model, *validation))
+    except KeyboardInterrupt:
+        print(f"Training interrupted at step {step}; returning the history so far.")
+    finally:
+        bar.close()
+    return history
+
+
+def _stop(history, step, epoch, what, layer, bar):
+    bar.close()
+    history.stop_step = step
+    history.stop_layer = layer
+    history.stop_message = (f"Training stopped at step {step} (epoch {epoch + 1}): {what}; "
+                            f"first non-finite values at {layer}. Lower the learning rate or the init scale, "
+                            "or clip gradients (notebooks 03, 04, 06).")
+    print(history.stop_message)
+
+
+def named_layers(model):
+    """``(name, module)`` for each layer of ``model`` that holds parameters, input side first.
+
+    A course :class:`~gradcourse.models.MLP` gives ``hidden layer 1 .. L`` and ``output layer``;
+    any other module gives its parameterized submodules by module path, in registration order.
+    """
+    if hasattr(model, "hidden_linears") and hasattr(model, "output"):
+        layers = [(f"hidden layer {i + 1}", m) for i, m in enumerate(model.hidden_linears())]
+        return layers + [("output layer", model.output)]
+    return [(name or "model", m) for name, m in model.named_modules()
+            if any(True for _ in m.parameters(recurse=False))]
+
+
+@torch.no_grad()
+def _first_nonfinite_output(model, Xb):
+    """Rerun the forward pass and name the first layer whose output is non-finite."""
+    if not torch.isfinite(Xb).all():
+        return "the input batch"
+    found = []
+    handles = [module.register_forward_hook(
+        lambda m, i, out, name=name: found.append(name) if not torch.isfinite(out).all() else None)
+        for name, module in named_layers(model)]
+    try:
+        model(Xb)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return found[0] if found else "the loss"
+
+
+def _last_nonfinite_gradient(model):
+    """Backward runs from the output: name the layer nearest the output with a non-finite gradient."""
+    for name, module in reversed(named_layers(model)):
+        if any(p.grad is not None and not torch.isfinite(p.grad).all() for p in module.parameters(recurse=False)):
+            return name
+    return "unknown layer"
+
+
+def _device_of(model):
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")

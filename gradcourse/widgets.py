@@ -1,0 +1,61 @@
+"""ipywidgets explorers built on :mod:`gradcourse.plots`.
+
+They use only widgets that exist in ipywidgets 7.6 and 8 (IntSlider, FloatLogSlider,
+Dropdown, HBox, VBox, interactive_output), so they render in JupyterLab, Binder and Colab.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+from IPython.display import display
+
+from . import _checks
+from .models import ACTIVATIONS, INITS, MLP
+from .monitor import layer_gradient_norms
+from .plots import plot_gradient_flow
+from .theory import derivative_bound
+
+
+
+def gradient_flow_figure(X, y, depth=20, activation="sigmoid", init="default", init_scale=1.0, width=64, seed=0):
+    """Build a fresh seeded :class:`~gradcourse.models.MLP`, measure ``||dL/dW_l||`` on ``(X, y)``
+    and plot it per layer, next to the bound ``(max f')^(L - l)`` that the activation's
+    derivatives alone put on the signal reaching layer l from the last hidden layer."""
+    from . import set_seed
+
+    _checks.integer("depth", depth, minimum=1, maximum=200)
+    set_seed(seed)
+    model = MLP(in_features=X.shape[1], width=width, depth=depth, activation=activation,
+                init=init, init_scale=init_scale)
+    norms = layer_gradient_norms(model, X, y)
+    bound = [norms[-1] * derivative_bound(activation, depth - l) if l < depth else norms[-1]
+             for l in range(1, depth + 1)]
+    title = f"{depth} layers, {activation}, init={init}, scale={init_scale:g}: first/last = {norms[0] / norms[-1]:.2e}"
+    return plot_gradient_flow({"measured": norms}, title=title,
+                              references={"last layer × (max f')^(L−l)": bound})
+
+
+def gradient_flow_explorer(X, y, depth=20, activation="sigmoid", init="default", init_scale=1.0, width=64, seed=0):
+    """Sliders for depth and init scale, menus for activation and init; redraws the gradient flow.
+
+    Each change builds a new seeded network and redraws the figure of
+    :func:`gradient_flow_figure` in place (the output is cleared with ``wait=True``,
+    so there is no flicker, and the old figure is closed). Returns the widget.
+    """
+    _checks.features_and_labels(X, y)
+    _checks.choice("activation", activation, tuple(ACTIVATIONS))
+    _checks.choice("init", init, INITS)
+    controls = {
+        "depth": widgets.IntSlider(value=depth, min=2, max=50, description="depth", continuous_update=False),
+        "activation": widgets.Dropdown(options=list(ACTIVATIONS), value=activation, description="activation"),
+        "init": widgets.Dropdown(options=list(INITS), value=init, description="init"),
+        "init_scale": widgets.FloatLogSlider(value=init_scale, base=10, min=-1, max=1, step=0.05,
+                                             description="init scale", continuous_update=False),
+    }
+
+    def draw(depth, activation, init, init_scale):
+        display(gradient_flow_figure(X, y, depth, activation, init, init_scale, width, seed))
+
+    output = widgets.interactive_output(draw, controls)
+    return widgets.VBox([widgets.HBox([controls["depth"], controls["init_scale"]]),
+                         widgets.HBox([controls["activation"], controls["init"]]), output])
