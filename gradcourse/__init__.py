@@ -31,7 +31,27 @@ def device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-from . import data, models, monitor, plots, theory, train, widgets  # noqa: E402  (after set_seed, which widgets use)
+def environment_report():
+    """The versions and compute device of this session, as ``{name: value}``."""
+    import platform
+
+    import ipywidgets
+    import matplotlib
+    import torchvision
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "ipywidgets": ipywidgets.__version__,
+        "matplotlib": matplotlib.__version__,
+        "gradcourse": __version__,
+        "device": str(device()),
+        "CPU threads": torch.get_num_threads(),
+    }
+
+
+from . import data, experiments, models, monitor, plots, theory, train, widgets  # noqa: E402  (after set_seed, which widgets use)
 from .data import batches, load_mnist  # noqa: E402
 from .models import MLP  # noqa: E402
 from .monitor import GradientMonitor, activation_gradient_norms, layer_gradient_norms  # noqa: E402

@@ -21,6 +21,16 @@ SATURATION = {"tanh": (-0.97, 0.97), "sigmoid": (0.03, 0.97)}
 STATS = ("grad_norm", "act_mean", "act_std", "saturated", "dead", "update_ratio")
 
 
+def norm(tensor):
+    """The Frobenius norm, computed in float64.
+
+    In float32, ``sqrt(sum(g**2))`` underflows to exactly 0 once the entries fall
+    below about 1e-23 (their squares are below float32's smallest subnormal,
+    1.4e-45), which is precisely the regime a vanishing-gradient course measures.
+    """
+    return torch.linalg.vector_norm(tensor.detach().double())
+
+
 def _require_course_model(model, name="model"):
     if not isinstance(model, nn.Module) or not all(hasattr(model, a) for a in ("blocks", "hidden_linears", "hidden_activations")):
         raise ValueError(f"{name}={_checks._describe(model)} is not allowed; it must be a gradcourse "
@@ -41,7 +51,7 @@ def layer_gradient_norms(model, X, y):
     with torch.enable_grad():
         loss = F.cross_entropy(model(X), y)
         grads = torch.autograd.grad(loss, weights)
-    return [g.norm().item() for g in grads]
+    return [norm(g).item() for g in grads]
 
 
 def activation_gradient_norms(model, X, y):
@@ -61,7 +71,7 @@ def activation_gradient_norms(model, X, y):
     finally:
         for handle in handles:
             handle.remove()
-    return [g.norm().item() for g in grads]
+    return [norm(g).item() for g in grads]
 
 
 class GradientMonitor:
@@ -129,7 +139,7 @@ class GradientMonitor:
         steps = min(len(values) for values in per_layer)
         if steps == 0:
             return torch.empty(0, len(per_layer))
-        return torch.stack([torch.stack(values[:steps]) for values in per_layer], dim=1).float()
+        return torch.stack([torch.stack(values[:steps]).double() for values in per_layer], dim=1)
 
     def mean(self, name):
         """Per-layer mean over the recorded steps of one statistic, as a list of floats."""
@@ -147,7 +157,7 @@ class GradientMonitor:
     # hooks -----------------------------------------------------------------
     def _grad_hook(self, i):
         def hook(weight):
-            self._records["grad_norm"][i].append(weight.grad.detach().norm())
+            self._records["grad_norm"][i].append(norm(weight.grad))
         return hook
 
     def _activation_hook(self, i):
@@ -177,6 +187,6 @@ class GradientMonitor:
         if self._snapshots is None or not self._holds_our_weights(optimizer):
             return
         for i, (layer, before) in enumerate(zip(self.layers, self._snapshots)):
-            ratio = (layer.weight.detach() - before).norm() / before.norm()
+            ratio = norm(layer.weight.detach() - before) / norm(before)
             self._records["update_ratio"][i].append(ratio)
         self._snapshots = None

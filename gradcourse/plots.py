@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+import torch
+from matplotlib.ticker import MaxNLocator
 
 from . import _checks
 
@@ -35,34 +37,48 @@ def _positive(seq):
     return [v if math.isfinite(v) and v > 0 else math.nan for v in seq]
 
 
-def plot_per_layer(values, ylabel, title=None, references=None, hline=None, xlabel="layer (1 = input side)"):
-    """Per-layer values on a log scale, one line per run.
+def plot_log_lines(x, values, xlabel, ylabel, title=None, references=None, hline=None):
+    """Lines on a log y-axis over shared x positions, one per run.
 
     Args:
+        x: the x position of each value (e.g. layer numbers or depths).
         values: a sequence (one run) or ``{label: sequence}`` (several runs side by side).
-        ylabel, title, xlabel: axis labels and title.
+        xlabel, ylabel, title: axis labels and title.
         references: optional ``{label: sequence}`` drawn as dashed grey lines (e.g. a bound).
         hline: optional y value drawn as a dotted horizontal line (e.g. the 1e-3 rule of thumb).
     """
+    x = list(x)
     runs = _as_runs(values)
+    refs = _as_runs(references or {}, "references")
+    for label, seq in [*runs.items(), *refs.items()]:
+        if len(seq) != len(x):
+            raise ValueError(f"values for {label!r} has {len(seq)} entries but x has {len(x)}; they must match")
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, seq in runs.items():
-        ax.plot(range(1, len(seq) + 1), _positive(seq), marker="o", markersize=3, label=label)
-    for label, seq in _as_runs(references or {}, "references").items():
-        ax.plot(range(1, len(seq) + 1), _positive(seq), linestyle="--", color="grey", label=label)
+        ax.plot(x, _positive(seq), marker="o", markersize=3, label=label)
+    for label, seq in refs.items():
+        ax.plot(x, _positive(seq), linestyle="--", color="grey", label=label)
     if hline is not None:
         ax.axhline(hline, linestyle=":", color="black", label=f"{hline:g}")
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
-        ax.set_title(title)
-    if any(label is not None for label in [*runs, *(references or {})]) or hline is not None:
+        ax.set_title(title, fontsize="medium")
+    if any(label is not None for label in runs) or refs or hline is not None:
         ax.legend(fontsize="small")
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def plot_per_layer(values, ylabel, title=None, references=None, hline=None):
+    """Per-layer values (layer 1 = input side) on a log scale; see :func:`plot_log_lines`."""
+    runs = _as_runs(values)
+    n = len(next(iter(runs.values())))
+    return plot_log_lines(range(1, n + 1), values, "layer (1 = input side)", ylabel, title, references, hline)
 
 
 def plot_gradient_flow(norms, title="Gradient norm per layer", references=None):
@@ -95,6 +111,7 @@ def plot_history(histories, title=None):
     ax_loss.set_ylabel("training loss")
     ax_loss.set_yscale("log")
     ax_acc.set_xlabel("epoch")
+    ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_acc.set_ylabel("accuracy")
     ax_acc.set_ylim(0, 1)
     for ax in (ax_loss, ax_acc):
@@ -137,6 +154,33 @@ def plot_activation_stats(monitor, step=-1, title=None):
         ax.grid(True, alpha=0.3)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_activations(activations=("sigmoid", "tanh", "relu"), low=-6.0, high=6.0):
+    """Each activation f(z) (left) and its derivative f'(z) by autograd (right)."""
+    from .theory import activation_derivative
+    from .models import ACTIVATIONS
+
+    activations = list(activations)
+    for name in activations:
+        _checks.choice("activations[i]", name, tuple(ACTIVATIONS))
+    _checks.number("low", low)
+    _checks.number("high", high, minimum=low, strict_minimum=True)
+    z = torch.linspace(low, high, 601)
+    fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name in activations:
+        ax_f.plot(z, ACTIVATIONS[name]()(z), label=name)
+        ax_d.plot(z, activation_derivative(name, z), label=name)
+    ax_f.set_ylabel("f(z)")
+    ax_d.set_ylabel("f'(z)")
+    for ax in (ax_f, ax_d):
+        ax.set_xlabel("z")
+        ax.axhline(0, color="black", linewidth=0.5)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
     fig.tight_layout()
     plt.close(fig)
     return fig

@@ -9,6 +9,7 @@ scalar chain ``y_l = sigma(w_l y_{l-1} + b_l)`` it gives
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
@@ -79,3 +80,58 @@ def derivative_bound(activation, depth):
     """
     _checks.integer("depth", depth, minimum=1)
     return max_derivative(activation) ** depth
+
+
+class ScalarChain(NamedTuple):
+    """A chain of one-unit layers ``z_l = w y_{l-1} + b``, ``y_l = f(z_l)``, ``l = 1..L``.
+
+    ``pre_activations[l-1]`` is ``z_l``; ``local_derivatives[l-1]`` is
+    ``dy_l/dy_{l-1} = f'(z_l) w``; ``gradients[l]`` is ``dy_L/dy_l`` for ``l = 0..L-1``,
+    computed by autograd. The chain rule says
+    ``gradients[l] == prod(local_derivatives[l:])``.
+    """
+
+    pre_activations: list
+    local_derivatives: list
+    gradients: list
+
+
+def scalar_chain(depth, weight, bias=0.0, x0=1.0, activation="sigmoid"):
+    """Run the one-unit chain forward and backward (float64) and return a :class:`ScalarChain`."""
+    _checks.integer("depth", depth, minimum=1)
+    weight = _checks.number("weight", weight)
+    bias = _checks.number("bias", bias)
+    x0 = _checks.number("x0", x0)
+    _checks.choice("activation", activation, tuple(ACTIVATIONS))
+    f = ACTIVATIONS[activation]()
+    with torch.enable_grad():
+        ys = [torch.tensor(x0, dtype=torch.float64, requires_grad=True)]
+        zs = []
+        for _ in range(depth):
+            zs.append(weight * ys[-1] + bias)
+            ys.append(f(zs[-1]))
+        gradients = torch.autograd.grad(ys[-1], ys[:-1])
+    local = [weight * activation_derivative(activation, z.detach()).item() for z in zs]
+    return ScalarChain([z.item() for z in zs], local, [g.item() for g in gradients])
+
+
+def sigmoid_network_loss(weights, biases, x, target):
+    """The squared-error loss of a fully connected sigmoid network on one example.
+
+    ``y_0 = x``, ``z_l = W_l y_{l-1} + b_l``, ``y_l = sigma(z_l)`` for ``l = 1..L``, and
+    ``L = 1/2 ||y_L - target||^2``. Vectors are columns: ``W_l`` has shape
+    ``(n_l, n_{l-1})``. Notebook 01 backpropagates through it by hand.
+    """
+    weights, biases = list(weights), list(biases)
+    if not weights or len(weights) != len(biases):
+        raise ValueError(f"weights and biases must be non-empty lists of equal length; got {len(weights)} "
+                         f"weights and {len(biases)} biases")
+    y = x
+    for i, (W, b) in enumerate(zip(weights, biases)):
+        if W.dim() != 2 or b.shape != (W.shape[0],) or W.shape[1] != y.shape[0]:
+            raise ValueError(f"weights[{i}] has shape {tuple(W.shape)} and biases[{i}] {tuple(b.shape)}, which do "
+                             f"not fit an input of size {y.shape[0]}; W_l must be (n_l, n_(l-1)) and b_l (n_l,)")
+        y = torch.sigmoid(W @ y + b)
+    if target.shape != y.shape:
+        raise ValueError(f"target has shape {tuple(target.shape)} but the network outputs {tuple(y.shape)}")
+    return 0.5 * ((y - target) ** 2).sum()

@@ -10,10 +10,10 @@ import ipywidgets as widgets
 from IPython.display import display
 
 from . import _checks
-from .models import ACTIVATIONS, INITS, MLP
-from .monitor import layer_gradient_norms
-from .plots import plot_gradient_flow
-from .theory import derivative_bound
+from .experiments import gradient_flow
+from .models import ACTIVATIONS, INITS
+from .plots import plot_gradient_flow, plot_log_lines
+from .theory import derivative_bound, max_derivative, scalar_chain
 
 
 
@@ -21,13 +21,8 @@ def gradient_flow_figure(X, y, depth=20, activation="sigmoid", init="default", i
     """Build a fresh seeded :class:`~gradcourse.models.MLP`, measure ``||dL/dW_l||`` on ``(X, y)``
     and plot it per layer, next to the bound ``(max f')^(L - l)`` that the activation's
     derivatives alone put on the signal reaching layer l from the last hidden layer."""
-    from . import set_seed
-
     _checks.integer("depth", depth, minimum=1, maximum=200)
-    set_seed(seed)
-    model = MLP(in_features=X.shape[1], width=width, depth=depth, activation=activation,
-                init=init, init_scale=init_scale)
-    norms = layer_gradient_norms(model, X, y)
+    norms = gradient_flow(X, y, depth, activation, init, init_scale, width, seed)
     bound = [norms[-1] * derivative_bound(activation, depth - l) if l < depth else norms[-1]
              for l in range(1, depth + 1)]
     title = f"{depth} layers, {activation}, init={init}, scale={init_scale:g}: first/last = {norms[0] / norms[-1]:.2e}"
@@ -59,3 +54,34 @@ def gradient_flow_explorer(X, y, depth=20, activation="sigmoid", init="default",
     output = widgets.interactive_output(draw, controls)
     return widgets.VBox([widgets.HBox([controls["depth"], controls["init_scale"]]),
                          widgets.HBox([controls["activation"], controls["init"]]), output])
+
+
+def chain_figure(depth=10, weight=1.0, bias=0.0, activation="sigmoid"):
+    """Plot ``|dy_L/dy_l|`` along the one-unit chain of :func:`~gradcourse.theory.scalar_chain`,
+    next to the bound ``(max f' |w|)^(L - l)``."""
+    chain = scalar_chain(depth, weight, bias, x0=1.0, activation=activation)
+    gradients = [abs(g) for g in chain.gradients]
+    bound = [(max_derivative(activation) * abs(weight)) ** (depth - l) for l in range(depth)]
+    title = f"{activation}, w={weight:g}, b={bias:g}: |dy_L/dy_0| = {gradients[0]:.2e}"
+    return plot_log_lines(range(depth), {"|dy_L/dy_l| (autograd)": gradients}, "l (the output y_L differentiated with respect to y_l)",
+                          "gradient (log scale)", title=title, references={"(max f' |w|)^(L-l)": bound})
+
+
+def chain_explorer(depth=10, weight=1.0, bias=0.0, activation="sigmoid"):
+    """Sliders for depth, weight w and bias b of the one-unit chain, a menu for the activation."""
+    _checks.choice("activation", activation, tuple(ACTIVATIONS))
+    controls = {
+        "depth": widgets.IntSlider(value=depth, min=1, max=40, description="depth L", continuous_update=False),
+        "weight": widgets.FloatSlider(value=weight, min=-8.0, max=8.0, step=0.1, description="weight w",
+                                      continuous_update=False),
+        "bias": widgets.FloatSlider(value=bias, min=-4.0, max=4.0, step=0.1, description="bias b",
+                                    continuous_update=False),
+        "activation": widgets.Dropdown(options=list(ACTIVATIONS), value=activation, description="activation"),
+    }
+
+    def draw(depth, weight, bias, activation):
+        display(chain_figure(depth, weight, bias, activation))
+
+    output = widgets.interactive_output(draw, controls)
+    return widgets.VBox([widgets.HBox([controls["depth"], controls["activation"]]),
+                         widgets.HBox([controls["weight"], controls["bias"]]), output])
