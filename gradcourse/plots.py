@@ -75,10 +75,16 @@ def plot_log_lines(x, values, xlabel, ylabel, title=None, references=None, hline
 
 
 def plot_per_layer(values, ylabel, title=None, references=None, hline=None):
-    """Per-layer values (layer 1 = input side) on a log scale; see :func:`plot_log_lines`."""
+    """Per-layer values (layer 1 = input side) on a log scale; see :func:`plot_log_lines`.
+
+    Runs may have different lengths (networks of different depths side by side):
+    each is drawn over its own layers.
+    """
     runs = _as_runs(values)
-    n = len(next(iter(runs.values())))
-    return plot_log_lines(range(1, n + 1), values, "layer (1 = input side)", ylabel, title, references, hline)
+    refs = _as_runs(references or {}, "references")
+    n = max(len(seq) for seq in [*runs.values(), *refs.values()])
+    runs, refs = ({label: seq + [math.nan] * (n - len(seq)) for label, seq in d.items()} for d in (runs, refs))
+    return plot_log_lines(range(1, n + 1), runs, "layer (1 = input side)", ylabel, title, refs or None, hline)
 
 
 def plot_gradient_flow(norms, title="Gradient norm per layer", references=None):

@@ -37,8 +37,10 @@ def sigmoid_derivative_from_output(s):
     For ``s = 0.9`` it is ``0.9 * 0.1 = 0.09``.
     """
     if isinstance(s, torch.Tensor):
-        if ((s <= 0) | (s >= 1)).any():
-            raise ValueError("s must lie strictly between 0 and 1 (it is a sigmoid output)")
+        outside = ~((s > 0) & (s < 1))  # NaN counts as outside
+        if outside.any():
+            raise ValueError(f"s={_checks._describe(s)} is not allowed; it must lie strictly between 0 and 1 "
+                             f"(a sigmoid output), but it holds {s[outside].flatten()[0].item()!r}")
         return s * (1 - s)
     s = _checks.number("s", s, minimum=0, strict_minimum=True, maximum=1)
     if s == 1.0:
@@ -69,6 +71,9 @@ def activation_derivative(activation, z):
 
 def max_derivative(activation, low=-10.0, high=10.0, points=200_001):
     """The largest ``f'(z)`` over a grid on [low, high] (sigmoid 1/4, tanh 1, ReLU 1)."""
+    low = _checks.number("low", low)
+    high = _checks.number("high", high, minimum=low, strict_minimum=True)
+    _checks.integer("points", points, minimum=2)
     z = torch.linspace(low, high, points, dtype=torch.float64)
     return activation_derivative(activation, z).max().item()
 

@@ -40,6 +40,9 @@ def gradient_flow_explorer(X, y, depth=20, activation="sigmoid", init="default",
     _checks.features_and_labels(X, y)
     _checks.choice("activation", activation, tuple(ACTIVATIONS))
     _checks.choice("init", init, INITS)
+    # Within the sliders' ranges: ipywidgets would silently clamp a value outside them.
+    _checks.integer("depth", depth, minimum=2, maximum=50)
+    _checks.number("init_scale", init_scale, minimum=0.1, maximum=10)
     controls = {
         "depth": widgets.IntSlider(value=depth, min=2, max=50, description="depth", continuous_update=False),
         "activation": widgets.Dropdown(options=list(ACTIVATIONS), value=activation, description="activation"),
@@ -70,6 +73,10 @@ def chain_figure(depth=10, weight=1.0, bias=0.0, activation="sigmoid"):
 def chain_explorer(depth=10, weight=1.0, bias=0.0, activation="sigmoid"):
     """Sliders for depth, weight w and bias b of the one-unit chain, a menu for the activation."""
     _checks.choice("activation", activation, tuple(ACTIVATIONS))
+    # Within the sliders' ranges: ipywidgets would silently clamp a value outside them.
+    _checks.integer("depth", depth, minimum=1, maximum=40)
+    _checks.number("weight", weight, minimum=-8, maximum=8)
+    _checks.number("bias", bias, minimum=-4, maximum=4)
     controls = {
         "depth": widgets.IntSlider(value=depth, min=1, max=40, description="depth L", continuous_update=False),
         "weight": widgets.FloatSlider(value=weight, min=-8.0, max=8.0, step=0.1, description="weight w",
