@@ -1,0 +1,294 @@
+"""gradcourse.data: load_mnist (bundled, torchvision from local IDX files, auto) and batches."""
+
+import gzip
+import hashlib
+import re
+import struct
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import gradcourse
+from gradcourse import data
+
+MEAN, STD = 0.1307, 0.3081
+
+
+def _standardized(pixels_uint8):
+    """The documented standardization, computed independently in float64."""
+    return (np.asarray(pixels_uint8, dtype=np.float64).reshape(len(pixels_uint8), -1) / 255 - MEAN) / STD
+
+
+def _pixels(X):
+    """Invert the standardization: the uint8 grey levels behind standardized rows."""
+    return ((X.double() * STD + MEAN) * 255).round().to(torch.uint8).numpy()
+
+
+def _row_hashes(pixels_uint8):
+    return [hashlib.sha1(row.tobytes()).hexdigest() for row in np.ascontiguousarray(pixels_uint8)]
+
+
+@pytest.fixture(scope="module")
+def bundled_file():
+    """The bundled CSV read independently of gradcourse: (5000, 784) pixels and 5000 labels."""
+    with gzip.open(data.bundled_path(), "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.uint8)
+    return table[:, :-1], table[:, -1]
+
+
+# ---------------------------------------------------------------- bundled source
+
+@pytest.fixture(scope="module")
+def bundled():
+    return {split: gradcourse.load_mnist(split, source="bundled") for split in ("train", "test")}
+
+
+def test_bundled_shapes_and_dtypes(bundled):
+    (X, y), (Xt, yt) = bundled["train"], bundled["test"]
+    assert X.shape == (4000, 784) and y.shape == (4000,)
+    assert Xt.shape == (1000, 784) and yt.shape == (1000,)
+    assert X.dtype == Xt.dtype == torch.float32
+    assert y.dtype == yt.dtype == torch.int64
+    gradcourse.load_mnist("test", limit=1, source="bundled")
+    assert data.last_source() == "bundled"
+
+
+def test_bundled_split_is_stratified_400_and_100_per_class(bundled):
+    assert torch.bincount(bundled["train"][1], minlength=10).tolist() == [400] * 10
+    assert torch.bincount(bundled["test"][1], minlength=10).tolist() == [100] * 10
+
+
+def test_bundled_pixels_follow_the_standardization_formula(bundled):
+    X = bundled["train"][0].double()
+    pixels = (X * STD + MEAN) * 255  # invert x = (p/255 - mean)/std
+    assert torch.allclose(pixels, pixels.round(), atol=1e-3)  # whole grey levels
+    assert pixels.min().round() == 0 and pixels.max().round() == 255
+
+
+def test_bundled_train_set_is_standardized(bundled):
+    # The constants are the full 60,000-digit training set's; a 4,000-digit sample's
+    # mean differs from it by a few standard errors (about 0.002 here), its std similarly.
+    X = bundled["train"][0]
+    assert abs(X.mean().item()) < 0.05
+    assert abs(X.std().item() - 1) < 0.05
+
+
+def test_bundled_train_and_test_are_disjoint_and_cover_the_file(bundled, bundled_file):
+    images, _ = bundled_file
+    assert images.shape == (5000, 784)
+    file_hashes = _row_hashes(images)
+    assert len(set(file_hashes)) == 5000  # the file holds no duplicate image, so hashes identify rows
+    train = set(_row_hashes(_pixels(bundled["train"][0])))
+    test = set(_row_hashes(_pixels(bundled["test"][0])))
+    assert len(train) == 4000 and len(test) == 1000
+    assert not train & test
+    assert train | test == set(file_hashes)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_bundled_labels_match_the_file(bundled, bundled_file, split):
+    images, labels = bundled_file
+    label_of = dict(zip(_row_hashes(images), labels.tolist()))
+    X, y = bundled[split]
+    assert [label_of[h] for h in _row_hashes(_pixels(X))] == y.tolist()
+
+
+def test_load_is_deterministic_and_returns_copies():
+    X1, y1 = gradcourse.load_mnist("test", source="bundled")
+    X1.fill_(0.0)
+    y1.fill_(-1)
+    X2, y2 = gradcourse.load_mnist("test", source="bundled")
+    X3, y3 = gradcourse.load_mnist("test", source="bundled")
+    assert torch.equal(X2, X3) and torch.equal(y2, y3)
+    assert not (X2 == 0).all() and (y2 >= 0).all()
+
+
+def test_limit_keeps_the_first_examples(bundled):
+    X, y = gradcourse.load_mnist("train", limit=10, source="bundled")
+    assert torch.equal(X, bundled["train"][0][:10]) and torch.equal(y, bundled["train"][1][:10])
+    X_all, _ = gradcourse.load_mnist("train", limit=10**6, source="bundled")
+    assert len(X_all) == 4000
+
+
+def test_second_load_comes_from_memory():
+    gradcourse.load_mnist("train", source="bundled")
+    start = time.perf_counter()
+    gradcourse.load_mnist("train", source="bundled")
+    assert time.perf_counter() - start < 0.5
+
+
+def test_first_load_in_a_fresh_process_is_fast():
+    code = ("import time, gradcourse\n"
+            "start = time.perf_counter()\n"
+            "X, y = gradcourse.load_mnist(source='bundled')\n"
+            "print(time.perf_counter() - start, len(X))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    seconds, rows = result.stdout.split()
+    assert int(rows) == 4000
+    assert float(seconds) < 0.5
+
+
+@pytest.mark.parametrize("kwargs, name, value", [
+    (dict(split="val"), "split", "val"),
+    (dict(limit=0), "limit", 0),
+    (dict(limit=-5), "limit", -5),
+    (dict(limit=2.5), "limit", 2.5),
+    (dict(limit=True), "limit", True),
+    (dict(source="web"), "source", "web"),
+    (dict(root=3), "root", 3),
+])
+def test_load_mnist_rejects_bad_arguments(kwargs, name, value, raises_bad):
+    with raises_bad(name, value):
+        gradcourse.load_mnist(**kwargs)
+
+
+# ---------------------------------------------------------------- torchvision source, offline
+
+def _write_idx(raw, prefix, images, labels):
+    n = len(images)
+    (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
+    (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n) + labels.tobytes())
+
+
+@pytest.fixture
+def idx_root(tmp_path, monkeypatch):
+    """A root holding small, valid MNIST IDX files (6 train, 4 test digits); downloads forbidden."""
+    rng = np.random.default_rng(0)
+    written = {}
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split, prefix, n in (("train", "train", 6), ("test", "t10k", 4)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
+        _write_idx(raw, prefix, images, labels)
+        written[split] = (images, labels)
+
+    def no_download(root):
+        raise AssertionError("the IDX files are present; nothing should be downloaded")
+
+    monkeypatch.setattr(data, "_download_torchvision", no_download)
+    monkeypatch.setattr(data, "_auto_choice", {})
+    return tmp_path, written
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_torchvision_source_reads_local_idx_files(idx_root, split):
+    root, written = idx_root
+    images, labels = written[split]
+    X, y = gradcourse.load_mnist(split, source="torchvision", root=root)
+    assert X.dtype == torch.float32 and X.shape == (len(images), 784)
+    assert y.dtype == torch.int64 and y.tolist() == labels.tolist()
+    np.testing.assert_allclose(X.numpy(), _standardized(images), rtol=0, atol=1e-5)
+    assert data.last_source() == "torchvision"
+
+
+def test_auto_uses_torchvision_when_its_files_are_present(idx_root, capsys):
+    root, written = idx_root
+    X, y = gradcourse.load_mnist("train", source="auto", root=str(root))
+    assert data.last_source() == "torchvision"
+    assert y.tolist() == written["train"][1].tolist()
+    assert capsys.readouterr().out == ""
+
+
+def test_auto_falls_back_to_bundled_with_one_notice(tmp_path, monkeypatch, capsys):
+    attempts = []
+
+    def failing_download(root):
+        attempts.append(root)
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(data, "_download_torchvision", failing_download)
+    monkeypatch.setattr(data, "_auto_choice", {})
+    X, y = gradcourse.load_mnist("train", source="auto", root=tmp_path)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1
+    assert "bundled" in lines[0] and "no network in this test" in lines[0]
+    assert data.last_source() == "bundled"
+    X_bundled, y_bundled = gradcourse.load_mnist("train", source="bundled")
+    assert torch.equal(X, X_bundled) and torch.equal(y, y_bundled)
+
+    gradcourse.load_mnist("test", source="auto", root=tmp_path)  # the decision is kept per root
+    assert len(attempts) == 1 and capsys.readouterr().out == ""
+    assert data.last_source() == "bundled"
+
+
+def test_unreadable_torchvision_files_raise_a_helpful_error(tmp_path, monkeypatch):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for names in data._RAW_FILES.values():
+        for name in names:
+            (raw / name).write_bytes(b"not an idx file")
+    monkeypatch.setattr(data, "_cache", {})
+    with pytest.raises(RuntimeError, match=re.escape("source='bundled'")):
+        gradcourse.load_mnist("train", source="torchvision", root=tmp_path)
+
+
+def test_default_root_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("GRADCOURSE_DATA", str(tmp_path))
+    assert data.default_root() == tmp_path
+
+
+# ---------------------------------------------------------------- batches
+
+def _toy(n=10):
+    return torch.arange(n, dtype=torch.float32).reshape(n, 1), torch.arange(n)
+
+
+def test_batches_cover_every_index_exactly_once():
+    X, y = _toy(10)
+    seen = [int(v) for _, yb in gradcourse.batches(X, y, batch_size=3, seed=1) for v in yb]
+    assert sorted(seen) == list(range(10))
+
+
+def test_batches_keep_rows_and_labels_together():
+    X, y = _toy(10)
+    for Xb, yb in gradcourse.batches(X, y, batch_size=4, seed=2):
+        assert torch.equal(Xb[:, 0].long(), yb)
+
+
+def test_batch_sizes_with_a_smaller_last_batch():
+    X, y = _toy(10)
+    assert [len(yb) for _, yb in gradcourse.batches(X, y, batch_size=4)] == [4, 4, 2]
+    assert [len(yb) for _, yb in gradcourse.batches(X, y, batch_size=20)] == [10]
+
+
+def test_shuffle_is_deterministic_per_seed_and_differs_between_seeds():
+    X, y = _toy(50)
+
+    def order(seed):
+        return torch.cat([yb for _, yb in gradcourse.batches(X, y, batch_size=8, seed=seed)]).tolist()
+
+    assert order(0) == order(0)
+    assert order(0) != order(1)
+    assert order(0) != list(range(50))
+
+
+def test_no_shuffle_keeps_the_order():
+    X, y = _toy(10)
+    batches = list(gradcourse.batches(X, y, batch_size=4, shuffle=False))
+    assert [yb.tolist() for _, yb in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+@pytest.mark.parametrize("kwargs, name, value", [
+    (dict(batch_size=0), "batch_size", 0),
+    (dict(batch_size=2.0), "batch_size", 2.0),
+    (dict(batch_size=4, shuffle=1), "shuffle", 1),
+    (dict(batch_size=4, seed=0.5), "seed", 0.5),
+])
+def test_batches_reject_bad_arguments(kwargs, name, value, raises_bad):
+    X, y = _toy(10)
+    with raises_bad(name, value):
+        gradcourse.batches(X, y, **kwargs)  # raised at the call, not at the first next()
+
+
+def test_batches_reject_mismatched_or_non_tensor_data():
+    X, y = _toy(10)
+    with pytest.raises(ValueError, match=re.escape("<tensor shape=(10, 1)")) as info:
+        gradcourse.batches(X, y[:9], batch_size=4)
+    assert "same first dimension" in str(info.value) and "<tensor shape=(9,)" in str(info.value)
+    with pytest.raises(ValueError, match="same first dimension"):
+        gradcourse.batches(X.tolist(), y, batch_size=4)

@@ -1,0 +1,40 @@
+"""gradcourse.experiments: seeded measurements the notebooks print."""
+
+import pytest
+
+import gradcourse
+from gradcourse import MLP, activation_gradient_norms, experiments, layer_gradient_norms
+
+
+@pytest.fixture
+def Xy(mnist_small):
+    return mnist_small[0][:64], mnist_small[1][:64]
+
+
+def test_gradient_flow_measures_a_fresh_seeded_mlp(Xy):
+    norms = experiments.gradient_flow(*Xy, depth=5, activation="tanh", width=16, seed=2)
+    gradcourse.set_seed(2)
+    assert norms == pytest.approx(layer_gradient_norms(MLP(width=16, depth=5, activation="tanh"), *Xy))
+    assert norms == experiments.gradient_flow(*Xy, depth=5, activation="tanh", width=16, seed=2)
+
+
+def test_first_to_last_ratio_per_depth(Xy):
+    ratios = experiments.first_to_last_ratio(*Xy, depths=[1, 4, 8], width=16, seed=1)
+    assert len(ratios) == 3 and ratios[0] == 1.0  # one hidden layer: first is last
+    gradcourse.set_seed(1)
+    norms = activation_gradient_norms(MLP(width=16, depth=4, activation="sigmoid"), *Xy)
+    assert ratios[1] == pytest.approx(norms[0] / norms[-1])
+    assert ratios[2] < ratios[1] < 1  # sigmoid: the signal shrinks with depth
+
+
+@pytest.mark.parametrize("depths, name, value", [([], "depths", []), ([3, 0], "depths[i]", 0)])
+def test_first_to_last_ratio_rejects_bad_depths(Xy, depths, name, value, raises_bad):
+    with raises_bad(name, value):
+        experiments.first_to_last_ratio(*Xy, depths=depths)
+
+
+def test_experiments_reject_bad_arguments(Xy, raises_bad):
+    with raises_bad("activation", "sigmod"):
+        experiments.gradient_flow(*Xy, activation="sigmod")
+    with pytest.raises(ValueError, match="y has 3 labels"):
+        experiments.gradient_flow(Xy[0], Xy[1][:3])

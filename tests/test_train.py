@@ -1,0 +1,291 @@
+"""gradcourse.train: fit, History, make_optimizer, accuracy, and the clean stop on divergence."""
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import gradcourse
+from gradcourse import MLP, GradientMonitor, fit
+from gradcourse.train import History, accuracy, make_optimizer
+
+
+def _model(**kwargs):
+    gradcourse.set_seed(0)
+    return MLP(**{"width": 32, "depth": 2, **kwargs})
+
+
+def _fit(model, X, y, **kwargs):
+    return fit(model, X, y, **{"epochs": 1, "batch_size": 64, "lr": 0.1, "progress": False, **kwargs})
+
+
+# ---------------------------------------------------------------- History
+
+def test_history_lengths_follow_epochs_and_batches():
+    X, y = gradcourse.load_mnist(limit=300, source="bundled")
+    model = _model()
+    history = _fit(model, X, y, epochs=2, validation=(X[:50], y[:50]))
+    assert isinstance(history, History)
+    assert len(history.loss) == len(history.grad_norm) == history.steps == 2 * math.ceil(300 / 64)
+    assert len(history.train_accuracy) == len(history.val_accuracy) == 2
+    assert all(0 <= a <= 1 for a in history.train_accuracy + history.val_accuracy)
+    assert history.train_accuracy[-1] == accuracy(model, X, y)
+    assert history.val_accuracy[-1] == accuracy(model, X[:50], y[:50])
+    assert not history.diverged and history.stop_step is None
+    assert f"steps={history.steps}" in repr(history)
+
+
+def test_no_validation_gives_no_validation_accuracy(mnist_small):
+    history = _fit(_model(), *mnist_small)
+    assert history.val_accuracy == [] and len(history.train_accuracy) == 1
+
+
+def test_fit_is_deterministic(mnist_small):
+    first = _fit(_model(), *mnist_small, epochs=2)
+    second = _fit(_model(), *mnist_small, epochs=2)
+    assert first.loss == second.loss and first.grad_norm == second.grad_norm
+    third = _fit(_model(), *mnist_small, epochs=2, seed=1)  # another batch order
+    assert third.loss != first.loss
+
+
+def test_first_loss_is_the_loss_of_the_first_shuffled_batch(mnist_small):
+    X, y = mnist_small
+    model = _model()
+    reference = copy.deepcopy(model)
+    Xb, yb = next(gradcourse.batches(X, y, 64, shuffle=True, seed=0))
+    loss = F.cross_entropy(reference(Xb), yb)
+    loss.backward()
+    global_norm = torch.cat([p.grad.flatten() for p in reference.parameters()]).norm().item()
+    history = _fit(model, X, y)
+    assert history.loss[0] == pytest.approx(loss.item(), rel=1e-6)
+    assert history.grad_norm[0] == pytest.approx(global_norm, rel=1e-5)
+
+
+@pytest.mark.parametrize("optimizer, lr", [("sgd", 0.1), ("momentum", 0.05), ("rmsprop", 0.01), ("adam", 0.01)])
+def test_every_optimizer_learns_an_easy_problem(optimizer, lr, blobs):
+    X, y = blobs
+    model = _model(in_features=20, out_features=3, width=16)
+    before = accuracy(model, X, y)
+    history = _fit(model, X, y, epochs=3, batch_size=32, optimizer=optimizer, lr=lr)
+    assert history.train_accuracy[-1] > before
+    assert history.train_accuracy[-1] > 0.9
+    assert history.loss[-1] < history.loss[0]
+
+
+def test_accuracy_counts_correct_rows_and_keeps_the_mode():
+    model = nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(2))  # predicts the larger coordinate
+    X = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [0.0, 3.0]])
+    y = torch.tensor([0, 1, 1, 0])
+    model.train()
+    assert accuracy(model, X, y, batch_size=3) == 0.5
+    assert model.training
+
+
+# ---------------------------------------------------------------- clipping
+
+def test_grad_norm_is_recorded_before_clipping(mnist_small):
+    plain = _fit(_model(), *mnist_small)
+    clipped = _fit(_model(), *mnist_small, clip_norm=1e-3)
+    assert clipped.grad_norm[0] == plain.grad_norm[0] > 1e-3
+    assert clipped.loss[1] != plain.loss[1]  # the clipped step changed the weights differently
+
+
+def _one_sgd_step_change(X, y, **kwargs):
+    model = _model()
+    before = torch.cat([p.detach().flatten() for p in model.parameters()])
+    fit(model, X, y, epochs=1, batch_size=len(X), lr=0.5, progress=False, **kwargs)
+    return torch.cat([p.detach().flatten() for p in model.parameters()]) - before
+
+
+def test_clip_norm_bounds_the_update(mnist_small):
+    X, y = mnist_small
+    unclipped = _one_sgd_step_change(X, y).norm().item()
+    clipped = _one_sgd_step_change(X, y, clip_norm=0.01).norm().item()
+    assert unclipped / 0.5 > 0.01  # the gradient was larger than the clip
+    assert clipped == pytest.approx(0.5 * 0.01, rel=1e-3)  # lr * clip_norm
+
+
+def test_clip_value_bounds_each_entry(mnist_small):
+    X, y = mnist_small
+    assert _one_sgd_step_change(X, y).abs().max().item() > 10 * 0.5 * 1e-4
+    clipped = _one_sgd_step_change(X, y, clip_value=1e-4).abs().max().item()
+    assert clipped == pytest.approx(0.5 * 1e-4, rel=1e-3)  # lr * clip_value, up to float32 rounding
+
+
+# ---------------------------------------------------------------- divergence
+
+def test_exploding_network_stops_cleanly(mnist_small, capsys):
+    X, y = mnist_small
+    gradcourse.set_seed(0)
+    model = MLP(depth=10, activation="relu", init="normal", init_scale=1.0)
+    history = fit(model, X, y, epochs=2, batch_size=64, lr=0.1, progress=False)
+    assert history.diverged
+    assert history.stop_step == history.steps + 1  # stopped before applying the bad step
+    assert isinstance(history.stop_layer, str) and history.stop_layer.startswith("hidden layer")
+    assert all(math.isfinite(v) for v in history.loss + history.grad_norm)
+    out = capsys.readouterr().out
+    assert history.stop_message in out and f"step {history.stop_step}" in out
+    assert history.stop_layer in history.stop_message
+    assert f"diverged at step {history.stop_step}" in repr(history)
+
+    # The named layer is the first whose output is non-finite on the batch where it stopped.
+    all_batches = [b for epoch in range(2) for b in gradcourse.batches(X, y, 64, seed=epoch)]
+    h, first_bad = all_batches[history.stop_step - 1][0], None
+    with torch.no_grad():
+        for i, block in enumerate(model.blocks, start=1):
+            if not torch.isfinite(block.linear(h)).all():
+                first_bad = i
+                break
+            h = block(h)
+    assert history.stop_layer == f"hidden layer {first_bad}"
+
+
+def test_non_finite_forward_names_the_layer(mnist_small, capsys):
+    model = _model(depth=5)
+    with torch.no_grad():
+        model.hidden_linears()[2].weight.fill_(math.inf)
+    history = _fit(model, *mnist_small)
+    assert history.stop_step == 1 and history.loss == [] and history.grad_norm == []
+    assert history.stop_layer == "hidden layer 3"
+    assert "hidden layer 3" in capsys.readouterr().out
+
+
+class _SqrtGate(nn.Module):
+    """Adds sqrt(g) with g = 0: a finite loss whose gradient for g is infinite."""
+
+    def __init__(self):
+        super().__init__()
+        self.g = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return x + torch.sqrt(self.g)
+
+
+def test_non_finite_gradient_names_the_layer(blobs, capsys):
+    X, y = blobs
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 3), _SqrtGate())
+    history = _fit(model, X, y)
+    assert history.stop_step == 1 and history.loss == []
+    assert history.stop_layer == "1"  # the gate's module path in the Sequential
+    assert "gradient norm" in history.stop_message and "gradient norm" in capsys.readouterr().out
+
+
+class _Interrupting(nn.Module):
+    def __init__(self, after):
+        super().__init__()
+        self.linear = nn.Linear(20, 3)
+        self.calls, self.after = 0, after
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls > self.after:
+            raise KeyboardInterrupt
+        return self.linear(x)
+
+
+def test_interrupt_returns_the_history_so_far(blobs, capsys):
+    history = _fit(_Interrupting(after=2), *blobs)
+    assert history.steps == 2 and not history.diverged
+    assert "interrupted at step 3" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- monitor
+
+def test_monitor_passed_to_fit_records_and_ends_inactive(mnist_small):
+    model = _model()
+    monitor = GradientMonitor(model)
+    history = _fit(model, *mnist_small, monitor=monitor)
+    assert not monitor.active
+    assert monitor.steps("grad_norm") == monitor.steps("update_ratio") == history.steps
+    assert monitor.steps("act_mean") == history.steps  # accuracy() runs under no_grad
+
+
+def test_an_active_monitor_stays_active(mnist_small):
+    model = _model()
+    with GradientMonitor(model) as monitor:
+        history = _fit(model, *mnist_small, monitor=monitor)
+        assert monitor.active
+    assert monitor.steps("grad_norm") == history.steps
+
+
+# ---------------------------------------------------------------- make_optimizer
+
+@pytest.mark.parametrize("name, kind, momentum", [
+    ("sgd", torch.optim.SGD, 0.0),
+    ("momentum", torch.optim.SGD, 0.9),
+    ("rmsprop", torch.optim.RMSprop, 0.0),
+])
+def test_make_optimizer_types_and_momentum_defaults(name, kind, momentum):
+    optimizer = make_optimizer(nn.Linear(2, 2).parameters(), name, lr=0.05)
+    assert type(optimizer) is kind
+    assert optimizer.param_groups[0]["lr"] == 0.05
+    assert optimizer.param_groups[0]["momentum"] == momentum
+
+
+def test_make_optimizer_explicit_momentum_and_adam():
+    assert make_optimizer(nn.Linear(2, 2).parameters(), "momentum", 0.1, momentum=0.5).param_groups[0]["momentum"] == 0.5
+    assert make_optimizer(nn.Linear(2, 2).parameters(), "sgd", 0.1, momentum=0.3).param_groups[0]["momentum"] == 0.3
+    assert type(make_optimizer(nn.Linear(2, 2).parameters(), "adam", 0.1)) is torch.optim.Adam
+
+
+# ---------------------------------------------------------------- bad arguments
+
+@pytest.mark.parametrize("kwargs, name, value", [
+    (dict(epochs=0), "epochs", 0),
+    (dict(epochs=1.5), "epochs", 1.5),
+    (dict(batch_size=0), "batch_size", 0),
+    (dict(lr=0), "lr", 0),
+    (dict(lr=-0.1), "lr", -0.1),
+    (dict(lr=math.nan), "lr", math.nan),
+    (dict(optimizer="sgdd"), "optimizer", "sgdd"),
+    (dict(momentum=1.5), "momentum", 1.5),
+    (dict(clip_norm=-1), "clip_norm", -1),
+    (dict(clip_norm=0), "clip_norm", 0),
+    (dict(clip_value=0.0), "clip_value", 0.0),
+    (dict(progress="yes"), "progress", "yes"),
+    (dict(seed=0.5), "seed", 0.5),
+    (dict(validation="val"), "validation", "val"),
+])
+def test_fit_rejects_bad_arguments(kwargs, name, value, raises_bad, mnist_small):
+    with raises_bad(name, value):
+        _fit(_model(), *mnist_small, **kwargs)
+
+
+def test_fit_rejects_momentum_with_adam(mnist_small):
+    with pytest.raises(ValueError, match=r"momentum=0\.9 is not allowed with optimizer='adam'"):
+        _fit(_model(), *mnist_small, optimizer="adam", momentum=0.9)
+
+
+def test_fit_rejects_a_monitor_of_another_model(mnist_small):
+    with pytest.raises(ValueError, match=r"monitor=GradientMonitor\(2 layers"):
+        _fit(_model(), *mnist_small, monitor=GradientMonitor(_model()))
+
+
+def test_fit_rejects_bad_models_and_data(mnist_small, raises_bad):
+    X, y = mnist_small
+    with raises_bad("model", "not a model"):
+        _fit("not a model", X, y)
+    with pytest.raises(ValueError, match="y has 10 labels but X has 256 rows"):
+        _fit(_model(), X, y[:10])
+    with pytest.raises(ValueError, match=r"validation\[1\] has 5 labels but validation\[0\] has 10 rows"):
+        _fit(_model(), X, y, validation=(X[:10], y[:5]))
+    with pytest.raises(ValueError, match=r"validation=<tensor shape=\(10, 784\)"):
+        _fit(_model(), X, y, validation=X[:10])
+
+
+def test_accuracy_rejects_bad_arguments(raises_bad):
+    with raises_bad("batch_size", 0):
+        accuracy(nn.Linear(2, 2), torch.zeros(3, 2), torch.zeros(3, dtype=torch.long), batch_size=0)
+
+
+def test_progress_bar_does_not_change_the_result(mnist_small, capsys):
+    quiet = _fit(_model(), *mnist_small)
+    shown = _fit(_model(), *mnist_small, progress=True)
+    assert shown.loss == quiet.loss
+    capsys.readouterr()
