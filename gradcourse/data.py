@@ -96,12 +96,12 @@ def last_source():
     return _last_source
 
 
-def batches(X, y, batch_size, shuffle=True, seed=0):
+def batches(X, y, batch_size, shuffle=True, seed=0, drop_last=False):
     """Yield mini-batches ``(X[idx], y[idx])`` by indexing in-memory tensors.
 
     No per-sample Python work: one permutation per call (from a
     :class:`torch.Generator` seeded with ``seed``), then one tensor index per batch.
-    The last batch may be smaller than ``batch_size``.
+    The last batch may be smaller than ``batch_size``; ``drop_last=True`` leaves it out.
     """
     if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor) or len(X) != len(y):
         raise ValueError("X and y must be torch.Tensors with the same first dimension; "
@@ -109,11 +109,12 @@ def batches(X, y, batch_size, shuffle=True, seed=0):
     _checks.integer("batch_size", batch_size, minimum=1)
     _checks.boolean("shuffle", shuffle)
     _checks.integer("seed", seed)
-    return _batch_iterator(X, y, batch_size, shuffle, seed)
+    _checks.boolean("drop_last", drop_last)
+    return _batch_iterator(X, y, batch_size, shuffle, seed, drop_last)
 
 
-def _batch_iterator(X, y, batch_size, shuffle, seed):
-    n = len(X)
+def _batch_iterator(X, y, batch_size, shuffle, seed, drop_last):
+    n = (len(X) // batch_size) * batch_size if drop_last else len(X)
     if shuffle:
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(X.device)
         for start in range(0, n, batch_size):

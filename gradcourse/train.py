@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 
@@ -135,6 +136,9 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             raise ValueError(f"validation={_checks._describe(validation)} is not allowed; it must be (X_val, y_val) or None")
         _checks.features_and_labels(*validation, x_name="validation[0]", y_name="validation[1]")
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()) and min(batch_size, len(X)) < 2:
+        raise ValueError(f"batch_size={batch_size} with {len(X)} examples is not allowed for a model with BatchNorm; "
+                         "it normalizes over the batch and needs at least 2 examples per batch")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, optimizer, lr, momentum)
 
@@ -147,13 +151,15 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
 def _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, progress, seed, validation):
     history = History()
     device = _device_of(model)
-    steps_per_epoch = math.ceil(len(X) / batch_size)
+    # BatchNorm cannot normalize a batch of one example in training mode: leave such a last batch out.
+    drop_last = len(X) % batch_size == 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    steps_per_epoch = len(X) // batch_size if drop_last else math.ceil(len(X) / batch_size)
     bar = tqdm(total=epochs * steps_per_epoch, desc="training", disable=not progress, mininterval=0.5)
     step = 0
     model.train()
     try:
         for epoch in range(epochs):
-            for Xb, yb in batches(X, y, batch_size, shuffle=True, seed=seed + epoch):
+            for Xb, yb in batches(X, y, batch_size, shuffle=True, seed=seed + epoch, drop_last=drop_last):
                 step += 1
                 Xb, yb = Xb.to(device), yb.to(device)
                 opt.zero_grad(set_to_none=True)
@@ -211,9 +217,11 @@ def named_layers(model):
 
 @torch.no_grad()
 def _first_nonfinite_output(model, Xb):
-    """Rerun the forward pass and name the first layer whose output is non-finite."""
+    """Rerun the forward pass on a copy of the model (so that BatchNorm's running statistics
+    stay as they were) and name the first layer whose output is non-finite."""
     if not torch.isfinite(Xb).all():
         return "the input batch"
+    model = copy.deepcopy(model)
     found = []
     handles = [module.register_forward_hook(
         lambda m, i, out, name=name: found.append(name) if not torch.isfinite(out).all() else None)

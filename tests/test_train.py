@@ -289,3 +289,30 @@ def test_progress_bar_does_not_change_the_result(mnist_small, capsys):
     shown = _fit(_model(), *mnist_small, progress=True)
     assert shown.loss == quiet.loss
     capsys.readouterr()
+
+
+
+def test_batchnorm_model_skips_a_last_batch_of_one():
+    model = _model(in_features=4, out_features=2, width=8, norm="batch")
+    X, y = torch.randn(65, 4), torch.randint(0, 2, (65,))
+    history = fit(model, X, y, epochs=2, batch_size=32, lr=0.1, progress=False)
+    assert history.steps == 2 * 2  # 65 = 32 + 32 + 1: the batch of one is left out
+    assert not history.diverged
+
+
+def test_batchnorm_model_rejects_batch_size_one():
+    model = _model(in_features=4, out_features=2, width=8, norm="batch")
+    with pytest.raises(ValueError, match="batch_size=1"):
+        fit(model, torch.randn(8, 4), torch.randint(0, 2, (8,)), epochs=1, batch_size=1, lr=0.1, progress=False)
+
+
+def test_locating_a_nonfinite_output_leaves_batchnorm_statistics_alone():
+    from gradcourse.train import _first_nonfinite_output
+
+    model = _model(in_features=4, out_features=2, width=8, depth=3, norm="batch")
+    with torch.no_grad():
+        model.blocks[1].linear.weight.fill_(float("inf"))
+    before = copy.deepcopy(model.state_dict())
+    assert _first_nonfinite_output(model, torch.randn(16, 4)) == "hidden layer 2"
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
