@@ -15,8 +15,11 @@ $(BIN)/.gradcourse-installed: pyproject.toml
 
 setup: $(BIN)/.gradcourse-installed
 
+# Jupyter refuses to start as root (containers, some cloud machines) unless told it may.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: setup
-	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
+	$(BIN)/jupyter lab $(ALLOW_ROOT) notebooks/00_start_here.ipynb
 
 test: setup
 	$(BIN)/python -m pytest
