@@ -78,3 +78,20 @@ def _describe(value):
     if isinstance(value, torch.Tensor):
         return f"<tensor shape={tuple(value.shape)} dtype={value.dtype}>"
     return repr(value) if len(repr(value)) < 60 else f"<{type(value).__name__}>"
+
+
+def inputs_and_targets(X, y, x_name="X", y_name="y"):
+    """Check a regression batch: X a floating-point tensor of at least 2 dimensions (n, ...),
+    e.g. (n, T, features) sequences, and y a 1-D floating-point tensor of targets of equal length."""
+    import torch
+
+    if not isinstance(X, torch.Tensor) or X.dim() < 2 or not X.is_floating_point():
+        raise ValueError(f"{x_name}={_describe(X)} is not allowed; it must be a floating-point torch.Tensor "
+                         "of at least 2 dimensions (n, ...), e.g. (n, T, features) sequences")
+    if not isinstance(y, torch.Tensor) or y.dim() != 1 or not y.is_floating_point():
+        raise ValueError(f"{y_name}={_describe(y)} is not allowed; it must be a 1-D floating-point torch.Tensor of targets")
+    if len(X) != len(y):
+        raise ValueError(f"{y_name} has {len(y)} targets but {x_name} has {len(X)} rows; they must match")
+    if len(X) == 0:
+        raise ValueError(f"{x_name} is empty; it needs at least one row")
+    return X, y

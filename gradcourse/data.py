@@ -202,3 +202,51 @@ def _stratified_split(labels, test_share, seed):
         test.append(members[:n_test])
         train.append(members[n_test:])
     return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+
+
+# ---------------------------------------------------------------- the adding problem (notebooks 06, 08)
+
+ADDING_BASELINE_MSE = 1.0 / 6.0
+"""MSE of always predicting 1 on the adding problem: the variance of a sum of two U[0, 1] values, 2/12."""
+
+
+def adding_problem(n, length, seed=0):
+    """The adding problem as tensors ``(X, y)``: a long-range memory task for recurrent networks.
+
+    Each of the ``n`` sequences has ``length`` steps and two input channels: channel 0 holds
+    values drawn from U[0, 1]; channel 1 is a marker, 1 at exactly two positions (one drawn
+    uniformly from the first half, ``0 .. length//2 - 1``, one from the second half) and 0
+    elsewhere. The target is the sum of the two marked values. The network sees the whole
+    sequence and must remember the first marked value for up to ``length - 1`` steps.
+
+    Hochreiter & Schmidhuber (1997), "Long Short-Term Memory", experiment 4; this is the variant
+    of Le, Jaitly & Hinton (2015), "A Simple Way to Initialize Recurrent Networks of Rectified
+    Linear Units", with one marker in each half.
+
+    Baseline: the target has mean 1 and variance 2 * (1/12) = 1/6, so predicting the constant 1
+    (the best constant) scores MSE = 1/6 (:data:`ADDING_BASELINE_MSE`). A model beats it only by
+    remembering the marked values.
+
+    Args:
+        n: number of sequences.
+        length: time steps per sequence (at least 2).
+        seed: seeds a :class:`torch.Generator`, so the same arguments give the same data.
+
+    Returns:
+        ``X``: float32 tensor of shape ``(n, length, 2)``; ``y``: float32 tensor of shape ``(n,)``.
+    """
+    _checks.integer("n", n, minimum=1)
+    _checks.integer("length", length, minimum=2)
+    _checks.integer("seed", seed, minimum=0)
+    generator = torch.Generator().manual_seed(seed)
+    values = torch.rand(n, length, generator=generator)
+    half = length // 2
+    first = torch.randint(0, half, (n,), generator=generator)
+    second = torch.randint(half, length, (n,), generator=generator)
+    markers = torch.zeros(n, length)
+    rows = torch.arange(n)
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    X = torch.stack([values, markers], dim=-1)
+    y = values[rows, first] + values[rows, second]
+    return X, y

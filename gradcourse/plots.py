@@ -190,3 +190,188 @@ def plot_activations(activations=("sigmoid", "tanh", "relu"), low=-6.0, high=6.0
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+# ---------------------------------------------------------------- recurrent networks and clipping (notebooks 06, 08)
+
+def plot_timestep_gradients(norms, title=None, references=None, ylabel="||dL/dh_t|| (log scale)"):
+    """``||dL/dh_t||`` against the time step t = 1..T on a log scale, one line per run
+    (e.g. ``{"rnn": [...], "lstm": [...]}`` from :func:`gradcourse.sequences.timestep_gradient_norms`).
+    The loss is read at the last step T, so the gradient starts there and flows to the left."""
+    runs = _as_runs(norms, "norms")
+    length = max(len(seq) for seq in runs.values())
+    return plot_log_lines(range(1, length + 1), norms, "time step t (the loss reads h_T)", ylabel,
+                          title=title, references=references)
+
+
+def plot_regression_history(histories, baseline=None, title=None):
+    """Training loss per step (left) and validation (else training) MSE per epoch (right), log scale,
+    for one History of ``fit(..., loss="mse")`` or ``{label: History}``.
+
+    ``baseline``: optional MSE drawn as a dashed line (e.g. 1/6, what predicting the constant 1
+    scores on the adding problem). A run that diverged is marked with an ``x`` where it stopped.
+    """
+    runs = histories if isinstance(histories, dict) else {None: histories}
+    for label, history in runs.items():
+        if not hasattr(history, "loss") or not hasattr(history, "val_loss"):
+            raise ValueError(f"histories must be a History or a dict of them; got {_checks._describe(history)} for {label!r}")
+    if baseline is not None:
+        baseline = _checks.number("baseline", baseline, minimum=0, strict_minimum=True)
+    fig, (ax_step, ax_epoch) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for label, history in runs.items():
+        line, = ax_step.plot(range(1, len(history.loss) + 1), _positive(history.loss), label=label, linewidth=0.8)
+        if history.diverged:
+            ax_step.plot([history.stop_step], [history.loss[-1] if history.loss else 1.0], "x",
+                         color=line.get_color(), markersize=10)
+        per_epoch = history.val_loss or history.train_loss
+        ax_epoch.plot(range(1, len(per_epoch) + 1), _positive(per_epoch), marker="o", color=line.get_color(), label=label)
+    some_validation = any(history.val_loss for history in runs.values())
+    ax_step.set_xlabel("step")
+    ax_step.set_ylabel("training loss (batch MSE)")
+    ax_epoch.set_xlabel("epoch")
+    ax_epoch.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_epoch.set_ylabel("validation MSE" if some_validation else "training MSE")
+    for ax in (ax_step, ax_epoch):
+        ax.set_yscale("log")
+        if baseline is not None:
+            ax.axhline(baseline, linestyle="--", color="grey", label=f"baseline {baseline:.3g}")
+        ax.grid(True, alpha=0.3)
+        if any(label is not None for label in runs) or baseline is not None:
+            ax.legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_gradient_norms(grad_norms, threshold=None, title=None):
+    """A gradient-norm trace (left, log scale, one point per step) and its distribution (right,
+    histogram over log-spaced bins), with the clipping ``threshold`` as a red line and the
+    steps above it in red. The title gives the share of steps above the threshold."""
+    if isinstance(grad_norms, dict):
+        raise ValueError("grad_norms must be one sequence of numbers (e.g. History.grad_norm), not a dict")
+    norms = _as_runs(grad_norms, "grad_norms")[None]
+    finite = [v for v in norms if math.isfinite(v) and v > 0]
+    if not finite:
+        raise ValueError("grad_norms holds no positive finite value to plot")
+    if threshold is not None:
+        threshold = _checks.number("threshold", threshold, minimum=0, strict_minimum=True)
+    steps = range(1, len(norms) + 1)
+    fig, (ax_trace, ax_hist) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [2, 1]})
+    ax_trace.plot(steps, _positive(norms), linewidth=0.7, color="tab:blue")
+    low, high = math.log10(min(finite)), math.log10(max(finite))
+    bins = [10 ** (low + (high - low + 1e-9) * i / 40) for i in range(41)]
+    ax_hist.hist(finite, bins=bins, color="tab:blue", alpha=0.7)
+    median = sorted(finite)[len(finite) // 2]
+    ax_hist.axvline(median, color="black", linestyle=":", label=f"median {median:.3g}")
+    if threshold is not None:
+        above = [(s, v) for s, v in zip(steps, norms) if v > threshold]
+        if above:
+            ax_trace.plot(*zip(*above), "o", color="tab:red", markersize=2.5, label="clipped")
+        ax_trace.axhline(threshold, color="tab:red", linewidth=1, label=f"threshold {threshold:.3g}")
+        ax_hist.axvline(threshold, color="tab:red", label=f"threshold {threshold:.3g}")
+        share = len(above) / len(norms)
+        title = f"{title + ': ' if title else ''}{share:.0%} of {len(norms)} steps above the threshold"
+    ax_trace.set_yscale("log")
+    ax_trace.set_xlabel("step")
+    ax_trace.set_ylabel("gradient norm before clipping")
+    ax_hist.set_xscale("log")
+    ax_hist.set_xlabel("gradient norm")
+    ax_hist.set_ylabel("steps")
+    for ax in (ax_trace, ax_hist):
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def _cliff_background(ax, surface, show="loss"):
+    values = surface.loss if show == "loss" else surface.grad_norm
+    image = ax.pcolormesh(surface.w, surface.b, torch.log10(values.clamp_min(1e-12)).T, shading="auto",
+                          cmap="viridis")
+    ax.set_xlabel("w (recurrent weight)")
+    ax.set_ylabel("b (bias)")
+    ax.set_xlim(surface.w[0].item(), surface.w[-1].item())
+    ax.set_ylim(surface.b[0].item(), surface.b[-1].item())
+    return image
+
+
+def plot_cliff_surface(surface, title=None):
+    """The loss of :func:`gradcourse.clipping.cliff_surface` over the (w, b) grid (log10 colour scale),
+    with the wall ``b = x0 - w sigma(x0)``, where ``w sigma'(x0) > 1``, dashed in white."""
+    from .clipping import CliffSurface, cliff_wall
+
+    if not isinstance(surface, CliffSurface):
+        raise ValueError(f"surface={_checks._describe(surface)} is not allowed; it must be a CliffSurface")
+    fig, ax = plt.subplots(figsize=(6.5, 4.6))
+    image = _cliff_background(ax, surface)
+    fig.colorbar(image, ax=ax, label="log10 loss")
+    s0 = 1.0 / (1.0 + math.exp(-surface.x0))
+    w_start = max(1.0 / (s0 * (1 - s0)), surface.w[0].item())
+    if w_start < surface.w[-1].item():
+        wall_w = [w_start + (surface.w[-1].item() - w_start) * i / 50 for i in range(51)]
+        ax.plot(wall_w, [cliff_wall(w, surface.x0) for w in wall_w], "--", color="white", linewidth=1,
+                label=f"the wall: x_0 = {surface.x0:g} is an unstable fixed point")
+        ax.legend(fontsize="small", loc="upper right")
+    ax.set_title(title or f"L(w, b) = (x_{surface.steps} - {surface.target:g})^2,  x_t = w sigma(x_(t-1)) + b",
+                 fontsize="medium")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_cliff_section(section, title=None):
+    """Loss (left) and gradient norm (right) of a :class:`~gradcourse.clipping.CliffSlice` against the
+    distance from the wall, log-log, one line for each side of the wall."""
+    from .clipping import CliffSlice
+
+    if not isinstance(section, CliffSlice):
+        raise ValueError(f"section={_checks._describe(section)} is not allowed; it must be a CliffSlice")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    above = section.offsets > 0
+    for ax, values, label in zip(axes, (section.loss, section.grad_norm), ("loss L", "||grad L||")):
+        for side, name in ((above, "above the wall (b larger)"), (~above, "below the wall (b smaller)")):
+            ax.plot(section.offsets[side].abs(), _positive(values[side].tolist()), label=name)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("distance from the wall in b")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle(title or f"Approaching the wall at w = {section.w:g}")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_cliff_descent(surface, runs, huge_step=1.0, title=None):
+    """Gradient-descent paths on the cliff's loss surface, one panel per ``{label: CliffDescent}``.
+
+    Start points are black dots; a run that took at least one step longer than ``huge_step`` is
+    drawn in red, the others in white. Paths leave the frame where a step threw them out of it.
+    """
+    from .clipping import CliffDescent, CliffSurface
+
+    if not isinstance(surface, CliffSurface):
+        raise ValueError(f"surface={_checks._describe(surface)} is not allowed; it must be a CliffSurface")
+    if not isinstance(runs, dict) or not runs or not all(isinstance(r, CliffDescent) for r in runs.values()):
+        raise ValueError(f"runs={_checks._describe(runs)} is not allowed; it must be a non-empty dict {{label: CliffDescent}}")
+    huge_step = _checks.number("huge_step", huge_step, minimum=0, strict_minimum=True)
+    fig, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 4.6), squeeze=False)
+    for ax, (label, run) in zip(axes[0], runs.items()):
+        _cliff_background(ax, surface)
+        huge = run.huge_steps(huge_step)
+        for path, is_huge in zip(run.paths, huge):
+            ax.plot(path[:, 0], path[:, 1], color="tab:red" if is_huge else "white", linewidth=0.8, alpha=0.9)
+        ax.plot(run.paths[:, 0, 0], run.paths[:, 0, 1], "k.", markersize=3)
+        ax.set_title(f"{label}: {int(huge.sum())} of {len(huge)} runs took a step > {huge_step:g}", fontsize="medium")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -16,6 +16,7 @@ from .data import batches
 from .monitor import GradientMonitor
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+LOSSES = ("cross_entropy", "mse")
 
 
 @dataclass
@@ -26,6 +27,12 @@ class History:
     global gradient norm before any clipping); ``train_accuracy`` and ``val_accuracy``
     one per finished epoch. When training diverged, ``stop_step`` (1-based),
     ``stop_layer`` and ``stop_message`` say where; no non-finite value is recorded.
+
+    With ``loss="mse"`` (regression) there is no accuracy: ``train_loss`` and ``val_loss``
+    hold the mean squared error over the whole training and validation set after each epoch.
+    ``clipped`` holds one bool per step: True when ``clip_norm`` or ``clip_value`` was set and the
+    gradient exceeded it (so clipping changed it); :attr:`clipped_share` is their share.
+    ``clip_norm`` and ``clip_value`` are the thresholds the run used.
     """
 
     loss: list = field(default_factory=list)
@@ -35,6 +42,16 @@ class History:
     stop_step: int | None = None
     stop_layer: str | None = None
     stop_message: str | None = None
+    train_loss: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    clipped: list = field(default_factory=list)
+    clip_norm: float | None = None
+    clip_value: float | None = None
+
+    @property
+    def clipped_share(self):
+        """Share of the optimizer steps whose gradient was clipped (0.0 without clipping or steps)."""
+        return sum(self.clipped) / len(self.clipped) if self.clipped else 0.0
 
     @property
     def diverged(self):
@@ -54,6 +71,10 @@ class History:
             parts.append(f"train accuracy={self.train_accuracy[-1]:.3f}")
         if self.val_accuracy:
             parts.append(f"val accuracy={self.val_accuracy[-1]:.3f}")
+        if self.val_loss:
+            parts.append(f"val loss={self.val_loss[-1]:.4f}")
+        if self.clip_norm is not None or self.clip_value is not None:
+            parts.append(f"clipped {self.clipped_share:.0%} of steps")
         if self.diverged:
             parts.append(f"diverged at step {self.stop_step} ({self.stop_layer})")
         return f"History({', '.join(parts)})"
@@ -99,8 +120,8 @@ def accuracy(model, X, y, batch_size=1024):
 
 
 def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, clip_norm=None,
-        clip_value=None, monitor=None, progress=True, seed=0, validation=None):
-    """Train ``model`` on ``(X, y)`` with cross-entropy and return a :class:`History`.
+        clip_value=None, monitor=None, progress=True, seed=0, validation=None, loss="cross_entropy"):
+    """Train ``model`` on ``(X, y)`` with cross-entropy (or MSE) and return a :class:`History`.
 
     Args:
         epochs, batch_size: passes over the data and examples per step.
@@ -114,6 +135,14 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
         progress: show a ``tqdm.auto`` progress bar.
         seed: seeds the batch order (epoch e uses ``seed + e``).
         validation: optional ``(X_val, y_val)`` scored after every epoch.
+        loss: ``"cross_entropy"`` (classification: ``X`` of shape (n, features), integer labels
+            ``y``; accuracy recorded per epoch) or ``"mse"`` (regression: ``X`` of shape (n, ...),
+            e.g. (n, T, features) sequences, float targets ``y`` of shape (n,), the shape of the
+            model's output; the MSE over the whole set recorded per epoch in ``train_loss`` and
+            ``val_loss``).
+
+    With ``clip_norm`` or ``clip_value``, ``History.grad_norm`` still records the norm before
+    clipping, and ``History.clipped`` / ``History.clipped_share`` say how often clipping acted.
 
     If the loss or a gradient becomes NaN or infinite, training stops before the
     optimizer applies it, prints one line naming the step and the layer where the
@@ -122,7 +151,9 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model={_checks._describe(model)} is not allowed; it must be a torch.nn.Module")
-    _checks.features_and_labels(X, y)
+    _checks.choice("loss", loss, LOSSES)
+    check_data = _checks.features_and_labels if loss == "cross_entropy" else _checks.inputs_and_targets
+    check_data(X, y)
     _checks.integer("epochs", epochs, minimum=1)
     _checks.integer("batch_size", batch_size, minimum=1)
     for name, value in (("clip_norm", clip_norm), ("clip_value", clip_value)):
@@ -135,7 +166,7 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             raise ValueError(f"validation={_checks._describe(validation)} is not allowed; it must be (X_val, y_val) or None")
-        _checks.features_and_labels(*validation, x_name="validation[0]", y_name="validation[1]")
+        check_data(*validation, x_name="validation[0]", y_name="validation[1]")
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()) and min(batch_size, len(X)) < 2:
         raise ValueError(f"batch_size={batch_size} with {len(X)} examples is not allowed for a model with BatchNorm; "
                          "it normalizes over the batch and needs at least 2 examples per batch")
@@ -144,12 +175,14 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
 
     if monitor is not None and not monitor.active:
         with monitor:
-            return _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, progress, seed, validation)
-    return _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, progress, seed, validation)
+            return _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, progress, seed, validation, loss)
+    return _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, progress, seed, validation, loss)
 
 
-def _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, progress, seed, validation):
-    history = History()
+def _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, progress, seed, validation,
+           loss_name="cross_entropy"):
+    history = History(clip_norm=clip_norm, clip_value=clip_value)
+    loss_fn = F.cross_entropy if loss_name == "cross_entropy" else _mse_loss
     device = _device_of(model)
     # BatchNorm cannot normalize a batch of one example in training mode: leave such a last batch out.
     drop_last = len(X) % batch_size == 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
@@ -163,7 +196,7 @@ def _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, 
                 step += 1
                 Xb, yb = Xb.to(device), yb.to(device)
                 opt.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(Xb), yb)
+                loss = loss_fn(model(Xb), yb)
                 if not torch.isfinite(loss):
                     _stop(history, step, epoch, f"the loss became {loss.item()}",
                           _first_nonfinite_output(model, Xb), bar)
@@ -174,14 +207,22 @@ def _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, 
                     _stop(history, step, epoch, f"the gradient norm became {norm}",
                           _last_nonfinite_gradient(model), bar)
                     return history
+                clipped = clip_norm is not None and norm > clip_norm
                 if clip_value is not None:
+                    clipped = clipped or _largest_gradient_entry(params) > clip_value
                     torch.nn.utils.clip_grad_value_(params, clip_value)
                 opt.step()
                 history.loss.append(loss.item())
                 history.grad_norm.append(norm)
+                history.clipped.append(clipped)
                 bar.update(1)
                 if step % 10 == 0:
                     bar.set_postfix(loss=f"{history.loss[-1]:.4f}", refresh=False)
+            if loss_name == "mse":
+                history.train_loss.append(mean_squared_error(model, X, y))
+                if validation is not None:
+                    history.val_loss.append(mean_squared_error(model, *validation))
+                continue
             history.train_accuracy.append(accuracy(model, X, y))
             if validation is not None:
                 history.val_accuracy.append(accuracy(model, *validation))
@@ -206,8 +247,11 @@ def named_layers(model):
     """``(name, module)`` for each layer of ``model`` that holds parameters, input side first.
 
     A course :class:`~gradcourse.models.MLP` gives ``hidden layer 1 .. L`` and ``output layer``;
-    any other module gives its parameterized submodules by module path, in registration order.
+    a model with a ``named_layers()`` method gives its own list (``SequenceRegressor``: ``LSTM layer``,
+    ``output layer``); any other module gives its parameterized submodules by module path, in registration order.
     """
+    if callable(getattr(model, "named_layers", None)):  # a model that names its own layers (SequenceRegressor)
+        return list(model.named_layers())
     if hasattr(model, "hidden_linears") and hasattr(model, "output"):
         layers = [(f"hidden layer {i + 1}", m) for i, m in enumerate(model.hidden_linears())]
         return layers + [("output layer", model.output)]
@@ -224,7 +268,7 @@ def _first_nonfinite_output(model, Xb):
     model = copy.deepcopy(model)
     found = []
     handles = [module.register_forward_hook(
-        lambda m, i, out, name=name: found.append(name) if not torch.isfinite(out).all() else None)
+        lambda m, i, out, name=name: found.append(name) if not _all_finite(out) else None)
         for name, module in named_layers(model)]
     try:
         model(Xb)
@@ -247,3 +291,48 @@ def _device_of(model):
         return next(model.parameters()).device
     except StopIteration:
         return torch.device("cpu")
+
+
+# ---------------------------------------------------------------- regression and clipping (notebooks 06, 08)
+
+@torch.no_grad()
+def mean_squared_error(model, X, y, batch_size=1024):
+    """``mean((model(X) - y)^2)`` over all rows of ``X`` (model in eval mode, then restored).
+
+    For regression models whose output has the shape of ``y``, e.g. a
+    :class:`~gradcourse.models.SequenceRegressor` on :func:`~gradcourse.data.adding_problem`.
+    """
+    _checks.inputs_and_targets(X, y)
+    _checks.integer("batch_size", batch_size, minimum=1)
+    was_training = model.training
+    model.eval()
+    device = _device_of(model)
+    total = 0.0
+    for Xb, yb in batches(X, y, batch_size, shuffle=False):
+        total += _mse_loss(model(Xb.to(device)), yb.to(device), reduction="sum").item()
+    model.train(was_training)
+    return total / len(X)
+
+
+def _mse_loss(output, target, reduction="mean"):
+    """``F.mse_loss``, refusing to broadcast: an output of shape (n, 1) against targets (n,) would
+    silently compare every prediction with every target."""
+    if output.shape != target.shape:
+        raise ValueError(f"loss='mse' needs the model's output to have the targets' shape {tuple(target.shape)}; "
+                         f"the model returned shape {tuple(output.shape)}")
+    return F.mse_loss(output, target, reduction=reduction)
+
+
+def _largest_gradient_entry(params):
+    """``max_i |g_i|`` over every gradient entry (what ``clip_grad_value_`` compares with its threshold)."""
+    return max((p.grad.detach().abs().max().item() for p in params if p.grad is not None and p.grad.numel()),
+               default=0.0)
+
+
+def _all_finite(output):
+    """True when every tensor in a module's output (a tensor, or nested tuples such as an LSTM's) is finite."""
+    if isinstance(output, torch.Tensor):
+        return bool(torch.isfinite(output).all())
+    if isinstance(output, (tuple, list)):
+        return all(_all_finite(item) for item in output)
+    return True

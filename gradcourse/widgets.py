@@ -92,3 +92,80 @@ def chain_explorer(depth=10, weight=1.0, bias=0.0, activation="sigmoid"):
     output = widgets.interactive_output(draw, controls)
     return widgets.VBox([widgets.HBox([controls["depth"], controls["activation"]]),
                          widgets.HBox([controls["weight"], controls["bias"]]), output])
+
+
+# ---------------------------------------------------------------- clipping and recurrent networks (notebooks 06, 08)
+
+def clipping_figure(grad_norms, threshold):
+    """The gradient-norm trace and histogram of :func:`~gradcourse.plots.plot_gradient_norms`
+    with a clipping threshold, titled with the share of steps it would clip."""
+    from .plots import plot_gradient_norms
+
+    return plot_gradient_norms(grad_norms, threshold, title=f"threshold c = {threshold:.3g}")
+
+
+def clipping_explorer(grad_norms, threshold):
+    """A log-scale slider for the clipping threshold over a recorded gradient-norm trace
+    (e.g. ``History.grad_norm``, which holds the norms before clipping); redraws the trace,
+    the histogram and the share of steps that norm clipping at that threshold would rescale."""
+    import math
+
+    norms = [float(v) for v in grad_norms]
+    finite = [v for v in norms if math.isfinite(v) and v > 0]
+    if not finite:
+        raise ValueError("grad_norms holds no positive finite value; record a trace with fit first")
+    low, high = math.floor(math.log10(min(finite))), math.ceil(math.log10(max(finite)))
+    # Within the slider's range: ipywidgets would silently clamp a value outside it.
+    _checks.number("threshold", threshold, minimum=10 ** low, maximum=10 ** high)
+    slider = widgets.FloatLogSlider(value=threshold, base=10, min=low, max=high, step=0.05,
+                                    description="threshold c", continuous_update=False)
+
+    def draw(threshold):
+        display(clipping_figure(norms, threshold))
+
+    output = widgets.interactive_output(draw, {"threshold": slider})
+    return widgets.VBox([slider, output])
+
+
+def timestep_gradient_figure(length=50, cell="lstm", forget_bias=1.0, hidden=32, batch=256, seed=0):
+    """Build a fresh seeded :class:`~gradcourse.models.SequenceRegressor` and plot ``||dL/dh_t||``
+    over a batch of the adding problem of that ``length``, at initialization.
+    ``forget_bias`` is used by the LSTM only."""
+    from .data import adding_problem
+    from .models import SequenceRegressor
+    from .plots import plot_timestep_gradients
+    from .sequences import timestep_gradient_norms
+    from . import set_seed
+
+    _checks.integer("length", length, minimum=2)
+    X, y = adding_problem(batch, length, seed=seed)
+    set_seed(seed)
+    model = SequenceRegressor(cell, hidden, forget_bias=forget_bias if cell == "lstm" else None)
+    norms = timestep_gradient_norms(model, X, y)
+    name = f"lstm, forget bias {forget_bias:g}" if cell == "lstm" else cell
+    return plot_timestep_gradients({name: norms}, title=f"{name}, T = {length}: "
+                                   f"||dL/dh_1|| / ||dL/dh_T|| = {norms[0] / norms[-1]:.1e}")
+
+
+def timestep_gradient_explorer(length=50, cell="lstm", forget_bias=1.0, hidden=32, batch=256, seed=0):
+    """A slider for the sequence length, a menu for the cell and a slider for the LSTM's forget
+    bias; redraws the gradient reaching every time step of a fresh network (at initialization)."""
+    from .models import CELLS
+
+    _checks.choice("cell", cell, tuple(CELLS))
+    # Within the sliders' ranges: ipywidgets would silently clamp a value outside them.
+    _checks.integer("length", length, minimum=5, maximum=200)
+    _checks.number("forget_bias", forget_bias, minimum=-2, maximum=4)
+    controls = {
+        "length": widgets.IntSlider(value=length, min=5, max=200, description="length T",
+                                    continuous_update=False),
+        "cell": widgets.Dropdown(options=list(CELLS), value=cell, description="cell"),
+        "forget_bias": widgets.FloatSlider(value=forget_bias, min=-2.0, max=4.0, step=0.5,
+                                           description="forget bias", continuous_update=False),
+    }
+
+    def draw(length, cell, forget_bias):
+        display(timestep_gradient_figure(length, cell, forget_bias, hidden, batch, seed))
+
+    output = widgets.interactive_output(draw, controls)
+    return widgets.VBox([widgets.HBox([controls["length"], controls["cell"]]), controls["forget_bias"], output])

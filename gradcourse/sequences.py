@@ -1,0 +1,163 @@
+"""Gradients through time in recurrent networks: how much of the loss's gradient reaches step t.
+
+A recurrent layer applies the same cell at every step, ``h_t = cell(x_t, h_{t-1})``, so
+backpropagation through time multiplies one Jacobian per step:
+
+    dL/dh_t = (dh_{t+1}/dh_t)^T dL/dh_{t+1} = (prod_{s=t+1}^{T} dh_s/dh_{s-1})^T dL/dh_T .
+
+For the vanilla RNN ``h_s = tanh(W_ih x_s + W_hh h_{s-1} + b)`` each factor is
+``diag(1 - h_s^2) W_hh``; since ``0 < tanh' <= 1``, ``||dL/dh_t|| <= ||W_hh||_2^(T-t) ||dL/dh_T||``,
+so the gradient vanishes geometrically when W_hh's largest singular value is below 1 -- Pascanu,
+Mikolov & Bengio (2013), "On the difficulty of training recurrent neural networks", section 2.1.
+
+The LSTM's cell state adds a path ``c_s = f_s * c_{s-1} + i_s * g_s`` whose Jacobian along the
+direct route is just ``diag(f_s)``: with forget gates near 1 the error flows back almost unchanged,
+the "constant error carousel" of Hochreiter & Schmidhuber (1997), "Long Short-Term Memory".
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from . import _checks
+from .models import SequenceRegressor
+from .monitor import norm
+
+WRT = ("hidden", "input")
+
+
+def _require_sequence_model(model):
+    if not isinstance(model, SequenceRegressor):
+        raise ValueError(f"model={_checks._describe(model)} is not allowed; it must be a "
+                         "gradcourse.models.SequenceRegressor")
+    return model
+
+
+def _check_sequences(model, X, y):
+    _checks.inputs_and_targets(X, y)
+    if X.dim() != 3 or X.shape[2] != model.rnn.input_size:
+        raise ValueError(f"X={_checks._describe(X)} is not allowed; it must have shape (n, T, {model.rnn.input_size})")
+
+
+def unrolled_states(model, X):
+    """Run ``model``'s recurrent layer one step at a time and return its states and prediction.
+
+    Returns ``(hidden, cell, prediction)``: ``hidden[t-1]`` is ``h_t`` of shape (n, hidden) for
+    ``t = 1..T``, ``cell[t-1]`` is the LSTM's ``c_t`` (``cell`` is None for the RNN and GRU), and
+    ``prediction = w^T h_T + b`` of shape (n,). Each step calls the model's own ``nn.RNN`` /
+    ``nn.LSTM`` / ``nn.GRU`` on a length-1 sequence with the previous state, so the states are
+    the very tensors the next step reads: gradients with respect to them are the full
+    backpropagation-through-time gradients. The prediction equals ``model(X)``.
+    """
+    _require_sequence_model(model)
+    if not isinstance(X, torch.Tensor) or X.dim() != 3 or not X.is_floating_point() \
+            or X.shape[2] != model.rnn.input_size or X.shape[1] == 0:
+        raise ValueError(f"X={_checks._describe(X)} is not allowed; it must be a floating-point torch.Tensor "
+                         f"of shape (n, T, {model.rnn.input_size}) with T >= 1")
+    lstm = model.cell == "lstm"
+    hidden, cell = [], []
+    for t in range(X.shape[1]):
+        if not hidden:
+            state = None
+        elif lstm:
+            state = (hidden[-1].unsqueeze(0), cell[-1].unsqueeze(0))
+        else:
+            state = hidden[-1].unsqueeze(0)
+        _, new = model.rnn(X[:, t:t + 1], state)
+        if lstm:
+            hidden.append(new[0][0])
+            cell.append(new[1][0])
+        else:
+            hidden.append(new[0])
+    prediction = model.output(hidden[-1]).squeeze(-1)
+    return hidden, (cell if lstm else None), prediction
+
+
+def timestep_gradient_norms(model, X, y, wrt="hidden"):
+    """``||dL/dh_t||`` for every time step ``t = 1..T`` of a batch, with ``L`` the batch's mean squared error.
+
+    Args:
+        model: a :class:`~gradcourse.models.SequenceRegressor` (any of ``rnn``, ``lstm``, ``gru``).
+        X, y: sequences of shape (n, T, input_size) and targets of shape (n,).
+        wrt: ``"hidden"``: the hidden state ``h_t``; ``"input"``: the input ``x_t``.
+
+    Returns:
+        A list of T floats, entry ``t - 1`` for step t: the Frobenius norm (in float64, see
+        :func:`gradcourse.monitor.norm`) of the gradient with respect to that step's (n, ·) tensor.
+
+    For ``h_t`` the layer is unrolled step by step (:func:`unrolled_states`), so each norm
+    includes every path from step t to the loss:
+    ``dL/dh_t = (prod_{s>t} dh_s/dh_{s-1})^T dL/dh_T`` for the RNN (see the module docstring).
+    For the LSTM, whose state is the pair ``(h_t, c_t)``, it is the gradient with respect to
+    ``h_t`` with ``c_t`` held fixed; the cell-state path from step t + 1 on still counts, since
+    ``h_t`` feeds the gates that write ``c_{t+1}``. Uses :func:`torch.autograd.grad`, so the
+    model's ``.grad`` fields are left untouched.
+    """
+    _require_sequence_model(model)
+    _checks.choice("wrt", wrt, WRT)
+    _check_sequences(model, X, y)
+    with torch.enable_grad():
+        if wrt == "input":
+            X = X.detach().clone().requires_grad_(True)
+            loss = F.mse_loss(model(X), y)
+            (grad,) = torch.autograd.grad(loss, X)
+            return [norm(grad[:, t]).item() for t in range(X.shape[1])]
+        hidden, _, prediction = unrolled_states(model, X)
+        loss = F.mse_loss(prediction, y)
+        grads = torch.autograd.grad(loss, hidden)
+    return [norm(g).item() for g in grads]
+
+
+def lstm_gates(model, X):
+    """The LSTM's gates at every step, computed by hand from its weights.
+
+    PyTorch's ``nn.LSTM`` (gate order i, f, g, o in its weight matrices) computes, for each step,
+
+        i_t = sigma(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)      input gate
+        f_t = sigma(W_if x_t + b_if + W_hf h_{t-1} + b_hf)      forget gate
+        g_t = tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)       candidate
+        o_t = sigma(W_io x_t + b_io + W_ho h_{t-1} + b_ho)      output gate
+        c_t = f_t * c_{t-1} + i_t * g_t,   h_t = o_t * tanh(c_t),   h_0 = c_0 = 0.
+
+    Returns a dict of tensors of shape (n, T, hidden): ``"input"``, ``"forget"``, ``"candidate"``,
+    ``"output"``, ``"cell"`` and ``"hidden"``; its ``"hidden"`` equals ``model.rnn(X)[0]``
+    (checked in the tests), which is what makes these the gates the library uses.
+    """
+    _require_sequence_model(model)
+    if model.cell != "lstm":
+        raise ValueError(f"model has cell={model.cell!r}; lstm_gates needs an LSTM (cell='lstm')")
+    if not isinstance(X, torch.Tensor) or X.dim() != 3 or not X.is_floating_point() or X.shape[2] != model.rnn.input_size:
+        raise ValueError(f"X={_checks._describe(X)} is not allowed; it must be a floating-point torch.Tensor "
+                         f"of shape (n, T, {model.rnn.input_size})")
+    rnn = model.rnn
+    n, T, H = X.shape[0], X.shape[1], model.hidden
+    h = X.new_zeros(n, H)
+    c = X.new_zeros(n, H)
+    out = {name: [] for name in ("input", "forget", "candidate", "output", "cell", "hidden")}
+    with torch.no_grad():
+        for t in range(T):
+            z = X[:, t] @ rnn.weight_ih_l0.T + rnn.bias_ih_l0 + h @ rnn.weight_hh_l0.T + rnn.bias_hh_l0
+            i, f, g, o = z.split(H, dim=1)
+            i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+            c = f * c + i * g
+            h = o * torch.tanh(c)
+            for name, value in zip(out, (i, f, g, o, c, h)):
+                out[name].append(value)
+    return {name: torch.stack(values, dim=1) for name, values in out.items()}
+
+
+def gate_saturation(model, X):
+    """Share of the LSTM's sigmoid gate values outside (0.03, 0.97), per gate, over a batch.
+
+    A saturated gate has ``sigma' < 0.03``: it passes almost no gradient to its weights, and a
+    forget gate stuck at 0 or 1 no longer depends on the input. Returns
+    ``{"input": share, "forget": share, "output": share}`` (floats in [0, 1]); the interval is
+    :data:`gradcourse.monitor.SATURATION` ``["sigmoid"]``, the one the GradientMonitor uses.
+    """
+    from .monitor import SATURATION
+
+    low, high = SATURATION["sigmoid"]
+    gates = lstm_gates(model, X)
+    return {name: ((gates[name] < low) | (gates[name] > high)).double().mean().item()
+            for name in ("input", "forget", "output")}
