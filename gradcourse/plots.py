@@ -263,12 +263,12 @@ def plot_gradient_norms(grad_norms, threshold=None, title=None):
     low, high = math.log10(min(finite)), math.log10(max(finite))
     bins = [10 ** (low + (high - low + 1e-9) * i / 40) for i in range(41)]
     ax_hist.hist(finite, bins=bins, color="tab:blue", alpha=0.7)
-    median = sorted(finite)[len(finite) // 2]
+    median = torch.tensor(finite, dtype=torch.float64).median().item()  # torch's median: the lower middle value
     ax_hist.axvline(median, color="black", linestyle=":", label=f"median {median:.3g}")
     if threshold is not None:
         above = [(s, v) for s, v in zip(steps, norms) if v > threshold]
         if above:
-            ax_trace.plot(*zip(*above), "o", color="tab:red", markersize=2.5, label="clipped")
+            ax_trace.plot(*zip(*above), "o", color="tab:red", markersize=2.5, label="above the threshold")
         ax_trace.axhline(threshold, color="tab:red", linewidth=1, label=f"threshold {threshold:.3g}")
         ax_hist.axvline(threshold, color="tab:red", label=f"threshold {threshold:.3g}")
         share = len(above) / len(norms)
@@ -292,8 +292,8 @@ def plot_gradient_norms(grad_norms, threshold=None, title=None):
 
 def _cliff_background(ax, surface, show="loss"):
     values = surface.loss if show == "loss" else surface.grad_norm
-    image = ax.pcolormesh(surface.w, surface.b, torch.log10(values.clamp_min(1e-12)).T, shading="auto",
-                          cmap="viridis")
+    image = ax.pcolormesh(surface.w.numpy(), surface.b.numpy(), torch.log10(values.clamp_min(1e-12)).T.numpy(),
+                          shading="auto", cmap="viridis")
     ax.set_xlabel("w (recurrent weight)")
     ax.set_ylabel("b (bias)")
     ax.set_xlim(surface.w[0].item(), surface.w[-1].item())
@@ -336,7 +336,7 @@ def plot_cliff_section(section, title=None):
     above = section.offsets > 0
     for ax, values, label in zip(axes, (section.loss, section.grad_norm), ("loss L", "||grad L||")):
         for side, name in ((above, "above the wall (b larger)"), (~above, "below the wall (b smaller)")):
-            ax.plot(section.offsets[side].abs(), _positive(values[side].tolist()), label=name)
+            ax.plot(section.offsets[side].abs().tolist(), _positive(values[side].tolist()), label=name)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("distance from the wall in b")
@@ -366,9 +366,9 @@ def plot_cliff_descent(surface, runs, huge_step=1.0, title=None):
     for ax, (label, run) in zip(axes[0], runs.items()):
         _cliff_background(ax, surface)
         huge = run.huge_steps(huge_step)
-        for path, is_huge in zip(run.paths, huge):
+        for path, is_huge in zip(run.paths.numpy(), huge.tolist()):
             ax.plot(path[:, 0], path[:, 1], color="tab:red" if is_huge else "white", linewidth=0.8, alpha=0.9)
-        ax.plot(run.paths[:, 0, 0], run.paths[:, 0, 1], "k.", markersize=3)
+        ax.plot(run.paths[:, 0, 0].numpy(), run.paths[:, 0, 1].numpy(), "k.", markersize=3)
         ax.set_title(f"{label}: {int(huge.sum())} of {len(huge)} runs took a step > {huge_step:g}", fontsize="medium")
     if title:
         fig.suptitle(title)

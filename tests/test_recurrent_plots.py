@@ -76,10 +76,15 @@ def test_plot_gradient_norms_marks_the_steps_above_the_threshold():
     fig = plots.plot_gradient_norms(norms, threshold=1.0)
     ax_trace, ax_hist = fig.axes
     assert ax_trace.get_yscale() == "log" and ax_hist.get_xscale() == "log"
-    clipped = [line for line in ax_trace.get_lines() if line.get_label() == "clipped"][0]
+    clipped = [line for line in ax_trace.get_lines() if line.get_label() == "above the threshold"][0]
     assert list(clipped.get_xdata()) == [3, 5] and list(clipped.get_ydata()) == [5.0, 9.0]
     assert "40% of 5 steps above the threshold" in fig._suptitle.get_text()
     assert plots.plot_gradient_norms(norms).axes[0].get_lines()[0].get_ydata().tolist() == norms
+    median = [line for line in ax_hist.get_lines() if line.get_label().startswith("median")][0]
+    assert median.get_xdata()[0] == 0.2
+    fig = plots.plot_gradient_norms([0.4, 0.1, 0.3, 0.2])  # an even count: torch's median, the lower middle value
+    median = [line for line in fig.axes[1].get_lines() if line.get_label().startswith("median")][0]
+    assert median.get_xdata()[0] == 0.2
 
 
 @pytest.mark.parametrize("norms, threshold, match", [
