@@ -149,3 +149,8 @@ def random_recurrence(sigma_max, steps, width=32, input_size=4, input_scale=0.1,
     U = input_scale * torch.randn(width, input_size, generator=g, dtype=torch.float64)
     inputs = torch.randn(steps, input_size, generator=g, dtype=torch.float64)
     return sigma_max * Q, U, inputs
+
+
+def std_per_layer(tensors):
+    """The standard deviation of each tensor in a per-layer list, as floats."""
+    return [torch.as_tensor(t).double().std().item() for t in tensors]

@@ -135,11 +135,11 @@ def recurrent_explorer(sigma_max=1.5, steps=60, activation="tanh"):
 def init_figure(X, y, depth=20, activation="tanh", init="default", width=256, seed=0):
     """Per-layer activation standard deviation (left) and weight-gradient norm (right) at
     initialization, for one init scheme; see :func:`gradcourse.experiments.layer_statistics`."""
-    from .experiments import layer_statistics
+    from .experiments import layer_statistics, std_per_layer
     from .plots import plot_two_per_layer
 
     stats = layer_statistics(X, y, depth, activation, init, 1.0, width, seed)
-    stds = [h.std().item() for h in stats["activations"]]
+    stds = std_per_layer(stats["activations"])
     return plot_two_per_layer({init: stds}, {init: stats["weight_gradient_norms"]},
                               "activation std (log scale)", "||dL/dW_l|| (log scale)",
                               title=f"{depth} {activation} layers of {width} units at initialization")
