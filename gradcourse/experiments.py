@@ -154,3 +154,48 @@ def random_recurrence(sigma_max, steps, width=32, input_size=4, input_scale=0.1,
 def std_per_layer(tensors):
     """The standard deviation of each tensor in a per-layer list, as floats."""
     return [torch.as_tensor(t).double().std().item() for t in tensors]
+
+
+def dying_units_experiment(X, y, activation="relu", bias_shift=2.0, lr=0.05, warmup_epochs=1, recovery_epochs=3,
+                           depth=4, width=128, batch_size=64, seed=0):
+    """Kill units on purpose and see whether training brings them back.
+
+    A fresh seeded MLP (He init) trains for ``warmup_epochs``; then every hidden bias is lowered by
+    ``bias_shift`` -- what one too-large SGD step that pushes the biases down does -- so that many
+    pre-activations are negative on every input; then it trains again at ``lr`` for
+    ``recovery_epochs`` under a :class:`~gradcourse.monitor.GradientMonitor`.
+
+    Returns ``{"activity": {stage: unit_activity(...)}, "accuracy": {stage: float},
+    "hidden_weights_changed": [bool per layer], "monitor": GradientMonitor}`` with stages
+    ``"before"``, ``"after_shift"``, ``"after_recovery"``. A ReLU unit whose pre-activation is
+    negative on every input gets exactly zero gradient, so if a whole layer dies no hidden weight
+    changes at all; LeakyReLU (slope 0.01) and ELU (slope ``exp(z)``) still pass a gradient.
+    """
+    from . import set_seed
+    from .monitor import GradientMonitor
+    from .train import accuracy, fit
+
+    _checks.features_and_labels(X, y)
+    _checks.number("bias_shift", bias_shift)
+    _checks.integer("warmup_epochs", warmup_epochs, minimum=1)
+    _checks.integer("recovery_epochs", recovery_epochs, minimum=1)
+    set_seed(seed)
+    model = MLP(in_features=X.shape[1], width=width, depth=depth, activation=activation, init="kaiming")
+    activity, acc = {}, {}
+
+    def measure(stage):
+        activity[stage] = unit_activity(model, X)
+        acc[stage] = accuracy(model, X, y)
+
+    fit(model, X, y, epochs=warmup_epochs, batch_size=batch_size, lr=lr, progress=False, seed=seed)
+    measure("before")
+    with torch.no_grad():
+        for layer in model.hidden_linears():
+            layer.bias.sub_(bias_shift)
+    measure("after_shift")
+    weights_before = [layer.weight.detach().clone() for layer in model.hidden_linears()]
+    monitor = GradientMonitor(model)
+    fit(model, X, y, epochs=recovery_epochs, batch_size=batch_size, lr=lr, monitor=monitor, progress=False, seed=seed + 1)
+    measure("after_recovery")
+    changed = [not torch.equal(before, layer.weight.detach()) for before, layer in zip(weights_before, model.hidden_linears())]
+    return {"activity": activity, "accuracy": acc, "hidden_weights_changed": changed, "monitor": monitor}
