@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from . import _checks
 from .data import batches
-from .monitor import GradientMonitor
+from .monitor import GradientMonitor, find_layers
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 
@@ -206,13 +206,13 @@ def named_layers(model):
     """``(name, module)`` for each layer of ``model`` that holds parameters, input side first.
 
     A course :class:`~gradcourse.models.MLP` gives ``hidden layer 1 .. L`` and ``output layer``;
-    any other module gives its parameterized submodules by module path, in registration order.
+    any other module gives the layers of :func:`gradcourse.monitor.find_layers`, by module path,
+    in registration order.
     """
     if hasattr(model, "hidden_linears") and hasattr(model, "output"):
         layers = [(f"hidden layer {i + 1}", m) for i, m in enumerate(model.hidden_linears())]
         return layers + [("output layer", model.output)]
-    return [(name or "model", m) for name, m in model.named_modules()
-            if any(True for _ in m.parameters(recurse=False))]
+    return find_layers(model)
 
 
 @torch.no_grad()
