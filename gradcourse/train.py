@@ -224,7 +224,8 @@ def _first_nonfinite_output(model, Xb):
     model = copy.deepcopy(model)
     found = []
     handles = [module.register_forward_hook(
-        lambda m, i, out, name=name: found.append(name) if not torch.isfinite(out).all() else None)
+        lambda m, i, out, name=name: found.append(name)
+        if isinstance(out, torch.Tensor) and not torch.isfinite(out).all() else None)
         for name, module in named_layers(model)]
     try:
         model(Xb)
