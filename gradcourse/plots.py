@@ -246,3 +246,23 @@ def plot_two_per_layer(left, right, left_label, right_label, title=None):
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def plot_per_layer_shares(values, ylabel, title=None):
+    """Per-layer shares in [0, 1] (e.g. gradients flushed to zero), one line per run, linear axis."""
+    runs = _as_runs(values)
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for label, seq in runs.items():
+        ax.plot(range(1, len(seq) + 1), seq, marker="o", markersize=3, label=label)
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel("layer (1 = input side)")
+    ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize="medium")
+    if any(label is not None for label in runs):
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

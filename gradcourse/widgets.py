@@ -217,3 +217,37 @@ def activation_explorer(X, y, activation="relu", depth=20, init="kaiming", width
     output = widgets.interactive_output(draw, controls)
     return widgets.VBox([widgets.HBox([controls["activation"], controls["z_range"]]),
                          widgets.HBox([controls["depth"], controls["init"]]), output])
+
+
+def precision_figure(gradients, log2_scale=16, dtype="float16"):
+    """Per layer, the share of ``gradients`` (a list of tensors, input side first) that underflow
+    to 0 and that overflow to inf when multiplied by ``2**log2_scale`` and cast to ``dtype``."""
+    from .plots import plot_per_layer_shares
+    from .precision import cast_losses
+
+    _checks.integer("log2_scale", log2_scale, minimum=0, maximum=40)
+    losses = [cast_losses(g, dtype, 2.0 ** log2_scale) for g in gradients]
+    return plot_per_layer_shares({"flushed to 0": [l["flushed"] for l in losses],
+                                  "overflowed to inf": [l["overflowed"] for l in losses]},
+                                 "share of the layer's gradients",
+                                 title=f"{dtype}, loss scale 2^{log2_scale}")
+
+
+def precision_explorer(gradients, log2_scale=0, dtype="float16"):
+    """A slider for the loss scale (as a power of 2) and a menu for the dtype; redraws :func:`precision_figure`."""
+    from .precision import LOW_PRECISION
+
+    if not isinstance(gradients, (list, tuple)) or not gradients:
+        raise ValueError(f"gradients={_checks._describe(gradients)} is not allowed; it must be a non-empty list of tensors")
+    _checks.integer("log2_scale", log2_scale, minimum=0, maximum=40)
+    _checks.choice("dtype", dtype, tuple(LOW_PRECISION))
+    controls = {
+        "log2_scale": widgets.IntSlider(value=log2_scale, min=0, max=40, description="log2 scale", continuous_update=False),
+        "dtype": widgets.Dropdown(options=list(LOW_PRECISION), value=dtype, description="dtype"),
+    }
+
+    def draw(log2_scale, dtype):
+        display(precision_figure(gradients, log2_scale, dtype))
+
+    output = widgets.interactive_output(draw, controls)
+    return widgets.VBox([widgets.HBox(list(controls.values())), output])
