@@ -199,3 +199,24 @@ def dying_units_experiment(X, y, activation="relu", bias_shift=2.0, lr=0.05, war
     measure("after_recovery")
     changed = [not torch.equal(before, layer.weight.detach()) for before, layer in zip(weights_before, model.hidden_linears())]
     return {"activity": activity, "accuracy": acc, "hidden_weights_changed": changed, "monitor": monitor}
+
+
+def train_and_diagnose(X, y, validation, *, lr, epochs=3, batch_size=64, probe=256, seed=0, **mlp):
+    """Build a fresh seeded ``MLP(**mlp)``, diagnose it on the first ``probe`` rows with an SGD
+    optimizer at ``lr``, then train it with :func:`gradcourse.fit`.
+
+    Returns ``{"report": Report, "history": History, "accuracy": the last validation accuracy,
+    or None when training diverged before finishing an epoch}``.
+    """
+    from . import set_seed
+    from .diagnose import diagnose
+    from .train import fit
+
+    _checks.features_and_labels(X, y)
+    _checks.integer("probe", probe, minimum=1)
+    set_seed(seed)
+    model = MLP(in_features=X.shape[1], **mlp)
+    report = diagnose(model, X[:probe], y[:probe], optimizer=torch.optim.SGD(model.parameters(), lr=lr))
+    history = fit(model, X, y, epochs=epochs, batch_size=batch_size, lr=lr, validation=validation, seed=seed)
+    return {"report": report, "history": history,
+            "accuracy": history.val_accuracy[-1] if history.val_accuracy else None}

@@ -158,3 +158,26 @@ class MLP(nn.Module):
 
     def extra_repr(self):
         return f"activation={self.activation!r}, init={self.init!r}, init_scale={self.init_scale}"
+
+
+def remove_batchnorm_(model):
+    """Replace every BatchNorm layer of ``model`` by ``nn.Identity``, in place; return the model."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model={_checks._describe(model)} is not allowed; it must be a torch.nn.Module")
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.modules.batchnorm._BatchNorm):
+                setattr(module, name, nn.Identity())
+    return model
+
+
+@torch.no_grad()
+def scale_weights_(model, factor):
+    """Multiply every weight matrix or kernel (parameters with 2 or more dimensions) by ``factor``, in place."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model={_checks._describe(model)} is not allowed; it must be a torch.nn.Module")
+    factor = _checks.number("factor", factor)
+    for p in model.parameters():
+        if p.dim() >= 2:
+            p.mul_(factor)
+    return model

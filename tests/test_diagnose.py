@@ -154,3 +154,40 @@ def test_bad_arguments(mnist_small, raises_bad):
     with pytest.raises(ValueError, match="y has 3"):
         gradcourse.diagnose(model, X, y[:3])
     assert set(THRESHOLDS) >= {"vanishing_ratio", "dead_share"}
+
+
+def test_train_and_diagnose_reports_then_trains(mnist_small):
+    X, y = mnist_small
+    result = gradcourse.experiments.train_and_diagnose(X, y, (X, y), lr=0.05, epochs=1, probe=64, depth=2, width=16,
+                                                       activation="relu", init="kaiming")
+    assert result["report"].healthy and result["history"].steps == 4
+    assert result["accuracy"] == result["history"].val_accuracy[-1]
+    blown = gradcourse.experiments.train_and_diagnose(X, y, (X, y), lr=50.0, epochs=1, depth=8, width=16,
+                                                      activation="relu", init="kaiming", init_scale=3.0)
+    assert blown["history"].diverged and blown["accuracy"] is None
+
+
+def test_remove_batchnorm_and_scale_weights():
+    torch.manual_seed(0)
+    resnet = torchvision.models.resnet18(weights=None, num_classes=10)
+    conv = resnet.conv1.weight.detach().clone()
+    bias = resnet.fc.bias.detach().clone()
+    gradcourse.models.scale_weights_(gradcourse.models.remove_batchnorm_(resnet), 2.0)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in resnet.modules())
+    assert torch.equal(resnet.conv1.weight, 2 * conv) and torch.equal(resnet.fc.bias, bias)
+    assert resnet(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_mnist_images_for_image_models(mnist_small, raises_bad):
+    X, _ = mnist_small
+    images = gradcourse.data.mnist_images(X[:4], size=32, channels=3)
+    assert images.shape == (4, 3, 32, 32)
+    assert torch.equal(images[:, 0], images[:, 2])
+    same_size = gradcourse.data.mnist_images(X[:2], size=28, channels=1)
+    assert torch.allclose(same_size.reshape(2, 784), X[:2], atol=1e-6)
+    with raises_bad("size", 4):
+        gradcourse.data.mnist_images(X, size=4)
+    with raises_bad("factor", float("inf")):
+        gradcourse.models.scale_weights_(nn.Linear(2, 2), float("inf"))
+    with raises_bad("model", "resnet"):
+        gradcourse.models.remove_batchnorm_("resnet")
