@@ -51,8 +51,9 @@ def environment_report():
     }
 
 
-from . import data, experiments, models, monitor, plots, theory, train, widgets  # noqa: E402  (after set_seed, which widgets use)
+from . import data, experiments, models, monitor, plots, precision, theory, train, widgets  # noqa: E402  (after set_seed, which widgets use)
 from .data import batches, load_mnist  # noqa: E402
+from .diagnose import diagnose  # noqa: E402  (the function; the module stays importable as gradcourse.diagnose)
 from .models import MLP  # noqa: E402
 from .monitor import GradientMonitor, activation_gradient_norms, layer_gradient_norms  # noqa: E402
 from .train import History, fit  # noqa: E402

@@ -80,6 +80,19 @@ def _describe(value):
     return repr(value) if len(repr(value)) < 60 else f"<{type(value).__name__}>"
 
 
+def batch(X, y, x_name="X", y_name="y"):
+    """Check a batch for any model: X and y non-empty torch.Tensors with the same first dimension."""
+    import torch
+
+    if not isinstance(X, torch.Tensor) or X.dim() == 0 or len(X) == 0:
+        raise ValueError(f"{x_name}={_describe(X)} is not allowed; it must be a non-empty torch.Tensor (batch first)")
+    if not isinstance(y, torch.Tensor) or y.dim() == 0:
+        raise ValueError(f"{y_name}={_describe(y)} is not allowed; it must be a torch.Tensor (batch first)")
+    if len(X) != len(y):
+        raise ValueError(f"{y_name} has {len(y)} rows but {x_name} has {len(X)}; they must match")
+    return X, y
+
+
 def inputs_and_targets(X, y, x_name="X", y_name="y"):
     """Check a regression batch: X a floating-point tensor of at least 2 dimensions (n, ...),
     e.g. (n, T, features) sequences, and y a 1-D floating-point tensor of targets of equal length."""

@@ -204,6 +204,19 @@ def _stratified_split(labels, test_share, seed):
     return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
 
 
+def mnist_images(X, size=64, channels=3):
+    """Turn rows of :func:`load_mnist` into an image batch ``(n, channels, size, size)`` for
+    image models such as torchvision's ResNets: reshaped to 28x28, resized bilinearly, and
+    repeated over the channels."""
+    if not isinstance(X, torch.Tensor) or X.dim() != 2 or X.shape[1] != 784:
+        raise ValueError(f"X={_checks._describe(X)} is not allowed; it must be MNIST rows of shape (n, 784)")
+    _checks.integer("size", size, minimum=8)
+    _checks.integer("channels", channels, minimum=1)
+    images = X.reshape(-1, 1, 28, 28)
+    images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    return images.repeat(1, channels, 1, 1)
+
+
 # ---------------------------------------------------------------- the adding problem (notebooks 06, 08)
 
 ADDING_BASELINE_MSE = 1.0 / 6.0

@@ -6,9 +6,12 @@ prints the same numbers on every run.
 
 from __future__ import annotations
 
+import torch
+
 from . import _checks
 from .models import MLP
-from .monitor import activation_gradient_norms, layer_gradient_norms
+from .monitor import _require_course_model, activation_gradient_norms, layer_gradient_norms, norm
+from .theory import activation_derivative
 
 
 def gradient_flow(X, y, depth=20, activation="sigmoid", init="default", init_scale=1.0, width=64, seed=0):
@@ -40,3 +43,180 @@ def first_to_last_ratio(X, y, depths, activation="sigmoid", init="default", init
         norms = activation_gradient_norms(model, X, y)
         ratios.append(norms[0] / norms[-1])
     return ratios
+
+
+@torch.no_grad()
+def unit_activity(model, X):
+    """Per hidden layer of a course MLP: which units still pass a gradient on the inputs ``X``.
+
+    Returns ``{"inactive": [...], "no_gradient": [...], "no_gradient_units": [...]}``, one entry per
+    layer (input side first): ``inactive`` is the share of units whose pre-activation ``z`` is
+    negative for every row of ``X``; ``no_gradient`` the share whose derivative ``f'(z)`` is exactly 0
+    for every row, and ``no_gradient_units`` the boolean mask of those units. A ReLU unit
+    that is inactive everywhere is *dead*: no gradient reaches its weights, so no step can revive it.
+    A LeakyReLU unit there still has ``f' = 0.01``, an ELU unit ``f' = exp(z)`` (Maas et al. 2013;
+    Clevert et al. 2016).
+    """
+    _require_course_model(model)
+    if not isinstance(X, torch.Tensor) or X.dim() != 2:
+        raise ValueError(f"X={_checks._describe(X)} is not allowed; it must be a 2-D torch.Tensor")
+    pre_activations = []
+    handles = [block.norm.register_forward_hook(lambda m, i, out: pre_activations.append(out)) for block in model.blocks]
+    was_training = model.training
+    model.eval()
+    try:
+        model(X)
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    inactive, masks = [], []
+    for z in pre_activations:
+        inactive.append((z < 0).all(dim=0).float().mean().item())
+        masks.append((activation_derivative(model.activation, z) == 0).all(dim=0))
+    return {"inactive": inactive, "no_gradient": [m.float().mean().item() for m in masks], "no_gradient_units": masks}
+
+
+def layer_statistics(X, y, depth=5, activation="tanh", init="default", init_scale=1.0, width=256, seed=0):
+    """One forward/backward pass of a fresh seeded MLP; per hidden layer, input side first:
+
+    * ``"activations"``: the layer outputs ``h_l`` (a tensor of shape (n, width) per layer);
+    * ``"gradients"``: the back-propagated gradients ``dL/dz_l`` with respect to the layer's
+      pre-activations ``z_l`` (same shape), the quantity whose histograms Glorot & Bengio (2010,
+      figure 7) compare across layers and inits.
+    * ``"weight_gradient_norms"``: ``||dL/dW_l||`` per layer.
+    """
+    from . import set_seed
+
+    _checks.features_and_labels(X, y)
+    set_seed(seed)
+    model = MLP(in_features=X.shape[1], width=width, depth=depth, activation=activation,
+                init=init, init_scale=init_scale)
+    outputs, pre_activations = [], []
+    handles = [block.register_forward_hook(lambda m, i, out: outputs.append(out)) for block in model.blocks]
+    handles += [block.norm.register_forward_hook(lambda m, i, out: pre_activations.append(out)) for block in model.blocks]
+    weights = [layer.weight for layer in model.hidden_linears()]
+    try:
+        with torch.enable_grad():
+            loss = torch.nn.functional.cross_entropy(model(X), y)
+            grads = torch.autograd.grad(loss, pre_activations + weights)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {"activations": [h.detach() for h in outputs], "gradients": list(grads[:depth]),
+            "weight_gradient_norms": [norm(g).item() for g in grads[depth:]]}
+
+
+def scale_sweep(X, y, scales, depth=30, activation="relu", init="kaiming", width=64, seed=0):
+    """``{scale: [||dL/dh_l|| for l = 1..depth]}``: the back-propagated signal at every hidden layer
+    of fresh seeded MLPs whose init is multiplied by each gain in ``scales``.
+
+    With He init and ReLU the typical per-layer factor is the gain g itself (notebook 02's
+    ``rho = sqrt(n Var(w) E[f'^2])`` with ``Var(w) = 2 g^2 / n``), so the norms fall like
+    ``g^(L-l)`` for g < 1 and grow like it for g > 1: g = 1 is the critical scale.
+    """
+    from . import set_seed
+
+    _checks.features_and_labels(X, y)
+    scales = list(scales)
+    if not scales:
+        raise ValueError("scales=[] is not allowed; give at least one gain")
+    result = {}
+    for scale in scales:
+        _checks.number("scales[i]", scale, minimum=0, strict_minimum=True)
+        set_seed(seed)
+        model = MLP(in_features=X.shape[1], width=width, depth=depth, activation=activation,
+                    init=init, init_scale=scale)
+        result[scale] = activation_gradient_norms(model, X, y)
+    return result
+
+
+def random_recurrence(sigma_max, steps, width=32, input_size=4, input_scale=0.1, seed=0):
+    """A seeded recurrence for :func:`gradcourse.theory.recurrent_jacobian_norms`: returns ``(W, U, inputs)``.
+
+    ``W`` is a random orthogonal matrix (QR of a Gaussian matrix) times ``sigma_max``, so every
+    singular value of W equals ``sigma_max``; ``U`` has N(0, input_scale^2) entries; the
+    ``steps`` inputs are N(0, 1). All float64.
+    """
+    _checks.number("sigma_max", sigma_max, minimum=0, strict_minimum=True)
+    _checks.integer("steps", steps, minimum=1)
+    _checks.integer("width", width, minimum=1)
+    _checks.integer("input_size", input_size, minimum=1)
+    _checks.number("input_scale", input_scale, minimum=0)
+    _checks.integer("seed", seed, minimum=0)
+    g = torch.Generator().manual_seed(seed)
+    Q, _ = torch.linalg.qr(torch.randn(width, width, generator=g, dtype=torch.float64))
+    U = input_scale * torch.randn(width, input_size, generator=g, dtype=torch.float64)
+    inputs = torch.randn(steps, input_size, generator=g, dtype=torch.float64)
+    return sigma_max * Q, U, inputs
+
+
+def std_per_layer(tensors):
+    """The standard deviation of each tensor in a per-layer list, as floats."""
+    return [torch.as_tensor(t).double().std().item() for t in tensors]
+
+
+def dying_units_experiment(X, y, activation="relu", bias_shift=2.0, lr=0.05, warmup_epochs=1, recovery_epochs=3,
+                           depth=4, width=128, batch_size=64, seed=0):
+    """Kill units on purpose and see whether training brings them back.
+
+    A fresh seeded MLP (He init) trains for ``warmup_epochs``; then every hidden bias is lowered by
+    ``bias_shift`` -- what one too-large SGD step that pushes the biases down does -- so that many
+    pre-activations are negative on every input; then it trains again at ``lr`` for
+    ``recovery_epochs`` under a :class:`~gradcourse.monitor.GradientMonitor`.
+
+    Returns ``{"activity": {stage: unit_activity(...)}, "accuracy": {stage: float},
+    "hidden_weights_changed": [bool per layer], "monitor": GradientMonitor}`` with stages
+    ``"before"``, ``"after_shift"``, ``"after_recovery"``. A ReLU unit whose pre-activation is
+    negative on every input gets exactly zero gradient, so if a whole layer dies no hidden weight
+    changes at all; LeakyReLU (slope 0.01) and ELU (slope ``exp(z)``) still pass a gradient.
+    """
+    from . import set_seed
+    from .monitor import GradientMonitor
+    from .train import accuracy, fit
+
+    _checks.features_and_labels(X, y)
+    _checks.number("bias_shift", bias_shift)
+    _checks.integer("warmup_epochs", warmup_epochs, minimum=1)
+    _checks.integer("recovery_epochs", recovery_epochs, minimum=1)
+    set_seed(seed)
+    model = MLP(in_features=X.shape[1], width=width, depth=depth, activation=activation, init="kaiming")
+    activity, acc = {}, {}
+
+    def measure(stage):
+        activity[stage] = unit_activity(model, X)
+        acc[stage] = accuracy(model, X, y)
+
+    fit(model, X, y, epochs=warmup_epochs, batch_size=batch_size, lr=lr, progress=False, seed=seed)
+    measure("before")
+    with torch.no_grad():
+        for layer in model.hidden_linears():
+            layer.bias.sub_(bias_shift)
+    measure("after_shift")
+    weights_before = [layer.weight.detach().clone() for layer in model.hidden_linears()]
+    monitor = GradientMonitor(model)
+    fit(model, X, y, epochs=recovery_epochs, batch_size=batch_size, lr=lr, monitor=monitor, progress=False, seed=seed + 1)
+    measure("after_recovery")
+    changed = [not torch.equal(before, layer.weight.detach()) for before, layer in zip(weights_before, model.hidden_linears())]
+    return {"activity": activity, "accuracy": acc, "hidden_weights_changed": changed, "monitor": monitor}
+
+
+def train_and_diagnose(X, y, validation, *, lr, epochs=3, batch_size=64, probe=256, seed=0, **mlp):
+    """Build a fresh seeded ``MLP(**mlp)``, diagnose it on the first ``probe`` rows with an SGD
+    optimizer at ``lr``, then train it with :func:`gradcourse.fit`.
+
+    Returns ``{"report": Report, "history": History, "accuracy": the last validation accuracy,
+    or None when training diverged before finishing an epoch}``.
+    """
+    from . import set_seed
+    from .diagnose import diagnose
+    from .train import fit
+
+    _checks.features_and_labels(X, y)
+    _checks.integer("probe", probe, minimum=1)
+    set_seed(seed)
+    model = MLP(in_features=X.shape[1], **mlp)
+    report = diagnose(model, X[:probe], y[:probe], optimizer=torch.optim.SGD(model.parameters(), lr=lr))
+    history = fit(model, X, y, epochs=epochs, batch_size=batch_size, lr=lr, validation=validation, seed=seed)
+    return {"report": report, "history": history,
+            "accuracy": history.val_accuracy[-1] if history.val_accuracy else None}

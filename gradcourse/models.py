@@ -20,7 +20,7 @@ ACTIVATIONS = {
     "gelu": nn.GELU,
     "silu": nn.SiLU,
 }
-INITS = ("default", "normal", "xavier", "kaiming", "orthogonal")
+INITS = ("default", "normal", "lecun", "xavier", "xavier_uniform", "kaiming", "orthogonal")
 NORMS = (None, "batch", "layer")
 
 
@@ -33,8 +33,12 @@ def init_linear_(layer: nn.Linear, init="default", init_scale=1.0):
     * ``"default"``: PyTorch's own ``nn.Linear`` init, W ~ U(-1/sqrt(n_in), 1/sqrt(n_in)),
       i.e. std = 1/sqrt(3 n_in), bias from the same range; weights then times ``init_scale``.
     * ``"normal"``: W ~ N(0, init_scale^2).
+    * ``"lecun"``: W ~ N(0, init_scale^2 / n_in) -- LeCun et al. (1998), "Efficient BackProp";
+      the fan-in form of Xavier that He et al. (2015) compare against.
     * ``"xavier"``: W ~ N(0, init_scale^2 * 2 / (n_in + n_out)) -- Glorot & Bengio (2010),
       "Understanding the difficulty of training deep feedforward neural networks".
+    * ``"xavier_uniform"``: W ~ U(-a, a) with a = init_scale * sqrt(6 / (n_in + n_out)), the same
+      variance as ``"xavier"``; Glorot & Bengio's "normalized initialization".
     * ``"kaiming"``: W ~ N(0, init_scale^2 * 2 / n_in) -- He et al. (2015), "Delving Deep
       into Rectifiers", the ReLU gain sqrt(2) with fan_in mode.
     * ``"orthogonal"``: W a (semi-)orthogonal matrix times ``init_scale`` -- Saxe et al. (2014),
@@ -51,8 +55,14 @@ def init_linear_(layer: nn.Linear, init="default", init_scale=1.0):
         return layer
     if init == "normal":
         nn.init.normal_(layer.weight, mean=0.0, std=init_scale)
+    elif init == "lecun":
+        nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="linear")
+        with torch.no_grad():
+            layer.weight.mul_(init_scale)
     elif init == "xavier":
         nn.init.xavier_normal_(layer.weight, gain=init_scale)
+    elif init == "xavier_uniform":
+        nn.init.xavier_uniform_(layer.weight, gain=init_scale)
     elif init == "kaiming":
         nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
         with torch.no_grad():
@@ -97,7 +107,8 @@ class MLP(nn.Module):
         width: units per hidden layer.
         depth: number of hidden layers (each a :class:`HiddenBlock`).
         activation: one of ``sigmoid, tanh, relu, leaky_relu, elu, gelu, silu``.
-        init: ``default, normal, xavier, kaiming, orthogonal`` (see :func:`init_linear_`),
+        init: ``default, normal, lecun, xavier, xavier_uniform, kaiming, orthogonal``
+            (see :func:`init_linear_`),
             applied to every Linear layer, the output layer included.
         init_scale: gain on the scheme's standard deviation (std itself for ``normal``).
         norm: ``None``, ``"batch"`` (BatchNorm1d) or ``"layer"`` (LayerNorm).
@@ -147,6 +158,29 @@ class MLP(nn.Module):
 
     def extra_repr(self):
         return f"activation={self.activation!r}, init={self.init!r}, init_scale={self.init_scale}"
+
+
+def remove_batchnorm_(model):
+    """Replace every BatchNorm layer of ``model`` by ``nn.Identity``, in place; return the model."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model={_checks._describe(model)} is not allowed; it must be a torch.nn.Module")
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.modules.batchnorm._BatchNorm):
+                setattr(module, name, nn.Identity())
+    return model
+
+
+@torch.no_grad()
+def scale_weights_(model, factor):
+    """Multiply every weight matrix or kernel (parameters with 2 or more dimensions) by ``factor``, in place."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model={_checks._describe(model)} is not allowed; it must be a torch.nn.Module")
+    factor = _checks.number("factor", factor)
+    for p in model.parameters():
+        if p.dim() >= 2:
+            p.mul_(factor)
+    return model
 
 
 # ---------------------------------------------------------------- recurrent models (notebooks 06, 08)

@@ -38,20 +38,157 @@ def _require_course_model(model, name="model"):
     return model
 
 
-def layer_gradient_norms(model, X, y):
-    """One forward/backward with cross-entropy; return ``||dL/dW_l||`` per hidden layer.
+LOSSES = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss}
 
-    The Frobenius norm of each hidden ``nn.Linear`` weight's gradient, input side
-    first, as a list of floats. Uses :func:`torch.autograd.grad`, so the model's
-    ``.grad`` fields are left untouched.
+ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
+                      nn.SiLU, nn.Mish, nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardsigmoid, nn.Hardswish,
+                      nn.Softplus, nn.Softsign, nn.LogSigmoid, nn.Tanhshrink)
+"""Module types whose outputs GradientMonitor summarizes as activations."""
+
+_SATURATION_BY_TYPE = {nn.Tanh: SATURATION["tanh"], nn.Sigmoid: SATURATION["sigmoid"]}
+
+
+def resolve_loss(loss_fn=None):
+    """A loss ``(outputs, targets) -> scalar``: None or ``"cross_entropy"`` (the default),
+    ``"mse"``, or any callable such as ``torch.nn.MSELoss()``."""
+    if loss_fn is None:
+        return F.cross_entropy
+    if isinstance(loss_fn, str):
+        return LOSSES[_checks.choice("loss_fn", loss_fn, tuple(LOSSES))]
+    if not callable(loss_fn):
+        raise ValueError(f"loss_fn={loss_fn!r} is not allowed; it must be None, 'cross_entropy', 'mse' "
+                         "or a callable (outputs, targets) -> loss")
+    return loss_fn
+
+
+def batch_loss(model, X, y, loss_fn=None, compute_loss=None):
+    """The loss of one batch: ``compute_loss(model, X, y)`` when given, else ``loss_fn(model(X), y)``."""
+    if compute_loss is not None:
+        if not callable(compute_loss):
+            raise ValueError(f"compute_loss={compute_loss!r} is not allowed; it must be a callable "
+                             "(model, X, y) -> loss, or None")
+        loss = compute_loss(model, X, y)
+    else:
+        loss_fn = resolve_loss(loss_fn)
+        if loss_fn is F.cross_entropy and (y.is_floating_point() and y.dim() == 1):
+            raise ValueError(f"y={_checks._describe(y)} is not allowed with cross-entropy; it must hold integer "
+                             "class labels (pass loss_fn='mse' or another loss for real-valued targets)")
+        loss = loss_fn(model(X), y)
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise ValueError(f"the loss must be a scalar tensor; got {_checks._describe(loss)}")
+    return loss
+
+
+def layer_weights(module):
+    """A layer's weights: its own parameters except biases (all of them when it has only biases),
+    including weights held by ``torch.nn.utils.parametrize`` (``weight_norm``, ``spectral_norm``, ...)."""
+    own = list(module.named_parameters(recurse=False))
+    if hasattr(module, "parametrizations"):
+        own += list(module.parametrizations.named_parameters())
+    weights = [p for name, p in own if "bias" not in name.split(".")[-1] and p.requires_grad]
+    return weights or [p for _, p in own if p.requires_grad]
+
+
+def find_layers(model, layers=None, include=None):
+    """The layers to monitor, as ``[(name, module)]`` in the model's registration order.
+
+    * ``layers``: an explicit list of submodules of ``model``;
+    * otherwise, for a course :class:`~gradcourse.models.MLP`, its hidden ``nn.Linear`` layers;
+    * otherwise every module that holds trainable parameters itself (Linear, Conv, RNN/LSTM/GRU,
+      Embedding, normalization layers, attention, ...), named by its module path
+      (e.g. ``"layer1.0.conv1"``; the model itself is named by its class);
+    * ``include(name, module) -> bool`` filters the candidates.
     """
-    _require_course_model(model)
-    _checks.features_and_labels(X, y)
-    weights = [layer.weight for layer in model.hidden_linears()]
-    with torch.enable_grad():
-        loss = F.cross_entropy(model(X), y)
-        grads = torch.autograd.grad(loss, weights)
-    return [norm(g).item() for g in grads]
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model={_checks._describe(model)} is not allowed; it must be a torch.nn.Module")
+    names = {id(m): (name or type(m).__name__) for name, m in model.named_modules()}
+    if layers is not None:
+        layers = list(layers)
+        for i, module in enumerate(layers):
+            if id(module) not in names:
+                raise ValueError(f"layers[{i}]={_checks._describe(module)} is not allowed; every entry must be "
+                                 "a submodule of the model")
+        found = [(names[id(m)], m) for m in layers]
+    elif hasattr(model, "hidden_linears"):
+        found = [(names[id(m)], m) for m in model.hidden_linears()]
+    else:
+        found = [(names[id(m)], m) for _, m in model.named_modules()
+                 if not isinstance(m, torch.nn.utils.parametrize.ParametrizationList)
+                 and any(p.requires_grad for p in m.parameters(recurse=False))]
+    if include is not None:
+        if not callable(include):
+            raise ValueError(f"include={include!r} is not allowed; it must be a callable (name, module) -> bool, or None")
+        found = [(name, m) for name, m in found if include(name, m)]
+    if not found or not all(layer_weights(m) for _, m in found):
+        raise ValueError("no layer with trainable parameters to monitor; check the model, layers= and include=")
+    return found
+
+
+class _ForwardOrder:
+    """Records the order in which a forward pass calls the modules of a model."""
+
+    def __init__(self, model):
+        self.seen = {}
+        self._handles = [m.register_forward_pre_hook(self._hook) for m in model.modules()]
+
+    def _hook(self, module, inputs):
+        self.seen.setdefault(id(module), len(self.seen))
+
+    def remove(self):
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def sort(self, named_layers):
+        """Sort ``[(name, module)]`` by first call; a module never called directly (e.g. attention's
+        ``out_proj``) goes where its nearest called ancestor does."""
+        positions = {name: self.seen.get(id(m)) for name, m in named_layers}
+
+        def key(item):
+            index, (name, module) = item
+            position = positions[name]
+            if position is None:
+                ancestors = [n for n in positions if name.startswith(n + ".") and positions[n] is not None]
+                position = positions[max(ancestors, key=len)] + 0.5 if ancestors else float("inf")
+            return (position, index)
+
+        return [item for _, item in sorted(enumerate(named_layers), key=key)]
+
+
+def named_layer_gradient_norms(model, X, y, *, loss_fn=None, compute_loss=None, layers=None, include=None):
+    """One forward/backward; ``[(name, ||dL/dW||)]`` per layer, in the order the forward pass meets them.
+
+    The loss is ``loss_fn(model(X), y)`` (cross-entropy by default) or ``compute_loss(model, X, y)``.
+    The norm covers each layer's weights (:func:`layer_weights`), in float64. Uses
+    :func:`torch.autograd.grad`, so the model's ``.grad`` fields are left untouched.
+    """
+    found = find_layers(model, layers, include)
+    _checks.batch(X, y)
+    order = _ForwardOrder(model)
+    try:
+        with torch.enable_grad():
+            loss = batch_loss(model, X, y, loss_fn, compute_loss)
+    finally:
+        order.remove()
+    found = order.sort(found)
+    weights = [layer_weights(m) for _, m in found]
+    grads = torch.autograd.grad(loss, [p for ws in weights for p in ws], allow_unused=True)
+    result, i = [], 0
+    for (name, _), ws in zip(found, weights):
+        squares = [norm(g) ** 2 for g in grads[i:i + len(ws)] if g is not None]
+        result.append((name, torch.stack(squares).sum().sqrt().item() if squares else float("nan")))
+        i += len(ws)
+    return result
+
+
+def layer_gradient_norms(model, X, y, *, loss_fn=None, compute_loss=None, layers=None, include=None):
+    """One forward/backward; return ``||dL/dW_l||`` per layer as a list of floats, input side first.
+
+    For a course MLP, the layers are its hidden ``nn.Linear`` layers; for any other model,
+    see :func:`find_layers` and :func:`named_layer_gradient_norms` (which also gives the names).
+    """
+    return [value for _, value in named_layer_gradient_norms(
+        model, X, y, loss_fn=loss_fn, compute_loss=compute_loss, layers=layers, include=include)]
 
 
 def activation_gradient_norms(model, X, y):
@@ -75,7 +212,7 @@ def activation_gradient_norms(model, X, y):
 
 
 class GradientMonitor:
-    """Record per-layer statistics of a course model while it trains.
+    """Record per-layer statistics of any ``torch.nn.Module`` while it trains.
 
     Use it as a context manager (hooks are removed on exit, also after an
     exception), or pass it to :func:`gradcourse.train.fit`::
@@ -84,65 +221,95 @@ class GradientMonitor:
             fit(model, X, y, epochs=1, batch_size=64, lr=0.1)
         monitor.series("grad_norm")      # tensor (steps, layers)
 
-    For each hidden layer l (input side first) it records:
+    Layers (see :func:`find_layers`; ``layers=`` or ``include=`` choose others) are ordered as the
+    first forward pass meets them, input side first; :attr:`layer_names` names them. For each it records
 
-    * ``grad_norm``: ``||dL/dW_l||`` after every backward pass;
-    * ``act_mean``, ``act_std``: mean and standard deviation of the layer's activations,
-      at every forward pass with gradients enabled (so evaluation under ``no_grad`` is skipped);
-    * ``saturated``: share of activations outside (0.03, 0.97) for sigmoid and
-      (-0.97, 0.97) for tanh, where the derivative is below about 0.03 or 0.06
-      (NaN for activations that do not saturate on both sides);
-    * ``dead``: share of units whose output is exactly zero for the whole batch
-      (a dead ReLU passes no gradient);
-    * ``update_ratio``: ``||W_after - W_before|| / ||W_before||`` each time an optimizer
-      holding the weight steps. Karpathy's rule of thumb puts healthy values near 1e-3.
+    * ``grad_norm``: ``||dL/dW||`` of the layer's weights after every backward pass;
+    * ``update_ratio``: ``||W_after - W_before|| / ||W_before||`` each time an optimizer holding
+      the weights steps. Karpathy's rule of thumb puts healthy values near 1e-3.
+
+    Activations: every activation *module* the forward pass calls (ReLU, Tanh, Sigmoid, GELU, ...;
+    one entry per call, named by module path with ``#k`` for a module called k times), at every
+    forward pass with gradients enabled (evaluation under ``no_grad`` is skipped), in
+    :attr:`activation_names`:
+
+    * ``act_mean``, ``act_std``: mean and standard deviation of the activations;
+    * ``saturated``: share of outputs outside (0.03, 0.97) for Sigmoid and (-0.97, 0.97) for Tanh,
+      where the derivative is below about 0.03 or 0.06 (NaN for activations without two flat tails);
+    * ``dead``: share of units (all positions but the batch dimension) whose output is exactly zero
+      for the whole batch: a dead ReLU passes no gradient.
+
+    A model that applies its activations as functions (``torch.relu(x)`` in ``forward``) has no
+    activation modules to hook; :attr:`activation_note` then says so and those series are empty.
     """
 
-    def __init__(self, model):
-        _require_course_model(model)
+    def __init__(self, model, layers=None, include=None):
         self.model = model
-        self.layers = list(model.hidden_linears())
-        self.activations = list(model.hidden_activations())
-        self.layer_names = [f"layer {i + 1}" for i in range(len(self.layers))]
-        self._saturation = SATURATION.get(getattr(model, "activation", None))
-        self._records = {name: [[] for _ in self.layers] for name in STATS}
+        self._layers = find_layers(model, layers, include)   # registration order until the first forward
+        self._weights = [layer_weights(m) for _, m in self._layers]
+        self._order = list(range(len(self._layers)))
+        self._activation_modules = [(name or type(m).__name__, m) for name, m in model.named_modules()
+                                    if isinstance(m, ACTIVATION_MODULES)]
+        self._records = {name: [[] for _ in self._layers] for name in ("grad_norm", "update_ratio")}
+        self._sites = {}          # (module index, call number) -> list of stat vectors
+        self._calls = {}
+        self._pending = {}
         self._handles = []
+        self._order_recorder = None
         self._snapshots = None
 
+    # --- what was recorded ---------------------------------------------------
     @property
     def active(self):
         """True while the hooks are registered."""
         return bool(self._handles)
 
-    def __enter__(self):
-        if self.active:
-            raise RuntimeError("this GradientMonitor is already active")
-        for i, layer in enumerate(self.layers):
-            self._handles.append(layer.weight.register_post_accumulate_grad_hook(self._grad_hook(i)))
-        for i, activation in enumerate(self.activations):
-            self._handles.append(activation.register_forward_hook(self._activation_hook(i)))
-        self._handles.append(register_optimizer_step_pre_hook(self._before_step))
-        self._handles.append(register_optimizer_step_post_hook(self._after_step))
-        return self
+    @property
+    def layer_names(self):
+        """Names of the monitored layers, in forward order (after the first forward pass)."""
+        return [self._layers[i][0] for i in self._order]
 
-    def __exit__(self, *exc_info):
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-        self._snapshots = None
-        return False
+    @property
+    def layers(self):
+        """The monitored layer modules, in forward order."""
+        return [self._layers[i][1] for i in self._order]
+
+    @property
+    def activation_names(self):
+        """Names of the activation calls seen, in forward order."""
+        calls_per_module = {}
+        for module_index, _ in self._sites:
+            calls_per_module[module_index] = calls_per_module.get(module_index, 0) + 1
+        return [self._activation_modules[m][0] + (f"#{k + 1}" if calls_per_module[m] > 1 else "")
+                for m, k in self._sites]
+
+    @property
+    def activation_note(self):
+        """None when activation statistics were recorded; otherwise why there are none."""
+        if self._sites:
+            return None
+        if not self._activation_modules:
+            return ("this model has no activation modules (it applies its activations as functions, e.g. "
+                    "torch.relu in forward), so GradientMonitor cannot see them: no activation statistics")
+        return "no forward pass with gradients enabled has been recorded yet"
 
     def series(self, name):
-        """The recorded values of one statistic as a tensor of shape (steps, layers)."""
+        """The recorded values of one statistic as a float64 tensor of shape (steps, columns):
+        one column per layer for grad_norm and update_ratio, per activation call otherwise."""
         _checks.choice("name", name, STATS)
-        per_layer = self._records[name]
-        steps = min(len(values) for values in per_layer)
+        self._flush_gradients()
+        if name in self._records:
+            columns = [self._records[name][i] for i in self._order]
+        else:
+            column = STATS.index(name) - 1       # act_mean, act_std, saturated, dead -> 0..3
+            columns = [[v[column] for v in values] for values in self._sites.values()]
+        steps = min((len(values) for values in columns), default=0)
         if steps == 0:
-            return torch.empty(0, len(per_layer))
-        return torch.stack([torch.stack(values[:steps]).double() for values in per_layer], dim=1)
+            return torch.empty(0, len(columns), dtype=torch.float64)
+        return torch.stack([torch.stack(values[:steps]).double() for values in columns], dim=1)
 
     def mean(self, name):
-        """Per-layer mean over the recorded steps of one statistic, as a list of floats."""
+        """Per-column mean over the recorded steps of one statistic, as a list of floats."""
         return self.series(name).mean(dim=0).tolist()
 
     def steps(self, name="grad_norm"):
@@ -151,42 +318,93 @@ class GradientMonitor:
 
     def __repr__(self):
         state = "active" if self.active else "inactive"
-        return (f"GradientMonitor({len(self.layers)} layers, {state}, "
+        return (f"GradientMonitor({len(self._layers)} layers, {len(self._sites)} activation calls, {state}, "
                 f"{self.steps('grad_norm')} backward passes, {self.steps('update_ratio')} optimizer steps)")
 
-    # hooks -----------------------------------------------------------------
-    def _grad_hook(self, i):
-        def hook(weight):
-            self._records["grad_norm"][i].append(norm(weight.grad))
+    # --- hooks -----------------------------------------------------------------
+    def __enter__(self):
+        if self.active:
+            raise RuntimeError("this GradientMonitor is already active")
+        self._handles.append(self.model.register_forward_pre_hook(self._forward_starts))
+        self._handles.append(self.model.register_forward_hook(self._forward_ends))
+        for i, weights in enumerate(self._weights):
+            for j, p in enumerate(weights):
+                self._handles.append(p.register_post_accumulate_grad_hook(self._grad_hook(i, j)))
+        for i, (_, module) in enumerate(self._activation_modules):
+            self._handles.append(module.register_forward_hook(self._activation_hook(i)))
+        self._handles.append(register_optimizer_step_pre_hook(self._before_step))
+        self._handles.append(register_optimizer_step_post_hook(self._after_step))
+        return self
+
+    def __exit__(self, *exc_info):
+        self._flush_gradients()
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        if self._order_recorder is not None:
+            self._order_recorder.remove()
+            self._order_recorder = None
+        self._snapshots = None
+        return False
+
+    def _forward_starts(self, module, inputs):
+        self._flush_gradients()
+        self._calls = {}
+        if self._order == list(range(len(self._layers))) and self._order_recorder is None and not self._sites:
+            self._order_recorder = _ForwardOrder(self.model)
+
+    def _forward_ends(self, module, inputs, output):
+        if self._order_recorder is not None:
+            index = {id(m): i for i, (_, m) in enumerate(self._layers)}
+            self._order = [index[id(m)] for _, m in self._order_recorder.sort(self._layers)]
+            self._order_recorder.remove()
+            self._order_recorder = None
+
+    def _grad_hook(self, i, j):
+        def hook(p):
+            self._pending[(i, j)] = norm(p.grad) ** 2
         return hook
 
+    def _flush_gradients(self):
+        if not self._pending:
+            return
+        for i, weights in enumerate(self._weights):
+            squares = [self._pending[(i, j)] for j in range(len(weights)) if (i, j) in self._pending]
+            value = torch.stack(squares).sum().sqrt() if squares else torch.tensor(float("nan"), dtype=torch.float64)
+            self._records["grad_norm"][i].append(value)
+        self._pending = {}
+
     def _activation_hook(self, i):
+        saturation = _SATURATION_BY_TYPE.get(type(self._activation_modules[i][1]))
+
         def hook(module, inputs, output):
-            if not torch.is_grad_enabled():
+            if not torch.is_grad_enabled() or not isinstance(output, torch.Tensor):
                 return
+            call = self._calls.get(i, 0)
+            self._calls[i] = call + 1
             a = output.detach()
-            self._records["act_mean"][i].append(a.mean())
-            self._records["act_std"][i].append(a.std())
-            if self._saturation is None:
-                self._records["saturated"][i].append(torch.tensor(float("nan")))
+            if saturation is None:
+                saturated = torch.tensor(float("nan"))
             else:
-                low, high = self._saturation
-                self._records["saturated"][i].append(((a < low) | (a > high)).float().mean())
-            self._records["dead"][i].append((a.reshape(len(a), -1) == 0).all(dim=0).float().mean())
+                saturated = ((a < saturation[0]) | (a > saturation[1])).float().mean()
+            dead = (a.reshape(len(a), -1) == 0).all(dim=0).float().mean() if a.dim() > 0 and len(a) else torch.tensor(float("nan"))
+            self._sites.setdefault((i, call), []).append(torch.stack([a.float().mean(), a.float().std(), saturated, dead]))
         return hook
 
     def _holds_our_weights(self, optimizer):
-        ours = {id(layer.weight) for layer in self.layers}
+        ours = {id(p) for weights in self._weights for p in weights}
         return any(id(p) in ours for group in optimizer.param_groups for p in group["params"])
 
     def _before_step(self, optimizer, args, kwargs):
+        self._flush_gradients()
         if self._holds_our_weights(optimizer):
-            self._snapshots = [layer.weight.detach().clone() for layer in self.layers]
+            self._snapshots = [[p.detach().clone() for p in weights] for weights in self._weights]
 
     def _after_step(self, optimizer, args, kwargs):
         if self._snapshots is None or not self._holds_our_weights(optimizer):
             return
-        for i, (layer, before) in enumerate(zip(self.layers, self._snapshots)):
-            ratio = norm(layer.weight.detach() - before) / norm(before)
-            self._records["update_ratio"][i].append(ratio)
+        for i, (weights, before) in enumerate(zip(self._weights, self._snapshots)):
+            change = torch.stack([norm(p.detach() - b) ** 2 for p, b in zip(weights, before)]).sum().sqrt()
+            size = torch.stack([norm(b) ** 2 for b in before]).sum().sqrt()
+            self._records["update_ratio"][i].append(change / size)
         self._snapshots = None

@@ -192,6 +192,82 @@ def plot_activations(activations=("sigmoid", "tanh", "relu"), low=-6.0, high=6.0
     return fig
 
 
+def plot_layer_histograms(per_layer, title=None, bins=60):
+    """Glorot & Bengio-style histograms: one panel per quantity, one line per layer.
+
+    ``per_layer`` maps a panel title to a list of tensors, one per layer (input side first),
+    e.g. ``{"activations": [...], "back-propagated gradients dL/dz": [...]}`` from
+    :func:`gradcourse.experiments.layer_statistics`. Each histogram is normalized to unit area
+    and drawn as a line, so the layers' spreads can be compared on one axis.
+    """
+    if not isinstance(per_layer, dict) or not per_layer:
+        raise ValueError(f"per_layer={_checks._describe(per_layer)} is not allowed; it must be a non-empty "
+                         "dict {panel title: [tensor per layer]}")
+    _checks.integer("bins", bins, minimum=2)
+    fig, axes = plt.subplots(1, len(per_layer), figsize=(5.5 * len(per_layer), 3.6), squeeze=False)
+    for ax, (panel, tensors) in zip(axes[0], per_layer.items()):
+        tensors = [torch.as_tensor(t).detach().flatten().double() for t in tensors]
+        low = min(t.min().item() for t in tensors)
+        high = max(t.max().item() for t in tensors)
+        if not (math.isfinite(low) and math.isfinite(high)) or low == high:
+            raise ValueError(f"the values for {panel!r} must be finite and not all equal")
+        colors = plt.cm.viridis([i / max(1, len(tensors) - 1) for i in range(len(tensors))])
+        for i, (t, color) in enumerate(zip(tensors, colors)):
+            density, edges = torch.histogram(t, bins=bins, range=(low, high), density=True)
+            centers = (edges[:-1] + edges[1:]) / 2
+            ax.plot(centers, density, color=color, label=f"layer {i + 1} (std {t.std().item():.2g})")
+        ax.set_title(panel, fontsize="medium")
+        ax.set_ylabel("density")
+        ax.legend(fontsize="x-small")
+        ax.grid(True, alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_two_per_layer(left, right, left_label, right_label, title=None):
+    """Two per-layer log plots side by side, e.g. activation std (left) and gradient norm (right)."""
+    runs_left, runs_right = _as_runs(left, "left"), _as_runs(right, "right")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, runs, label in ((axes[0], runs_left, left_label), (axes[1], runs_right, right_label)):
+        for name, seq in runs.items():
+            ax.plot(range(1, len(seq) + 1), _positive(seq), marker="o", markersize=3, label=name)
+        ax.set_yscale("log")
+        ax.set_xlabel("layer (1 = input side)")
+        ax.set_ylabel(label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+        if any(name is not None for name in runs):
+            ax.legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_per_layer_shares(values, ylabel, title=None):
+    """Per-layer shares in [0, 1] (e.g. gradients flushed to zero), one line per run, linear axis."""
+    runs = _as_runs(values)
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for label, seq in runs.items():
+        ax.plot(range(1, len(seq) + 1), seq, marker="o", markersize=3, label=label)
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel("layer (1 = input side)")
+    ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize="medium")
+    if any(label is not None for label in runs):
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
 # ---------------------------------------------------------------- recurrent networks and clipping (notebooks 06, 08)
 
 def plot_timestep_gradients(norms, title=None, references=None, ylabel="||dL/dh_t|| (log scale)"):

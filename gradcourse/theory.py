@@ -140,3 +140,93 @@ def sigmoid_network_loss(weights, biases, x, target):
     if target.shape != y.shape:
         raise ValueError(f"target has shape {tuple(target.shape)} but the network outputs {tuple(y.shape)}")
     return 0.5 * ((y - target) ** 2).sum()
+
+
+RECURRENT_ACTIVATIONS = {"tanh": (torch.tanh, 1.0), "sigmoid": (torch.sigmoid, 0.25)}
+"""The recurrent nonlinearities with their derivative bound gamma = max f'."""
+
+
+def recurrent_jacobian_norms(W, U, inputs, h0=None, activation="tanh"):
+    """Spectral norms ``||dh_T/dh_0||_2`` for ``T = 1..len(inputs)`` of ``h_t = f(W h_{t-1} + U x_t)``.
+
+    The Jacobian of one step is ``dh_t/dh_{t-1} = diag(f'(a_t)) W`` with ``a_t = W h_{t-1} + U x_t``,
+    so ``dh_T/dh_0 = prod_{t=T..1} diag(f'(a_t)) W`` and
+    ``||dh_T/dh_0|| <= (gamma * sigma_max(W))^T`` with ``gamma = max f'`` (1 for tanh, 1/4 for the
+    sigmoid). Hence ``sigma_max(W) < 1/gamma`` is *sufficient* for the gradient to vanish
+    exponentially; ``sigma_max(W) > 1/gamma`` is *necessary* for it to explode. Bengio, Simard &
+    Frasconi (1994), "Learning long-term dependencies with gradient descent is difficult";
+    Pascanu, Mikolov & Bengio (2013), "On the difficulty of training recurrent neural networks".
+
+    Args:
+        W: recurrent matrix (n, n). U: input matrix (n, d). inputs: tensor (T, d).
+        h0: initial state (n,), zeros by default. activation: ``"tanh"`` or ``"sigmoid"``.
+
+    Returns a list of T floats; the Jacobian product is accumulated in float64.
+    """
+    _checks.choice("activation", activation, tuple(RECURRENT_ACTIVATIONS))
+    for name, tensor, dims in (("W", W, 2), ("U", U, 2), ("inputs", inputs, 2)):
+        if not isinstance(tensor, torch.Tensor) or tensor.dim() != dims:
+            raise ValueError(f"{name}={_checks._describe(tensor)} is not allowed; it must be a {dims}-D torch.Tensor")
+    n = W.shape[0]
+    if W.shape != (n, n) or U.shape[0] != n or inputs.shape[1] != U.shape[1]:
+        raise ValueError(f"shapes do not fit: W {tuple(W.shape)} must be (n, n), U {tuple(U.shape)} (n, d), "
+                         f"inputs {tuple(inputs.shape)} (T, d)")
+    f, _ = RECURRENT_ACTIVATIONS[activation]
+    W, U, inputs = W.double(), U.double(), inputs.double()
+    h = torch.zeros(n, dtype=torch.float64) if h0 is None else h0.double()
+    product = torch.eye(n, dtype=torch.float64)
+    norms = []
+    for x in inputs:
+        a = W @ h + U @ x
+        h = f(a)
+        local = (1 - h ** 2) if activation == "tanh" else h * (1 - h)   # f'(a) from the output
+        product = (local[:, None] * W) @ product
+        norms.append(torch.linalg.matrix_norm(product, ord=2).item())
+    return norms
+
+
+def recurrent_derivative_bound(activation):
+    """``gamma = max f'`` of a recurrent nonlinearity: 1 for tanh, 1/4 for the sigmoid."""
+    _checks.choice("activation", activation, tuple(RECURRENT_ACTIVATIONS))
+    return RECURRENT_ACTIVATIONS[activation][1]
+
+
+def activation_table(activations=None, low=-10.0, high=10.0, points=200_001):
+    """For each activation: the range of f and of f' on a grid over [low, high], f'(0), and whether
+    f' tends to 0 on both sides (saturating) -- derivatives by autograd.
+
+    Returns a list of dicts with keys ``name, f_min, f_max, d_min, d_max, d_at_0, saturates_both_sides``.
+    """
+    names = list(ACTIVATIONS) if activations is None else list(activations)
+    for name in names:
+        _checks.choice("activations[i]", name, tuple(ACTIVATIONS))
+    low = _checks.number("low", low)
+    high = _checks.number("high", high, minimum=low, strict_minimum=True)
+    _checks.integer("points", points, minimum=3)
+    z = torch.linspace(low, high, points, dtype=torch.float64)
+    rows = []
+    for name in names:
+        values = ACTIVATIONS[name]()(z)
+        d = activation_derivative(name, z)
+        rows.append({
+            "name": name,
+            "f_min": values.min().item(), "f_max": values.max().item(),
+            "d_min": d.min().item(), "d_max": d.max().item(),
+            "d_at_0": activation_derivative(name, torch.zeros(1, dtype=torch.float64)).item(),
+            "saturates_both_sides": d[0].item() < 1e-3 and d[-1].item() < 1e-3,
+        })
+    return rows
+
+
+def recurrent_final_state(W, U, inputs, h0=None, activation="tanh"):
+    """Run ``h_t = f(W h_{t-1} + U x_t)`` over ``inputs`` (T, d) from ``h0`` and return ``h_T``.
+
+    Differentiable: ``torch.autograd.functional.jacobian`` of it with respect to ``h0`` gives
+    ``dh_T/dh_0``, the library's check of :func:`recurrent_jacobian_norms`.
+    """
+    _checks.choice("activation", activation, tuple(RECURRENT_ACTIVATIONS))
+    f, _ = RECURRENT_ACTIVATIONS[activation]
+    h = torch.zeros(W.shape[0], dtype=W.dtype) if h0 is None else h0
+    for x in inputs:
+        h = f(W @ h + U @ x)
+    return h

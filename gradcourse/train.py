@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from tqdm.auto import tqdm
 
 from . import _checks
 from .data import batches
-from .monitor import GradientMonitor
+from .monitor import GradientMonitor, find_layers
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 LOSSES = ("cross_entropy", "mse")
@@ -173,10 +174,8 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, optimizer, lr, momentum)
 
-    if monitor is not None and not monitor.active:
-        with monitor:
-            return _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, progress, seed, validation, loss)
-    return _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, progress, seed, validation, loss)
+    with flush_denormals(), (monitor if monitor is not None and not monitor.active else contextlib.nullcontext()):
+        return _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, progress, seed, validation, loss)
 
 
 def _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, progress, seed, validation,
@@ -248,15 +247,15 @@ def named_layers(model):
 
     A course :class:`~gradcourse.models.MLP` gives ``hidden layer 1 .. L`` and ``output layer``;
     a model with a ``named_layers()`` method gives its own list (``SequenceRegressor``: ``LSTM layer``,
-    ``output layer``); any other module gives its parameterized submodules by module path, in registration order.
+    ``output layer``); any other module gives the layers of :func:`gradcourse.monitor.find_layers`,
+    by module path, in registration order.
     """
     if callable(getattr(model, "named_layers", None)):  # a model that names its own layers (SequenceRegressor)
         return list(model.named_layers())
     if hasattr(model, "hidden_linears") and hasattr(model, "output"):
         layers = [(f"hidden layer {i + 1}", m) for i, m in enumerate(model.hidden_linears())]
         return layers + [("output layer", model.output)]
-    return [(name or "model", m) for name, m in model.named_modules()
-            if any(True for _ in m.parameters(recurse=False))]
+    return find_layers(model)
 
 
 @torch.no_grad()
@@ -291,6 +290,23 @@ def _device_of(model):
         return next(model.parameters()).device
     except StopIteration:
         return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def flush_denormals():
+    """Flush subnormal floats to zero while training (``torch.set_flush_denormal``), then stop.
+
+    A vanishing gradient passes through subnormal values (below 1.2e-38 in float32) on its way to
+    zero, and CPUs compute with subnormals 10 to 100 times slower: a deep sigmoid network can
+    take seconds per step. GPU kernels commonly flush them too. Values that small cannot change
+    a weight, so training is unaffected; measurements outside :func:`fit` keep full range.
+    """
+    supported = torch.set_flush_denormal(True)
+    try:
+        yield supported
+    finally:
+        if supported:
+            torch.set_flush_denormal(False)
 
 
 # ---------------------------------------------------------------- regression and clipping (notebooks 06, 08)

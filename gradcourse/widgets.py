@@ -94,6 +94,165 @@ def chain_explorer(depth=10, weight=1.0, bias=0.0, activation="sigmoid"):
                          widgets.HBox([controls["weight"], controls["bias"]]), output])
 
 
+def recurrent_figure(sigma_max=1.5, steps=60, activation="tanh", width=32, input_scale=0.1, seed=0):
+    """``||dh_T/dh_0||`` for ``T = 1..steps`` of ``h_t = f(W h_{t-1} + U x_t)`` where ``W`` is a random
+    orthogonal matrix times ``sigma_max`` (all its singular values equal ``sigma_max``), next to
+    the bound ``(gamma sigma_max)^T``; see :func:`gradcourse.theory.recurrent_jacobian_norms`."""
+    from .experiments import random_recurrence
+    from .theory import recurrent_derivative_bound, recurrent_jacobian_norms
+
+    _checks.integer("steps", steps, minimum=1, maximum=1000)
+    W, U, inputs = random_recurrence(sigma_max, steps, width, input_scale=input_scale, seed=seed)
+    norms = recurrent_jacobian_norms(W, U, inputs, activation=activation)
+    gamma = recurrent_derivative_bound(activation)
+    bound = [(gamma * sigma_max) ** T for T in range(1, steps + 1)]
+    title = f"{activation} RNN, σ_max(W) = {sigma_max:g} (1/γ = {1 / gamma:g}): ||dh_T/dh_0|| at T={steps}: {norms[-1]:.2e}"
+    return plot_log_lines(range(1, steps + 1), {"||dh_T/dh_0|| (measured)": norms}, "T (time steps back)",
+                          "Jacobian norm (log scale)", title=title, references={"(γ σ_max)^T": bound})
+
+
+def recurrent_explorer(sigma_max=1.5, steps=60, activation="tanh"):
+    """Sliders for the recurrent matrix's largest singular value and the number of steps."""
+    from .theory import RECURRENT_ACTIVATIONS
+
+    _checks.number("sigma_max", sigma_max, minimum=0.1, maximum=6.0)
+    _checks.integer("steps", steps, minimum=5, maximum=200)
+    _checks.choice("activation", activation, tuple(RECURRENT_ACTIVATIONS))
+    controls = {
+        "sigma_max": widgets.FloatSlider(value=sigma_max, min=0.1, max=6.0, step=0.05, description="σ_max(W)",
+                                         continuous_update=False),
+        "steps": widgets.IntSlider(value=steps, min=5, max=200, description="steps T", continuous_update=False),
+        "activation": widgets.Dropdown(options=list(RECURRENT_ACTIVATIONS), value=activation, description="activation"),
+    }
+
+    def draw(sigma_max, steps, activation):
+        display(recurrent_figure(sigma_max, steps, activation))
+
+    output = widgets.interactive_output(draw, controls)
+    return widgets.VBox([widgets.HBox(list(controls.values())), output])
+
+
+def init_figure(X, y, depth=20, activation="tanh", init="default", width=256, seed=0):
+    """Per-layer activation standard deviation (left) and weight-gradient norm (right) at
+    initialization, for one init scheme; see :func:`gradcourse.experiments.layer_statistics`."""
+    from .experiments import layer_statistics, std_per_layer
+    from .plots import plot_two_per_layer
+
+    stats = layer_statistics(X, y, depth, activation, init, 1.0, width, seed)
+    stds = std_per_layer(stats["activations"])
+    return plot_two_per_layer({init: stds}, {init: stats["weight_gradient_norms"]},
+                              "activation std (log scale)", "||dL/dW_l|| (log scale)",
+                              title=f"{depth} {activation} layers of {width} units at initialization")
+
+
+def init_explorer(X, y, depth=20, activation="tanh", init="default", width=256, seed=0):
+    """Menus for the init scheme and the activation and a depth slider; redraws :func:`init_figure`."""
+    _checks.features_and_labels(X, y)
+    _checks.integer("depth", depth, minimum=2, maximum=50)
+    _checks.choice("activation", activation, tuple(ACTIVATIONS))
+    _checks.choice("init", init, INITS)
+    controls = {
+        "init": widgets.Dropdown(options=list(INITS), value=init, description="init"),
+        "activation": widgets.Dropdown(options=list(ACTIVATIONS), value=activation, description="activation"),
+        "depth": widgets.IntSlider(value=depth, min=2, max=50, description="depth", continuous_update=False),
+    }
+
+    def draw(init, activation, depth):
+        display(init_figure(X, y, depth, activation, init, width, seed))
+
+    output = widgets.interactive_output(draw, controls)
+    return widgets.VBox([widgets.HBox(list(controls.values())), output])
+
+
+def activation_figure(X, y, activation="relu", low=-4.0, high=4.0, depth=20, init="kaiming", width=64, seed=0):
+    """The activation f and its derivative f' on [low, high] (left), and the gradient flow of a
+    ``depth``-layer MLP built with it (right)."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    from .models import ACTIVATIONS as FUNCTIONS
+    from .theory import activation_derivative
+
+    _checks.number("low", low)
+    _checks.number("high", high, minimum=low, strict_minimum=True)
+    norms = gradient_flow(X, y, depth, activation, init, 1.0, width, seed)
+    z = torch.linspace(low, high, 401)
+    fig, (ax_f, ax_g) = plt.subplots(1, 2, figsize=(11, 3.8))
+    ax_f.plot(z, FUNCTIONS[activation]()(z), label="f(z)")
+    ax_f.plot(z, activation_derivative(activation, z), label="f'(z)")
+    ax_f.axhline(0, color="black", linewidth=0.5)
+    ax_f.set_xlabel("z")
+    ax_f.legend(fontsize="small")
+    ax_f.grid(True, alpha=0.3)
+    ax_f.set_title(activation, fontsize="medium")
+    ax_g.plot(range(1, depth + 1), norms, marker="o", markersize=3)
+    ax_g.set_yscale("log")
+    ax_g.set_xlabel("layer (1 = input side)")
+    ax_g.set_ylabel("||dL/dW_l|| (log scale)")
+    ax_g.set_title(f"{depth} layers, init={init}: first/last = {norms[0] / norms[-1]:.2e}", fontsize="medium")
+    ax_g.grid(True, alpha=0.3)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def activation_explorer(X, y, activation="relu", depth=20, init="kaiming", width=64, seed=0):
+    """A menu for the activation, a range slider for the inputs z and menus for depth and init;
+    redraws :func:`activation_figure`."""
+    _checks.features_and_labels(X, y)
+    _checks.choice("activation", activation, tuple(ACTIVATIONS))
+    _checks.integer("depth", depth, minimum=2, maximum=50)
+    _checks.choice("init", init, INITS)
+    controls = {
+        "activation": widgets.Dropdown(options=list(ACTIVATIONS), value=activation, description="activation"),
+        "z_range": widgets.FloatRangeSlider(value=[-4.0, 4.0], min=-10.0, max=10.0, step=0.5, description="z range",
+                                            continuous_update=False),
+        "depth": widgets.IntSlider(value=depth, min=2, max=50, description="depth", continuous_update=False),
+        "init": widgets.Dropdown(options=list(INITS), value=init, description="init"),
+    }
+
+    def draw(activation, z_range, depth, init):
+        display(activation_figure(X, y, activation, z_range[0], z_range[1], depth, init, width, seed))
+
+    output = widgets.interactive_output(draw, controls)
+    return widgets.VBox([widgets.HBox([controls["activation"], controls["z_range"]]),
+                         widgets.HBox([controls["depth"], controls["init"]]), output])
+
+
+def precision_figure(gradients, log2_scale=16, dtype="float16"):
+    """Per layer, the share of ``gradients`` (a list of tensors, input side first) that underflow
+    to 0 and that overflow to inf when multiplied by ``2**log2_scale`` and cast to ``dtype``."""
+    from .plots import plot_per_layer_shares
+    from .precision import cast_losses
+
+    _checks.integer("log2_scale", log2_scale, minimum=0, maximum=40)
+    losses = [cast_losses(g, dtype, 2.0 ** log2_scale) for g in gradients]
+    return plot_per_layer_shares({"flushed to 0": [l["flushed"] for l in losses],
+                                  "overflowed to inf": [l["overflowed"] for l in losses]},
+                                 "share of the layer's gradients",
+                                 title=f"{dtype}, loss scale 2^{log2_scale}")
+
+
+def precision_explorer(gradients, log2_scale=0, dtype="float16"):
+    """A slider for the loss scale (as a power of 2) and a menu for the dtype; redraws :func:`precision_figure`."""
+    from .precision import LOW_PRECISION
+
+    if not isinstance(gradients, (list, tuple)) or not gradients:
+        raise ValueError(f"gradients={_checks._describe(gradients)} is not allowed; it must be a non-empty list of tensors")
+    _checks.integer("log2_scale", log2_scale, minimum=0, maximum=40)
+    _checks.choice("dtype", dtype, tuple(LOW_PRECISION))
+    controls = {
+        "log2_scale": widgets.IntSlider(value=log2_scale, min=0, max=40, description="log2 scale", continuous_update=False),
+        "dtype": widgets.Dropdown(options=list(LOW_PRECISION), value=dtype, description="dtype"),
+    }
+
+    def draw(log2_scale, dtype):
+        display(precision_figure(gradients, log2_scale, dtype))
+
+    output = widgets.interactive_output(draw, controls)
+    return widgets.VBox([widgets.HBox(list(controls.values())), output])
+
+
 # ---------------------------------------------------------------- clipping and recurrent networks (notebooks 06, 08)
 
 def clipping_figure(grad_norms, threshold):

@@ -41,14 +41,16 @@ def test_hidden_activations_match_the_name(activation):
 def _expected_std(init, scale, fan_in, fan_out):
     return {
         "normal": scale,
+        "lecun": scale * math.sqrt(1 / fan_in),
         "xavier": scale * math.sqrt(2 / (fan_in + fan_out)),
+        "xavier_uniform": scale * math.sqrt(2 / (fan_in + fan_out)),
         "kaiming": scale * math.sqrt(2 / fan_in),
         "default": scale / math.sqrt(3 * fan_in),
     }[init]
 
 
 @pytest.mark.parametrize("scale", [1.0, 0.5])
-@pytest.mark.parametrize("init", ["normal", "xavier", "kaiming", "default"])
+@pytest.mark.parametrize("init", ["normal", "lecun", "xavier", "xavier_uniform", "kaiming", "default"])
 def test_init_weight_std_follows_the_formula(init, scale):
     torch.manual_seed(0)
     model = MLP(in_features=400, out_features=10, width=300, depth=2, init=init, init_scale=scale)
@@ -73,6 +75,14 @@ def test_default_init_is_uniform_within_the_scaled_bound(scale):
 
 
 @pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_xavier_uniform_fills_its_bound_sqrt6_over_fan_sum(scale):
+    model = MLP(in_features=400, width=300, depth=2, init="xavier_uniform", init_scale=scale)
+    for layer in model.hidden_linears():
+        bound = scale * math.sqrt(6 / (layer.in_features + layer.out_features))
+        assert bound * 0.99 < layer.weight.abs().max().item() <= bound + 1e-7
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5])
 def test_orthogonal_init_gives_scaled_orthonormal_rows(scale):
     model = MLP(in_features=784, width=64, depth=2, init="orthogonal", init_scale=scale)
     first, square = model.hidden_linears()
@@ -83,7 +93,7 @@ def test_orthogonal_init_gives_scaled_orthonormal_rows(scale):
     assert torch.allclose(w.T @ w, scale**2 * torch.eye(64, dtype=torch.float64), atol=1e-5)
 
 
-@pytest.mark.parametrize("init", ["normal", "xavier", "kaiming", "orthogonal"])
+@pytest.mark.parametrize("init", ["normal", "lecun", "xavier", "xavier_uniform", "kaiming", "orthogonal"])
 def test_non_default_inits_zero_every_bias(init):
     model = MLP(width=16, depth=3, init=init)
     for layer in [*model.hidden_linears(), model.output]:

@@ -71,17 +71,16 @@ def test_deep_relu_network_with_kaiming_init_keeps_its_gradient(mnist_small):
 
 
 @pytest.mark.parametrize("function", [layer_gradient_norms, activation_gradient_norms, GradientMonitor])
-def test_plain_modules_are_rejected(function, mnist_small):
-    plain = nn.Sequential(nn.Linear(784, 10))
-    args = (plain, *mnist_small) if function is not GradientMonitor else (plain,)
-    with pytest.raises(ValueError, match=r"model=.* is not allowed; it must be a gradcourse model"):
+def test_non_modules_are_rejected(function, mnist_small):
+    args = ("mlp", *mnist_small) if function is not GradientMonitor else ("mlp",)
+    with pytest.raises(ValueError, match=r"model='mlp' is not allowed"):
         function(*args)
 
 
 @pytest.mark.parametrize("function", [layer_gradient_norms, activation_gradient_norms])
 def test_one_shot_norms_reject_bad_batches(function, raises_bad):
     model = _model()
-    with pytest.raises(ValueError, match="y has 3 labels but X has 4 rows"):
+    with pytest.raises(ValueError, match="y has 3 (labels|rows) but X has 4"):
         function(model, torch.randn(4, 784), torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match=r"y=<tensor shape=\(4,\) dtype=torch.float32>"):
         function(model, torch.randn(4, 784), torch.zeros(4))
@@ -224,7 +223,7 @@ def test_monitor_cannot_be_entered_twice():
 def test_series_before_any_record_is_empty_with_one_column_per_layer():
     monitor = GradientMonitor(_model(depth=5))
     assert monitor.series("grad_norm").shape == (0, 5)
-    assert monitor.layer_names == ["layer 1", "layer 2", "layer 3", "layer 4", "layer 5"]
+    assert monitor.layer_names == [f"blocks.{i}.linear" for i in range(5)]
     assert "5 layers" in repr(monitor) and "inactive" in repr(monitor)
 
 

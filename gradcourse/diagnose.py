@@ -1,0 +1,298 @@
+"""``diagnose``: one monitored step of any model, read as a doctor reads a blood test.
+
+It measures what notebooks 02-10 taught to look at -- per-layer gradient norms, saturated and
+dead units, update-to-weight ratios, non-finite values -- compares each with a threshold, and
+for every symptom found gives the evidence, the likely causes and the remedies, each with the
+notebook that teaches it. The learner's model is never changed: the step runs on a copy.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from . import _checks
+from .monitor import GradientMonitor, batch_loss, find_layers
+
+THRESHOLDS = {
+    "vanishing_ratio": 1e-3,    # first-layer / last-layer gradient norm below this: vanishing
+    "exploding_ratio": 1e3,     # ... above this: exploding
+    "exploding_norm": 1e3,      # any layer's gradient norm above this: exploding
+    "saturated_share": 0.3,     # share of sigmoid/tanh outputs in the flat tails
+    "dead_share": 0.4,          # share of units that output 0 for the whole batch
+    "update_ratio_low": 1e-5,   # ||dW|| / ||W|| after one optimizer step, far below ~1e-3
+    "update_ratio_high": 1e-1,  # ... far above ~1e-3
+}
+"""Default thresholds; ``diagnose(..., thresholds={...})`` overrides any of them."""
+
+NOTEBOOKS = {
+    "02": "02_vanishing_gradients", "03": "03_exploding_gradients", "04": "04_weight_initialization",
+    "05": "05_activation_functions", "06": "06_gradient_clipping", "07": "07_residual_connections",
+    "09": "09_normalization", "10": "10_optimizers", "11": "11_mixed_precision",
+}
+
+
+@dataclass
+class Symptom:
+    """One finding: what was measured, against which threshold, why it happens, what to do."""
+
+    name: str
+    evidence: str
+    threshold: str
+    layers: list = field(default_factory=list)
+    causes: list = field(default_factory=list)
+    remedies: list = field(default_factory=list)   # (what to do, notebook) pairs
+
+
+@dataclass
+class Report:
+    """What :func:`diagnose` found. ``print(report)`` reads it; :meth:`as_dict` gives plain data."""
+
+    loss: float
+    layer_names: list
+    grad_norms: list
+    activation_names: list
+    saturated: list
+    dead: list
+    update_ratios: list | None
+    symptoms: list
+    notes: list = field(default_factory=list)
+
+    @property
+    def healthy(self):
+        """True when no symptom was found."""
+        return not self.symptoms
+
+    @property
+    def symptom_names(self):
+        """The names of the symptoms found, e.g. ``["vanishing gradients"]``."""
+        return [s.name for s in self.symptoms]
+
+    def as_dict(self):
+        """The report as plain dicts, lists, strings and floats."""
+        return asdict(self)
+
+    def __str__(self):
+        lines = [f"diagnose: loss {self.loss:.4g}, {len(self.layer_names)} layers, "
+                 f"{len(self.activation_names)} activation calls"]
+        if self.healthy:
+            lines.append("No symptom found: gradients reach every layer at a sensible size"
+                         + ("" if self.update_ratios is None else ", and one step moves each layer by a sensible share")
+                         + ".")
+        for i, s in enumerate(self.symptoms, start=1):
+            lines.append(f"{i}. {s.name.upper()}: {s.evidence}  [threshold: {s.threshold}]")
+            if s.layers:
+                shown = ", ".join(s.layers[:6]) + (f", ... ({len(s.layers)} in all)" if len(s.layers) > 6 else "")
+                lines.append(f"   where: {shown}")
+            lines.append("   likely causes: " + "; ".join(s.causes))
+            for remedy, notebook in s.remedies:
+                lines.append(f"   - {remedy}  (notebook {notebook})")
+        lines.extend(f"note: {note}" for note in self.notes)
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def diagnose(model, X, y, *, optimizer=None, loss_fn=None, compute_loss=None, layers=None, include=None,
+             thresholds=None):
+    """Run one monitored forward/backward pass of ``model`` on ``(X, y)`` and report symptoms.
+
+    Args:
+        model: any ``torch.nn.Module``; it is copied, so its parameters, buffers (BatchNorm
+            statistics), gradients and outputs are left exactly as they were.
+        X, y: one batch.
+        optimizer: optional ``torch.optim`` optimizer of ``model``; one step of an identical
+            optimizer (same hyper-parameters and state) is taken on the copy, to measure the
+            update-to-weight ratios ``||dW|| / ||W||``.
+        loss_fn, compute_loss: the loss, as in :func:`gradcourse.monitor.batch_loss`
+            (cross-entropy by default).
+        layers, include: which layers to look at, as in :func:`gradcourse.monitor.find_layers`.
+        thresholds: overrides for :data:`THRESHOLDS`.
+
+    Symptoms checked: non-finite loss or gradients; vanishing gradients (first-layer to
+    last-layer gradient-norm ratio below ``vanishing_ratio``); exploding gradients (ratio above
+    ``exploding_ratio`` or a layer's norm above ``exploding_norm``); saturated sigmoid/tanh units;
+    dead units; update ratios far from ~1e-3 (Karpathy's rule of thumb, CS231n).
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model={_checks._describe(model)} is not allowed; it must be a torch.nn.Module")
+    _checks.batch(X, y)
+    limits = dict(THRESHOLDS)
+    for key, value in (thresholds or {}).items():
+        _checks.choice("thresholds key", key, tuple(THRESHOLDS))
+        limits[key] = _checks.number(f"thresholds[{key!r}]", value, minimum=0, strict_minimum=True)
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(f"optimizer={optimizer!r} is not allowed; it must be a torch.optim.Optimizer of the model, or None")
+    find_layers(model, layers, include)   # validates layers= and include= on the learner's model
+
+    patient, names = _copy_without_hooks(model)
+    patient_layers = None if layers is None else [dict(patient.named_modules())[names[id(m)]] for m in layers]
+    monitor = GradientMonitor(patient, layers=patient_layers, include=include)
+    with monitor:
+        loss = batch_loss(patient, X, y, loss_fn, compute_loss)
+        loss_value = loss.item()
+        if math.isfinite(loss_value):
+            loss.backward()
+            if optimizer is not None:
+                _copy_optimizer(optimizer, model, patient).step()
+    grad_norms = monitor.series("grad_norm")[-1].tolist() if monitor.steps("grad_norm") else []
+    update = monitor.series("update_ratio")
+    saturated = monitor.series("saturated")
+    dead = monitor.series("dead")
+    report = Report(
+        loss=loss_value, layer_names=monitor.layer_names, grad_norms=grad_norms,
+        activation_names=monitor.activation_names,
+        saturated=saturated[-1].tolist() if len(saturated) else [],
+        dead=dead[-1].tolist() if len(dead) else [],
+        update_ratios=update[-1].tolist() if len(update) else None, symptoms=[],
+    )
+    if monitor.activation_note:
+        report.notes.append(monitor.activation_note)
+    report.symptoms = _find_symptoms(report, limits, patient, X)
+    return report
+
+
+# --- the checks ------------------------------------------------------------------
+
+def _find_symptoms(r, limits, patient, X):
+    if not math.isfinite(r.loss):
+        return [Symptom(
+            "non-finite loss", f"the loss is {r.loss}", "the loss must be finite", _first_nonfinite(patient, X),
+            ["weights or activations so large that they overflow (too large an init scale or learning rate)",
+             "a log or division of zero in a hand-written loss", "fp16 overflow"],
+            [("lower the init scale (He/Xavier) or the learning rate", NOTEBOOKS["04"]),
+             ("clip the gradient norm", NOTEBOOKS["06"]),
+             ("use a library loss (log-sum-exp inside) and loss scaling in fp16", NOTEBOOKS["11"])])]
+    bad = [n for n, g in zip(r.layer_names, r.grad_norms) if not math.isfinite(g)]
+    if bad:
+        return [Symptom(
+            "non-finite gradients", f"{_layers(bad)} {_have(bad)} NaN or infinite gradients", "gradients must be finite", bad,
+            ["exploding gradients that overflowed", "a non-differentiable point hit exactly (e.g. sqrt(0))"],
+            [("clip the gradient norm", NOTEBOOKS["06"]), ("lower the init scale or learning rate", NOTEBOOKS["03"])])]
+    symptoms = []
+    norms = r.grad_norms
+    if len(norms) >= 2 and norms[-1] > 0:
+        ratio = norms[0] / norms[-1]
+        if ratio < limits["vanishing_ratio"]:
+            symptoms.append(Symptom(
+                "vanishing gradients",
+                f"the first layer's gradient norm is {ratio:.1e} times the last layer's "
+                f"({norms[0]:.2e} at {r.layer_names[0]}, {norms[-1]:.2e} at {r.layer_names[-1]})",
+                f"ratio < {limits['vanishing_ratio']:g}",
+                [n for n, g in zip(r.layer_names, norms) if g < limits["vanishing_ratio"] * norms[-1]],
+                ["saturating activations (sigmoid: derivative at most 1/4)", "weights too small for the depth",
+                 "a deep stack without skip connections or normalization"],
+                [("use ReLU-family activations", NOTEBOOKS["05"]),
+                 ("initialize for the activation: He for ReLU, Xavier for tanh", NOTEBOOKS["04"]),
+                 ("add residual connections", NOTEBOOKS["07"]), ("add BatchNorm or LayerNorm", NOTEBOOKS["09"]),
+                 ("an adaptive optimizer (Adam) rescales small gradients", NOTEBOOKS["10"])]))
+        elif ratio > limits["exploding_ratio"]:
+            symptoms.append(_exploding(r, limits, f"the first layer's gradient norm is {ratio:.1e} times the last layer's",
+                                       f"ratio > {limits['exploding_ratio']:g}", r.layer_names[:1]))
+    big = [n for n, g in zip(r.layer_names, norms) if g > limits["exploding_norm"]]
+    if big and not any(s.name == "exploding gradients" for s in symptoms):
+        symptoms.append(_exploding(r, limits, f"{_layers(big)} {_have(big)} gradient norms above {limits['exploding_norm']:g} "
+                                              f"(largest {max(norms):.2e})",
+                                   f"norm > {limits['exploding_norm']:g}", big))
+    saturated = [(n, s) for n, s in zip(r.activation_names, r.saturated) if s > limits["saturated_share"]]
+    if saturated:
+        symptoms.append(Symptom(
+            "saturated units",
+            f"{_layers(saturated, 'sigmoid/tanh layer')} {_have(saturated)} more than {limits['saturated_share']:.0%} of their outputs in the "
+            f"flat tails (worst {max(s for _, s in saturated):.0%})",
+            f"share > {limits['saturated_share']:g}", [n for n, _ in saturated],
+            ["weights or inputs too large, pushing pre-activations into the tails", "inputs not standardized"],
+            [("initialize with Xavier (std sqrt(2/(n_in+n_out)))", NOTEBOOKS["04"]),
+             ("standardize the inputs; add BatchNorm before the activation", NOTEBOOKS["09"]),
+             ("use a non-saturating activation", NOTEBOOKS["05"])]))
+    dead = [(n, d) for n, d in zip(r.activation_names, r.dead) if d > limits["dead_share"]]
+    if dead:
+        symptoms.append(Symptom(
+            "dead units",
+            f"{_layers(dead, 'activation layer')} {_have(dead)} more than {limits['dead_share']:.0%} of their units at exactly 0 for the "
+            f"whole batch (worst {max(d for _, d in dead):.0%})",
+            f"share > {limits['dead_share']:g}", [n for n, _ in dead],
+            ["a too-large learning-rate step pushed biases/weights negative", "weights too small, biases dominate"],
+            [("use LeakyReLU or ELU", NOTEBOOKS["05"]), ("lower the learning rate, use warmup", NOTEBOOKS["10"]),
+             ("He initialization", NOTEBOOKS["04"])]))
+    if r.update_ratios is not None:
+        slow = [n for n, u in zip(r.layer_names, r.update_ratios) if u < limits["update_ratio_low"]]
+        fast = [n for n, u in zip(r.layer_names, r.update_ratios) if u > limits["update_ratio_high"]]
+        if slow:
+            symptoms.append(Symptom(
+                "updates too small",
+                f"one step changes {_layers(slow)} by less than {limits['update_ratio_low']:g} of their size "
+                f"(smallest {min(r.update_ratios):.1e}; around 1e-3 is healthy)",
+                f"||dW||/||W|| < {limits['update_ratio_low']:g}", slow,
+                ["learning rate too small", "vanishing gradients in those layers"],
+                [("raise the learning rate, or use Adam, which rescales each parameter's step", NOTEBOOKS["10"]),
+                 ("fix the vanishing gradient first", NOTEBOOKS["02"])]))
+        if fast:
+            symptoms.append(Symptom(
+                "updates too large",
+                f"one step changes {_layers(fast)} by more than {limits['update_ratio_high']:g} of their size "
+                f"(largest {max(r.update_ratios):.1e}; around 1e-3 is healthy)",
+                f"||dW||/||W|| > {limits['update_ratio_high']:g}", fast,
+                ["learning rate too large", "exploding gradients in those layers"],
+                [("lower the learning rate; warm it up", NOTEBOOKS["10"]), ("clip the gradient norm", NOTEBOOKS["06"])]))
+    return symptoms
+
+
+def _layers(items, noun="layer"):
+    return f"{len(items)} {noun}" + ("" if len(items) == 1 else "s")
+
+
+def _have(items):
+    return "has" if len(items) == 1 else "have"
+
+
+def _exploding(r, limits, evidence, threshold, layers):
+    return Symptom(
+        "exploding gradients", evidence, threshold, layers,
+        ["weights too large for the depth (per-layer gain above 1)", "a recurrent matrix with singular values above 1/gamma",
+         "no normalization"],
+        [("lower the init scale: He for ReLU, Xavier for tanh", NOTEBOOKS["04"]),
+         ("clip the gradient norm", NOTEBOOKS["06"]), ("add BatchNorm or LayerNorm", NOTEBOOKS["09"]),
+         ("see how the product of Jacobians grows", NOTEBOOKS["03"])])
+
+
+# --- copies ----------------------------------------------------------------------
+
+def _copy_without_hooks(model):
+    """A deep copy of ``model`` with no forward/backward hooks, and ``{id(module): name}`` of the original."""
+    names = {id(m): name for name, m in model.named_modules()}
+    patient = copy.deepcopy(model)
+    for module in patient.modules():
+        module._forward_hooks.clear()
+        module._forward_pre_hooks.clear()
+        module._backward_hooks.clear()
+        module._backward_pre_hooks.clear()
+    for p in patient.parameters():
+        p.grad = None
+        if getattr(p, "_post_accumulate_grad_hooks", None):
+            p._post_accumulate_grad_hooks = None
+    return patient, names
+
+
+def _copy_optimizer(optimizer, model, patient):
+    """An optimizer of the same type, hyper-parameters and state, over the copy's parameters."""
+    twin = dict(zip((id(p) for p in model.parameters()), patient.parameters()))
+    groups = []
+    for group in optimizer.param_groups:
+        missing = [p for p in group["params"] if id(p) not in twin]
+        if missing:
+            raise ValueError("optimizer is not allowed: it holds parameters that are not the model's")
+        groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": [twin[id(p)] for p in group["params"]]})
+    clone = type(optimizer)(groups, **{k: v for k, v in optimizer.defaults.items() if k not in groups[0]})
+    clone.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    return clone
+
+
+@torch.no_grad()
+def _first_nonfinite(patient, X):
+    from .train import _first_nonfinite_output
+
+    return [_first_nonfinite_output(patient, X)]

@@ -1,0 +1,193 @@
+"""gradcourse.diagnose: one network per symptom, a healthy one, any model, and the model left untouched."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+import gradcourse
+from gradcourse.diagnose import THRESHOLDS, Report
+
+
+def _mlp(**kwargs):
+    gradcourse.set_seed(0)
+    return gradcourse.MLP(**kwargs)
+
+
+def _sgd(model, lr=0.01):
+    return torch.optim.SGD(model.parameters(), lr=lr)
+
+
+def _dead_mlp():
+    model = _mlp(depth=5, activation="relu", init="kaiming")
+    with torch.no_grad():
+        model.blocks[2].linear.bias.sub_(3.0)  # most of layer 3's units negative on every digit
+    return model
+
+
+CASES = {
+    "healthy": (lambda: _mlp(depth=5, activation="relu", init="kaiming"), 0.01, []),
+    "vanishing": (lambda: _mlp(depth=20, activation="sigmoid"), None, ["vanishing gradients"]),
+    "exploding": (lambda: _mlp(depth=20, activation="relu", init="kaiming", init_scale=1.5), None, ["exploding gradients"]),
+    "non-finite": (lambda: _mlp(depth=40, activation="relu", init="kaiming", init_scale=10.0), 0.01, ["non-finite loss"]),
+    "saturated": (lambda: _mlp(depth=3, activation="tanh", init="normal", init_scale=1.0), None, ["saturated units"]),
+    "dead": (_dead_mlp, None, ["dead units"]),
+    "too slow": (lambda: _mlp(depth=5, activation="relu", init="kaiming"), 1e-6, ["updates too small"]),
+    "too fast": (lambda: _mlp(depth=5, activation="relu", init="kaiming"), 10.0, ["updates too large"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_network_gets_exactly_its_symptoms(case, mnist_small):
+    build, lr, expected = CASES[case]
+    model = build()
+    report = gradcourse.diagnose(model, *mnist_small, optimizer=None if lr is None else _sgd(model, lr))
+    assert report.symptom_names == expected
+    assert report.healthy == (expected == [])
+    text = str(report)
+    if expected:
+        for symptom in report.symptoms:
+            assert symptom.name.upper() in text and symptom.remedies and symptom.causes
+            assert all(notebook.split("_")[0].isdigit() for _, notebook in symptom.remedies)
+    else:
+        assert "No symptom found" in text
+
+
+def test_nonfinite_loss_names_the_layer(mnist_small):
+    report = gradcourse.diagnose(CASES["non-finite"][0](), *mnist_small)
+    assert report.symptoms[0].layers and report.symptoms[0].layers[0].startswith("hidden layer")
+
+
+def test_report_is_plain_data(mnist_small):
+    report = gradcourse.diagnose(_mlp(depth=20, activation="sigmoid"), *mnist_small)
+    data = report.as_dict()
+    assert isinstance(data, dict) and data["symptoms"][0]["name"] == "vanishing gradients"
+    assert len(data["grad_norms"]) == len(data["layer_names"]) == 20
+    assert data["update_ratios"] is None
+    assert isinstance(report, Report)
+
+
+def test_thresholds_can_be_overridden(mnist_small):
+    model = _mlp(depth=5, activation="relu", init="default")
+    assert gradcourse.diagnose(model, *mnist_small).healthy
+    strict = gradcourse.diagnose(model, *mnist_small, thresholds={"vanishing_ratio": 10.0})
+    assert strict.symptom_names == ["vanishing gradients"]
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _assert_untouched(model, before, X, output_before):
+    after = model.state_dict()
+    assert set(after) == set(before) and all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None for p in model.parameters())
+    torch.manual_seed(1)
+    output = model(X)
+    output = output[0] if isinstance(output, tuple) else output
+    assert torch.equal(output.detach(), output_before)
+
+
+@pytest.mark.parametrize("kind", ["resnet18", "transformer", "lstm"])
+def test_any_model_is_diagnosed_and_left_untouched(kind):
+    torch.manual_seed(0)
+    kwargs = {}
+    if kind == "resnet18":
+        model, X, y = torchvision.models.resnet18(weights=None, num_classes=10), torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+        model.eval()  # so that the output comparison does not depend on the batch statistics
+    elif kind == "transformer":
+        layer = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, batch_first=True, dropout=0.0)
+        model, X, y = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False), torch.randn(4, 10, 16), torch.randn(4, 10, 16)
+        kwargs["loss_fn"] = "mse"
+    else:
+        model, X, y = nn.LSTM(3, 8, num_layers=2, batch_first=True), torch.randn(5, 7, 3), torch.randn(5)
+        kwargs["compute_loss"] = lambda m, X, y: F.mse_loss(m(X)[0][:, -1, 0], y)
+    before = _state(model)
+    torch.manual_seed(1)
+    output = model(X)
+    output_before = (output[0] if isinstance(output, tuple) else output).detach()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    report = gradcourse.diagnose(model, X, y, optimizer=optimizer, **kwargs)
+    expected_layers = sum(1 for m in model.modules() if any(True for _ in m.parameters(recurse=False)))
+    assert len(report.layer_names) == len(report.grad_norms) == len(report.update_ratios) == expected_layers
+    assert all(g > 0 for g in report.grad_norms)
+    assert not optimizer.state  # the learner's optimizer did not step either
+    _assert_untouched(model, before, X, output_before)
+    if kind == "transformer":
+        assert any("as functions" in note for note in report.notes)
+
+
+def test_batchnorm_statistics_of_a_training_model_stay_put(mnist_small):
+    model = _mlp(depth=3, activation="relu", init="kaiming", norm="batch")
+    before = _state(model)
+    gradcourse.diagnose(model, *mnist_small, optimizer=_sgd(model))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_optimizer_state_is_carried_over(mnist_small):
+    model = _mlp(depth=3, activation="relu", init="kaiming")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    for _ in range(3):
+        optimizer.zero_grad()
+        F.cross_entropy(model(mnist_small[0]), mnist_small[1]).backward()
+        optimizer.step()
+    model.zero_grad(set_to_none=True)
+    with_state = gradcourse.diagnose(model, *mnist_small, optimizer=optimizer).update_ratios
+    fresh = gradcourse.diagnose(model, *mnist_small, optimizer=torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)).update_ratios
+    assert with_state != fresh  # the momentum buffers moved the step
+
+
+def test_bad_arguments(mnist_small, raises_bad):
+    X, y = mnist_small
+    model = _mlp(depth=2)
+    with raises_bad("model", "mlp"):
+        gradcourse.diagnose("mlp", X, y)
+    with raises_bad("optimizer", "adam"):
+        gradcourse.diagnose(model, X, y, optimizer="adam")
+    with raises_bad("thresholds key", "vanish"):
+        gradcourse.diagnose(model, X, y, thresholds={"vanish": 1.0})
+    with raises_bad("thresholds['dead_share']", -1):
+        gradcourse.diagnose(model, X, y, thresholds={"dead_share": -1})
+    with pytest.raises(ValueError, match="not the model's"):
+        gradcourse.diagnose(model, X, y, optimizer=torch.optim.SGD(_mlp(depth=2).parameters(), lr=0.1))
+    with pytest.raises(ValueError, match="y has 3"):
+        gradcourse.diagnose(model, X, y[:3])
+    assert set(THRESHOLDS) >= {"vanishing_ratio", "dead_share"}
+
+
+def test_train_and_diagnose_reports_then_trains(mnist_small):
+    X, y = mnist_small
+    result = gradcourse.experiments.train_and_diagnose(X, y, (X, y), lr=0.05, epochs=1, probe=64, depth=2, width=16,
+                                                       activation="relu", init="kaiming")
+    assert result["report"].healthy and result["history"].steps == 4
+    assert result["accuracy"] == result["history"].val_accuracy[-1]
+    blown = gradcourse.experiments.train_and_diagnose(X, y, (X, y), lr=50.0, epochs=1, depth=8, width=16,
+                                                      activation="relu", init="kaiming", init_scale=3.0)
+    assert blown["history"].diverged and blown["accuracy"] is None
+
+
+def test_remove_batchnorm_and_scale_weights():
+    torch.manual_seed(0)
+    resnet = torchvision.models.resnet18(weights=None, num_classes=10)
+    conv = resnet.conv1.weight.detach().clone()
+    bias = resnet.fc.bias.detach().clone()
+    gradcourse.models.scale_weights_(gradcourse.models.remove_batchnorm_(resnet), 2.0)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in resnet.modules())
+    assert torch.equal(resnet.conv1.weight, 2 * conv) and torch.equal(resnet.fc.bias, bias)
+    assert resnet(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_mnist_images_for_image_models(mnist_small, raises_bad):
+    X, _ = mnist_small
+    images = gradcourse.data.mnist_images(X[:4], size=32, channels=3)
+    assert images.shape == (4, 3, 32, 32)
+    assert torch.equal(images[:, 0], images[:, 2])
+    same_size = gradcourse.data.mnist_images(X[:2], size=28, channels=1)
+    assert torch.allclose(same_size.reshape(2, 784), X[:2], atol=1e-6)
+    with raises_bad("size", 4):
+        gradcourse.data.mnist_images(X, size=4)
+    with raises_bad("factor", float("inf")):
+        gradcourse.models.scale_weights_(nn.Linear(2, 2), float("inf"))
+    with raises_bad("model", "resnet"):
+        gradcourse.models.remove_batchnorm_("resnet")
