@@ -56,3 +56,4 @@ from .data import batches, load_mnist  # noqa: E402
 from .models import MLP  # noqa: E402
 from .monitor import GradientMonitor, activation_gradient_norms, layer_gradient_norms  # noqa: E402
 from .train import History, fit  # noqa: E402
+from . import normalization, optimization, residual, runs  # noqa: E402  (notebooks 07, 09, 10)
