@@ -103,6 +103,8 @@ class MLP(nn.Module):
         norm: ``None``, ``"batch"`` (BatchNorm1d) or ``"layer"`` (LayerNorm).
         residual: identity skips around every hidden block whose input and output
             widths match (all but the first, which maps ``in_features -> width``).
+            ``True``: ``h + act(norm(W h + b))``; ``"pre"``: pre-activation blocks
+            ``h + W act(norm(h)) + b`` (:class:`PreActivationBlock`); ``False``: none.
 
     The model is built with torch's global random generator: call
     :func:`gradcourse.set_seed` first for a reproducible network.

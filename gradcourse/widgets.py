@@ -182,7 +182,7 @@ def optimizer_figure(X, y, optimizer="adam", lr=1e-3, epochs=2, batch_size=64, s
     run = train_mlp(X, y, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed, **model_options)
     ratios = run.monitor.mean("update_ratio") if run.monitor.steps("update_ratio") else [float("nan")]
     return plot_training_and_layers({optimizer: run.history}, {optimizer: ratios}, "mean ||ΔW|| / ||W|| per step",
-                                    hline=1e-3, title=f"{optimizer}, lr={lr:.0e}: {_final_accuracy(run)}")
+                                    hline=1e-3, title=f"{optimizer}, lr={lr:.3g}: {_final_accuracy(run)}")
 
 
 def optimizer_explorer(X, y, optimizer="adam", lr=1e-3, epochs=2, batch_size=64, seed=0, **model_options):
