@@ -253,6 +253,8 @@ def plot_quantiles(series, quantiles=(0.15, 0.5, 0.85), title=None):
     if not isinstance(series, dict) or not series:
         raise ValueError(f"series={_checks._describe(series)} is not allowed; it must be a non-empty dict {{label: tensor (steps, quantiles)}}")
     quantiles = list(quantiles)
+    for q in quantiles:
+        _checks.number("quantiles[i]", q, minimum=0, maximum=1)
     for label, values in series.items():
         values = torch.as_tensor(values)
         if values.dim() != 2 or values.shape[1] != len(quantiles) or len(values) == 0:
