@@ -58,3 +58,4 @@ from .models import MLP  # noqa: E402
 from .monitor import GradientMonitor, activation_gradient_norms, layer_gradient_norms  # noqa: E402
 from .train import History, fit  # noqa: E402
 from . import clipping, sequences  # noqa: E402  (gradient clipping and the cliff; recurrent gradients through time: notebooks 06, 08)
+from . import normalization, optimization, residual, runs  # noqa: E402  (notebooks 07, 09, 10)

@@ -114,6 +114,8 @@ class MLP(nn.Module):
         norm: ``None``, ``"batch"`` (BatchNorm1d) or ``"layer"`` (LayerNorm).
         residual: identity skips around every hidden block whose input and output
             widths match (all but the first, which maps ``in_features -> width``).
+            ``True``: ``h + act(norm(W h + b))``; ``"pre"``: pre-activation blocks
+            ``h + W act(norm(h)) + b`` (:class:`PreActivationBlock`); ``False``: none.
 
     The model is built with torch's global random generator: call
     :func:`gradcourse.set_seed` first for a reproducible network.
@@ -130,13 +132,14 @@ class MLP(nn.Module):
         _checks.choice("init", init, INITS)
         _checks.number("init_scale", init_scale, minimum=0, strict_minimum=True)
         _checks.choice("norm", norm, NORMS)
-        _checks.boolean("residual", residual)
+        _check_residual(residual)
         self.activation = activation
         self.init = init
         self.init_scale = float(init_scale)
         self.blocks = nn.ModuleList(
+            PreActivationBlock(width, activation, norm, last=i == depth - 1) if residual == "pre" and i > 0 else
             HiddenBlock(in_features if i == 0 else width, width, activation, norm,
-                        residual=residual and i > 0)
+                        residual=residual is True and i > 0)
             for i in range(depth)
         )
         self.output = nn.Linear(width, out_features)
@@ -256,3 +259,53 @@ class SequenceRegressor(nn.Module):
     def extra_repr(self):
         return (f"cell={self.cell!r}, hidden={self.hidden}, forget_bias={self.forget_bias}, "
                 f"recurrent_scale={self.recurrent_scale}")
+
+# ---------------------------------------------------------------- pre-activation residual blocks
+
+RESIDUALS = (False, True, "pre")
+"""``MLP(residual=...)``: no skips, skips around post-activation blocks, or pre-activation blocks."""
+
+
+def _check_residual(residual):
+    if not isinstance(residual, (bool, str)) or residual not in RESIDUALS:
+        raise ValueError(f"residual={residual!r} is not allowed; choose one of: False, True, 'pre'")
+    return residual
+
+
+class PreActivationBlock(nn.Module):
+    """A pre-activation residual block: ``h = x + W act(norm(x)) + b``.
+
+    He et al. (2016b), "Identity Mappings in Deep Residual Networks", move the
+    normalization and the nonlinearity in front of the weights, so nothing follows
+    the addition: ``h_L = h_l + sum_{k=l}^{L-1} F_k(h_k)`` and
+    ``dL/dh_l = dL/dh_L (I + d/dh_l sum_k F_k(h_k))``, with a clean identity term
+    from any block to any deeper one. (The branch here has one weight layer; the
+    paper's has two.) As in the paper, the last block of a network adds
+    ``norm`` and the activation after its addition (``last=True``), so the output
+    layer sees normalized, activated features.
+
+    ``MLP(residual="pre")`` uses it for every hidden block after the first, which maps
+    ``in_features -> width`` as a plain :class:`HiddenBlock`.
+    """
+
+    def __init__(self, features, activation, norm, last=False):
+        super().__init__()
+        _checks.integer("features", features, minimum=1)
+        _checks.choice("activation", activation, tuple(ACTIVATIONS))
+        _checks.choice("norm", norm, NORMS)
+        _checks.boolean("last", last)
+        make_norm = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm}.get(norm)
+        self.norm = make_norm(features) if make_norm else nn.Identity()
+        self.activation = ACTIVATIONS[activation]()
+        self.linear = nn.Linear(features, features)
+        self.residual = "pre"
+        self.last = last
+        if last:
+            self.final_norm = make_norm(features) if make_norm else nn.Identity()
+            self.final_activation = ACTIVATIONS[activation]()
+
+    def forward(self, x):
+        h = x + self.linear(self.activation(self.norm(x)))
+        if self.last:
+            h = self.final_activation(self.final_norm(h))
+        return h

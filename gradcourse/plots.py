@@ -451,3 +451,88 @@ def plot_cliff_descent(surface, runs, huge_step=1.0, title=None):
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+from matplotlib.ticker import LogFormatter  # noqa: E402
+
+
+def plot_training_and_layers(histories, per_layer, ylabel, title=None, hline=None):
+    """Training loss per step (left, log scale) next to per-layer values (right, log scale).
+
+    ``histories``: a History or ``{label: History}``; ``per_layer``: a sequence of per-layer
+    numbers or ``{label: sequence}`` (e.g. gradient norms or update ratios), drawn as in
+    :func:`plot_per_layer`; ``hline``: an optional reference level on the right panel
+    (e.g. the 1e-3 rule of thumb for update ratios). A diverged run is marked with an ``x``.
+    """
+    runs = histories if isinstance(histories, dict) else {None: histories}
+    for label, history in runs.items():
+        if not hasattr(history, "loss") or not hasattr(history, "diverged"):
+            raise ValueError(f"histories must be a History or a dict of them; got {_checks._describe(history)} for {label!r}")
+    layers = _as_runs(per_layer, "per_layer")
+    if not isinstance(ylabel, str):
+        raise ValueError(f"ylabel={ylabel!r} is not allowed; it must be a string")
+    fig, (ax_loss, ax_layers) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for label, history in runs.items():
+        line, = ax_loss.plot(range(1, len(history.loss) + 1), history.loss, label=label, linewidth=1)
+        if history.diverged:
+            ax_loss.plot([history.stop_step], [history.loss[-1] if history.loss else 1.0], "x",
+                         color=line.get_color(), markersize=10)
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("training loss")
+    ax_loss.set_yscale("log")
+    # plain numbers (2.3, 2.4, ...) when the loss spans less than a decade, instead of 2.3 x 10^0
+    ax_loss.yaxis.set_major_formatter(LogFormatter())
+    ax_loss.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+    for label, seq in layers.items():
+        ax_layers.plot(range(1, len(seq) + 1), _positive(seq), marker="o", markersize=3, label=label)
+    if hline is not None:
+        ax_layers.axhline(hline, linestyle=":", color="black", label=f"{hline:g}")
+    ax_layers.set_yscale("log")
+    ax_layers.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_layers.set_xlabel("layer (1 = input side)")
+    ax_layers.set_ylabel(ylabel)
+    for ax in (ax_loss, ax_layers):
+        ax.grid(True, alpha=0.3)
+    if any(label is not None for label in runs):
+        ax_loss.legend(fontsize="small")
+    if any(label is not None for label in layers) or hline is not None:
+        ax_layers.legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_quantiles(series, quantiles=(0.15, 0.5, 0.85), title=None):
+    """Quantiles of a distribution over training steps, one panel per run, sharing the y-axis.
+
+    ``series``: ``{label: tensor (steps, len(quantiles))}`` as recorded by
+    :class:`~gradcourse.normalization.PreactivationQuantiles` -- the view of Ioffe &
+    Szegedy (2015), Figure 1(b, c).
+    """
+    if not isinstance(series, dict) or not series:
+        raise ValueError(f"series={_checks._describe(series)} is not allowed; it must be a non-empty dict {{label: tensor (steps, quantiles)}}")
+    quantiles = list(quantiles)
+    for q in quantiles:
+        _checks.number("quantiles[i]", q, minimum=0, maximum=1)
+    for label, values in series.items():
+        values = torch.as_tensor(values)
+        if values.dim() != 2 or values.shape[1] != len(quantiles) or len(values) == 0:
+            raise ValueError(f"series[{label!r}] has shape {tuple(values.shape)}; it must be (steps >= 1, {len(quantiles)})")
+    fig, axes = plt.subplots(1, len(series), figsize=(4.5 * len(series), 3.6), sharey=True, squeeze=False)
+    for ax, (label, values) in zip(axes[0], series.items()):
+        values = torch.as_tensor(values, dtype=torch.float64)
+        steps = range(1, len(values) + 1)
+        for i, q in enumerate(quantiles):
+            ax.plot(steps, values[:, i], label=f"{100 * q:g}th percentile")
+        ax.set_title(str(label), fontsize="medium")
+        ax.set_xlabel("step")
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("value")
+    axes[0][0].legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

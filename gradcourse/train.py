@@ -121,7 +121,8 @@ def accuracy(model, X, y, batch_size=1024):
 
 
 def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, clip_norm=None,
-        clip_value=None, monitor=None, progress=True, seed=0, validation=None, loss="cross_entropy"):
+        clip_value=None, monitor=None, progress=True, seed=0, validation=None, loss="cross_entropy",
+        normalize_grad=False, scheduler=None):
     """Train ``model`` on ``(X, y)`` with cross-entropy (or MSE) and return a :class:`History`.
 
     Args:
@@ -141,6 +142,15 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
             e.g. (n, T, features) sequences, float targets ``y`` of shape (n,), the shape of the
             model's output; the MSE over the whole set recorded per epoch in ``train_loss`` and
             ``val_loss``).
+        normalize_grad: divide the gradient by its global norm at every step, ``g / ||g||``,
+            so each plain SGD step has length ``lr`` exactly -- normalized gradient descent
+            (Hazan, Levy & Shalev-Shwartz 2015, "Beyond Convexity: Stochastic Quasi-Convex
+            Optimization"). Clipping only shrinks a gradient above its threshold; this also
+            enlarges small ones. It cannot be combined with ``clip_norm`` or ``clip_value``.
+        scheduler: optional ``optimizer -> torch.optim.lr_scheduler.LRScheduler`` callable
+            (e.g. :func:`gradcourse.optimization.linear_warmup`); its ``step()`` runs after
+            every optimizer step, so ``total_iters`` and the like count steps, not epochs.
+
 
     With ``clip_norm`` or ``clip_value``, ``History.grad_norm`` still records the norm before
     clipping, and ``History.clipped`` / ``History.clipped_share`` say how often clipping acted.
@@ -171,15 +181,35 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()) and min(batch_size, len(X)) < 2:
         raise ValueError(f"batch_size={batch_size} with {len(X)} examples is not allowed for a model with BatchNorm; "
                          "it normalizes over the batch and needs at least 2 examples per batch")
+    _checks.boolean("normalize_grad", normalize_grad)
+    if normalize_grad and (clip_norm is not None or clip_value is not None):
+        raise ValueError(f"normalize_grad=True is not allowed with clip_norm={clip_norm!r} or clip_value={clip_value!r}; "
+                         "normalizing sets every gradient's norm to 1, so leave both None")
+    if scheduler is not None and not callable(scheduler):
+        raise ValueError(f"scheduler={_checks._describe(scheduler)} is not allowed; it must be None or a callable "
+                         "optimizer -> torch.optim.lr_scheduler.LRScheduler")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, optimizer, lr, momentum)
+    step_options = _step_options(opt, normalize_grad, scheduler)
 
     with flush_denormals(), (monitor if monitor is not None and not monitor.active else contextlib.nullcontext()):
-        return _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, progress, seed, validation, loss)
+        return _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, progress, seed, validation, loss,
+                      step_options)
+
+
+def _step_options(opt, normalize_grad, scheduler):
+    """The per-step extras of :func:`fit`: gradient normalization and a learning-rate scheduler."""
+    lr_scheduler = None
+    if scheduler is not None:
+        lr_scheduler = scheduler(opt)
+        if not isinstance(lr_scheduler, torch.optim.lr_scheduler.LRScheduler):
+            raise ValueError(f"scheduler returned {_checks._describe(lr_scheduler)}; it must return a "
+                             "torch.optim.lr_scheduler.LRScheduler built on the optimizer it is given")
+    return {"normalize_grad": normalize_grad, "scheduler": lr_scheduler}
 
 
 def _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, progress, seed, validation,
-           loss_name="cross_entropy"):
+           loss_name="cross_entropy", step_options=None):
     history = History(clip_norm=clip_norm, clip_value=clip_value)
     loss_fn = F.cross_entropy if loss_name == "cross_entropy" else _mse_loss
     device = _device_of(model)
@@ -210,7 +240,13 @@ def _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, 
                 if clip_value is not None:
                     clipped = clipped or _largest_gradient_entry(params) > clip_value
                     torch.nn.utils.clip_grad_value_(params, clip_value)
+                if step_options and step_options["normalize_grad"] and norm > 0:
+                    for p in params:
+                        if p.grad is not None:
+                            p.grad.div_(norm)
                 opt.step()
+                if step_options and step_options["scheduler"] is not None:
+                    step_options["scheduler"].step()
                 history.loss.append(loss.item())
                 history.grad_norm.append(norm)
                 history.clipped.append(clipped)

@@ -1,0 +1,124 @@
+"""How optimizers size their steps: loss scaling, and learning-rate warmup.
+
+SGD steps by ``-lr * g``, so its step scales with the gradient. Adam (Kingma & Ba 2015)
+steps by ``-lr * m_hat / (sqrt(v_hat) + eps)``, where ``m_hat`` and ``v_hat`` are bias-corrected
+running means of ``g`` and ``g**2``: multiply the loss by ``s > 0`` and both ``m_hat`` and
+``sqrt(v_hat)`` scale by ``s``, so the step is
+
+    -lr * s m_hat / (s sqrt(v_hat) + eps) = -lr * m_hat / (sqrt(v_hat) + eps / s),
+
+the unscaled step with ``eps`` replaced by ``eps / s``: unchanged wherever
+``sqrt(v_hat) >> eps / s``. RMSprop (Tieleman & Hinton 2012) behaves the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import _checks
+from .train import OPTIMIZERS, make_optimizer, named_layers
+
+
+ADAM_EPS = 1e-8
+"""The ``eps`` of ``torch.optim.Adam`` and ``torch.optim.RMSprop`` (their default), as built by
+:func:`~gradcourse.train.make_optimizer`."""
+
+
+def loss_scaling_steps(model, X, y, optimizer="adam", lr=1e-3, scale=1e-4, steps=1):
+    """Train copies of ``model`` from the same weights on the full batch ``(X, y)``, one on the
+    cross-entropy loss ``L`` and one on ``scale * L``, and compare what their steps did.
+
+    Everything runs in float64 on copies (``model`` is left untouched), so that a step far
+    below a weight's float32 resolution still shows. Returns a dict of per-layer lists
+    (layers as in :func:`~gradcourse.train.named_layers`, weights only):
+
+    * ``"layers"``: the layer names;
+    * ``"grad_rms"``: the root-mean-square of ``dL/dW`` at the start;
+    * ``"unscaled"``, ``"scaled"``: ``||W_steps - W_0||`` after ``steps`` steps on ``L`` and on
+      ``scale * L``; ``"ratio"``: scaled / unscaled;
+    * ``"eps_over_scale"`` (Adam and RMSprop only, else ``None``): ``||W_steps - W_0||`` on the
+      unscaled ``L`` with ``eps`` replaced by ``eps / scale`` -- by the module docstring's
+      algebra, the same steps as ``"scaled"``.
+
+    For SGD and momentum one step gives ``ratio == scale`` exactly (later steps start from
+    different weights); for Adam and RMSprop the ratio is near 1 in layers whose gradients
+    are well above ``eps / scale``, and falls towards ``scale`` in layers whose are below it.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model={_checks._describe(model)} is not allowed; it must be a torch.nn.Module")
+    _checks.features_and_labels(X, y)
+    _checks.choice("optimizer", optimizer, OPTIMIZERS)
+    _checks.number("lr", lr, minimum=0, strict_minimum=True)
+    scale = _checks.number("scale", scale, minimum=0, strict_minimum=True)
+    _checks.integer("steps", steps, minimum=1)
+    X = X.double()
+    start = copy.deepcopy(model).double().train()
+    probe = copy.deepcopy(start)
+    probe_weights = [module.weight for _, module in named_layers(probe)]
+    grads = torch.autograd.grad(F.cross_entropy(probe(X), y), probe_weights)
+    result = {"layers": [name for name, _ in named_layers(model)],
+              "grad_rms": [g.pow(2).mean().sqrt().item() for g in grads],
+              "unscaled": _weight_changes(start, X, y, optimizer, lr, 1.0, ADAM_EPS, steps),
+              "scaled": _weight_changes(start, X, y, optimizer, lr, scale, ADAM_EPS, steps)}
+    result["ratio"] = [s / u if u > 0 else float("nan") for s, u in zip(result["scaled"], result["unscaled"])]
+    result["eps_over_scale"] = (_weight_changes(start, X, y, optimizer, lr, 1.0, ADAM_EPS / scale, steps)
+                                if optimizer in ("adam", "rmsprop") else None)
+    return result
+
+
+def _weight_changes(model, X, y, optimizer, lr, factor, eps, steps):
+    """``||W_steps - W_0||`` per layer after ``steps`` full-batch steps on ``factor * L``, on a copy."""
+    model = copy.deepcopy(model)
+    layers = named_layers(model)
+    before = [module.weight.detach().clone() for _, module in layers]
+    opt = make_optimizer(model.parameters(), optimizer, lr)
+    for group in opt.param_groups:
+        if "eps" in group:
+            group["eps"] = eps
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        (factor * F.cross_entropy(model(X), y)).backward()
+        opt.step()
+    return [torch.linalg.vector_norm(module.weight.detach() - w0).item() for (_, module), w0 in zip(layers, before)]
+
+
+def linear_warmup(steps, start_factor=0.01):
+    """Learning-rate warmup for :func:`~gradcourse.train.fit`'s ``scheduler``: the learning rate
+    rises linearly from ``start_factor * lr`` to ``lr`` over the first ``steps`` optimizer steps,
+    then stays at ``lr``.
+
+    Returns ``optimizer -> torch.optim.lr_scheduler.LinearLR(optimizer, start_factor, 1.0, steps)``.
+    Warmup keeps the first steps small while Adam's second-moment estimate ``v_hat`` still
+    rests on a few gradients (Liu et al. 2020, "On the Variance of the Adaptive Learning Rate
+    and Beyond"), and while a large-batch SGD run leaves its chaotic start (Goyal et al. 2017,
+    "Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour").
+    """
+    steps = _checks.integer("steps", steps, minimum=1)
+    start_factor = _checks.number("start_factor", start_factor, minimum=0, maximum=1, strict_minimum=True)
+
+    def make_scheduler(optimizer):
+        return torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=start_factor, end_factor=1.0,
+                                                 total_iters=steps)
+    return make_scheduler
+
+
+def learning_rates(scheduler, lr, steps):
+    """The learning rate a ``scheduler`` factory (such as :func:`linear_warmup`) gives at each
+    of the first ``steps`` optimizer steps, starting from ``lr``, as a list of floats."""
+    if not callable(scheduler):
+        raise ValueError(f"scheduler={_checks._describe(scheduler)} is not allowed; it must be a callable "
+                         "optimizer -> torch.optim.lr_scheduler.LRScheduler")
+    lr = _checks.number("lr", lr, minimum=0, strict_minimum=True)
+    steps = _checks.integer("steps", steps, minimum=1)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    schedule = scheduler(opt)
+    rates = []
+    for _ in range(steps):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+    return rates

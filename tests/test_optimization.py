@@ -1,0 +1,105 @@
+"""gradcourse.optimization: loss scaling against SGD and Adam, learning-rate warmup."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import gradcourse
+from gradcourse import MLP
+from gradcourse.optimization import ADAM_EPS, learning_rates, linear_warmup, loss_scaling_steps
+
+
+def _model(**kwargs):
+    gradcourse.set_seed(0)
+    return MLP(**{"width": 16, "depth": 3, "activation": "sigmoid", **kwargs})
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
+def test_sgd_step_shrinks_by_the_loss_scale(mnist_small, optimizer):
+    result = loss_scaling_steps(_model(), *mnist_small, optimizer, lr=0.1, scale=1e-4, steps=1)
+    assert result["layers"] == ["hidden layer 1", "hidden layer 2", "hidden layer 3", "output layer"]
+    assert all(r == pytest.approx(1e-4, rel=1e-6) for r in result["ratio"])
+    assert result["eps_over_scale"] is None
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_scaling_the_loss_is_dividing_eps(mnist_small, optimizer):
+    result = loss_scaling_steps(_model(), *mnist_small, optimizer, lr=1e-3, scale=1e-4, steps=3)
+    assert result["scaled"] == pytest.approx(result["eps_over_scale"], rel=1e-9)
+
+
+def test_adam_step_is_unchanged_where_gradients_are_far_above_eps_over_scale(mnist_small):
+    # a shallow ReLU network has gradients near 1e-2, far above eps / scale = 1e-6
+    result = loss_scaling_steps(_model(activation="relu", init="kaiming", depth=1), *mnist_small, "adam",
+                                lr=1e-3, scale=1e-2)
+    assert min(result["grad_rms"]) > 100 * ADAM_EPS / 1e-2
+    assert all(r == pytest.approx(1.0, abs=0.01) for r in result["ratio"])
+
+
+def test_adam_first_step_moves_each_weight_by_about_lr(mnist_small):
+    model = _model(activation="relu", init="kaiming", depth=1)
+    result = loss_scaling_steps(model, *mnist_small, "adam", lr=1e-3, scale=1.0)
+    weights = [model.blocks[0].linear.weight, model.output.weight]
+    for change, weight in zip(result["unscaled"], weights):
+        assert change == pytest.approx(1e-3 * math.sqrt(weight.numel()), rel=0.05)
+
+
+def test_loss_scaling_steps_leave_the_model_alone(mnist_small):
+    model = _model(norm="batch")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    loss_scaling_steps(model, *mnist_small, "adam")
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("kwargs, name, value", [
+    (dict(optimizer="adamw"), "optimizer", "adamw"),
+    (dict(lr=0.0), "lr", 0.0),
+    (dict(scale=0.0), "scale", 0.0),
+    (dict(scale=math.nan), "scale", math.nan),
+    (dict(steps=0), "steps", 0),
+])
+def test_loss_scaling_steps_reject_bad_arguments(mnist_small, kwargs, name, value, raises_bad):
+    with raises_bad(name, value):
+        loss_scaling_steps(_model(), *mnist_small, **kwargs)
+
+
+def test_loss_scaling_steps_need_a_module(mnist_small):
+    with pytest.raises(ValueError, match="model="):
+        loss_scaling_steps("net", *mnist_small)
+
+
+# ---------------------------------------------------------------- warmup
+
+def test_linear_warmup_builds_a_linear_lr_scheduler():
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.5)
+    scheduler = linear_warmup(4, start_factor=0.1)(optimizer)
+    assert isinstance(scheduler, torch.optim.lr_scheduler.LinearLR)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
+
+
+def test_learning_rates_rise_linearly_then_stay():
+    rates = learning_rates(linear_warmup(4, start_factor=0.2), lr=1.0, steps=7)
+    assert rates == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("kwargs, name, value", [
+    (dict(steps=0), "steps", 0),
+    (dict(steps=2.5), "steps", 2.5),
+    (dict(start_factor=0.0), "start_factor", 0.0),
+    (dict(start_factor=1.5), "start_factor", 1.5),
+])
+def test_linear_warmup_rejects_bad_arguments(kwargs, name, value, raises_bad):
+    with raises_bad(name, value):
+        linear_warmup(**{"steps": 10, **kwargs})
+
+
+@pytest.mark.parametrize("kwargs, name, value", [
+    (dict(scheduler=3), "scheduler", 3),
+    (dict(lr=-1.0), "lr", -1.0),
+    (dict(steps=0), "steps", 0),
+])
+def test_learning_rates_reject_bad_arguments(kwargs, name, value, raises_bad):
+    with raises_bad(name, value):
+        learning_rates(**{"scheduler": linear_warmup(3), "lr": 0.1, "steps": 5, **kwargs})
