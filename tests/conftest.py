@@ -3,7 +3,10 @@
 The tests use the bundled 5,000-digit MNIST subset only, so they run offline.
 """
 
+import os
 import re
+import tempfile
+from pathlib import Path
 
 import matplotlib
 
@@ -13,6 +16,33 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import gradcourse  # noqa: E402
+
+# No network in the tests: the course's notebooks (run by nbval) and every other kernel started
+# by this session get GRADCOURSE_MNIST_SOURCE=bundled, and an IPython startup file that makes any
+# connection or name look-up outside the loopback interface raise. Unit tests that need a
+# network failure simulate it themselves (tests/test_reliability.py).
+NETWORK_GUARD = """
+import socket as _socket
+_connect, _getaddrinfo = _socket.socket.connect, _socket.getaddrinfo
+def _is_local(host):
+    return isinstance(host, str) and (host.startswith("127.") or host in ("localhost", "::1", ""))
+def _refuse(what):
+    raise OSError(f"network access during the tests: {what} (the course must run offline)")
+def _guarded_connect(self, address):
+    if self.family in (_socket.AF_INET, _socket.AF_INET6) and not _is_local(address[0]):
+        _refuse(f"connect to {address}")
+    return _connect(self, address)
+def _guarded_getaddrinfo(host, *args, **kwargs):
+    if not _is_local(host):
+        _refuse(f"look-up of {host}")
+    return _getaddrinfo(host, *args, **kwargs)
+_socket.socket.connect, _socket.getaddrinfo = _guarded_connect, _guarded_getaddrinfo
+"""
+_ipython_dir = Path(tempfile.mkdtemp(prefix="gradcourse-ipython-"))
+(_ipython_dir / "profile_default" / "startup").mkdir(parents=True)
+(_ipython_dir / "profile_default" / "startup" / "00-no-network.py").write_text(NETWORK_GUARD)
+os.environ["IPYTHONDIR"] = str(_ipython_dir)
+os.environ[gradcourse.data.SOURCE_ENVIRONMENT_VARIABLE] = "bundled"
 
 
 @pytest.fixture

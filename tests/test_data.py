@@ -172,6 +172,7 @@ def idx_root(tmp_path, monkeypatch):
 
     monkeypatch.setattr(data, "_download_torchvision", no_download)
     monkeypatch.setattr(data, "_auto_choice", {})
+    monkeypatch.delenv(data.SOURCE_ENVIRONMENT_VARIABLE, raising=False)  # conftest forces bundled
     return tmp_path, written
 
 
@@ -203,6 +204,7 @@ def test_auto_falls_back_to_bundled_with_one_notice(tmp_path, monkeypatch, capsy
 
     monkeypatch.setattr(data, "_download_torchvision", failing_download)
     monkeypatch.setattr(data, "_auto_choice", {})
+    monkeypatch.delenv(data.SOURCE_ENVIRONMENT_VARIABLE, raising=False)  # conftest forces bundled
     X, y = gradcourse.load_mnist("train", source="auto", root=tmp_path)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1
