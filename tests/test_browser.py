@@ -147,6 +147,7 @@ def wait_for_new_image(page, figure, old_src, timeout):
 
 def test_notebook_02_widgets_work_in_a_browser(jupyterlab, tmp_path):
     expect = sync_api.expect
+    expect.set_options(timeout=60 * SECONDS)  # expect's own default is 5 s, too short on a busy 2-core machine
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -156,7 +157,7 @@ def test_notebook_02_widgets_work_in_a_browser(jupyterlab, tmp_path):
             page.wait_for_function(KERNEL_READY, timeout=90 * SECONDS, polling=250)
             # Not awaited: the command's promise settles only when every cell has run.
             page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-            page.wait_for_function(RUN_FINISHED, timeout=150 * SECONDS, polling=500)
+            page.wait_for_function(RUN_FINISHED, timeout=300 * SECONDS, polling=500)  # ~10 s when idle
             state = page.evaluate(NOTEBOOK_STATE)
             assert state["errors"] == [], state
             assert state["executed"] == state["cells"], state
