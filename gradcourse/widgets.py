@@ -1,7 +1,8 @@
 """ipywidgets explorers built on :mod:`gradcourse.plots`.
 
-They use only widgets that exist in ipywidgets 7.6 and 8 (IntSlider, FloatLogSlider,
-Dropdown, HBox, VBox, interactive_output), so they render in JupyterLab, Binder and Colab.
+They use only widgets that exist in ipywidgets 7.6 and 8 (IntSlider, FloatSlider, FloatLogSlider,
+FloatRangeSlider, Dropdown, ToggleButtons, HBox, VBox, interactive_output), so they render in
+JupyterLab, Binder and Colab.
 """
 
 from __future__ import annotations

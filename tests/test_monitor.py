@@ -6,7 +6,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 import gradcourse
 from gradcourse import GradientMonitor, MLP, activation_gradient_norms, layer_gradient_norms
