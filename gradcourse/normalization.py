@@ -181,9 +181,10 @@ def constrain_weights_(model, constraint, max_norm=None):
       value is 1, so with an activation whose derivative is at most 1, no layer can enlarge
       the back-propagated gradient.
 
-    The output layer is left free. A :class:`~gradcourse.monitor.GradientMonitor` cannot
-    watch a constrained model (its weights are recomputed at every access); use
-    :func:`weight_norms` and :func:`~gradcourse.monitor.layer_gradient_norms` instead.
+    The output layer is left free. A :class:`~gradcourse.monitor.GradientMonitor` of a
+    constrained model records the unconstrained parameters that the optimizer updates
+    (``parametrizations.weight.original``), not the constrained weight the forward pass
+    computes from them; :func:`weight_norms` reports the constrained weights.
     Returns ``model``.
     """
     _require_course_model(model)

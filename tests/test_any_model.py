@@ -148,3 +148,18 @@ def test_layer_gradient_norms_rejects_bad_losses(resnet):
         layer_gradient_norms(model, X, y, compute_loss=3)
     with pytest.raises(ValueError, match="scalar"):
         layer_gradient_norms(model, X, y, compute_loss=lambda m, X, y: m(X))
+
+
+def test_monitor_watches_the_raw_parameters_of_a_constrained_course_model(mnist_small):
+    import gradcourse
+
+    X, y = mnist_small
+    gradcourse.set_seed(0)
+    model = gradcourse.MLP(depth=3)
+    gradcourse.normalization.constrain_weights_(model, "spectral_norm")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with GradientMonitor(model) as monitor:
+        optimizer.zero_grad()
+        F.cross_entropy(model(X), y).backward()
+        optimizer.step()
+    assert monitor.series("grad_norm").shape == (1, 3) and (monitor.series("update_ratio") > 0).all()
