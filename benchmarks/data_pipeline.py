@@ -32,7 +32,7 @@ def write_idx(root, images, labels):
     raw.mkdir(parents=True)
     for prefix in ("train", "t10k"):
         (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">iiii", 2051, len(images), 28, 28) + images.numpy().tobytes())
-        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">ii", 2049, len(labels)) + labels.numpy().tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">ii", 2049, len(labels)) + labels.to(torch.uint8).numpy().tobytes())
 
 
 def epoch_seconds(model, optimizer, batches, epochs):

@@ -28,7 +28,7 @@ def norm(tensor):
     below about 1e-23 (their squares are below float32's smallest subnormal,
     1.4e-45), which is precisely the regime a vanishing-gradient course measures.
     """
-    return torch.linalg.vector_norm(tensor.detach().double())
+    return torch.linalg.vector_norm(tensor.detach(), dtype=torch.float64)
 
 
 def _require_course_model(model, name="model"):
