@@ -32,6 +32,15 @@ def _as_runs(values, name="values"):
     return out
 
 
+def _finish(fig, suptitle=None):
+    """Title, tight layout, and close in pyplot so the figure shows once, as its cell's value."""
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
 def _positive(seq):
     """Replace values a log axis cannot show (zero, negative, NaN, inf) by NaN."""
     return [v if math.isfinite(v) and v > 0 else math.nan for v in seq]
@@ -69,9 +78,7 @@ def plot_log_lines(x, values, xlabel, ylabel, title=None, references=None, hline
     if any(label is not None for label in runs) or refs or hline is not None:
         ax.legend(fontsize="small")
     ax.grid(True, which="major", alpha=0.3)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig)
 
 
 def plot_per_layer(values, ylabel, title=None, references=None, hline=None):
@@ -124,11 +131,7 @@ def plot_history(histories, title=None):
         ax.grid(True, alpha=0.3)
         if any(label is not None for label in runs):
             ax.legend(fontsize="small")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title)
 
 
 def plot_activation_stats(monitor, step=-1, title=None):
@@ -158,11 +161,7 @@ def plot_activation_stats(monitor, step=-1, title=None):
     for ax in axes:
         ax.set_xlabel("layer (1 = input side)")
         ax.grid(True, alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title)
 
 
 def plot_activations(activations=("sigmoid", "tanh", "relu"), low=-6.0, high=6.0):
@@ -187,9 +186,7 @@ def plot_activations(activations=("sigmoid", "tanh", "relu"), low=-6.0, high=6.0
         ax.axhline(0, color="black", linewidth=0.5)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig)
 
 
 def plot_layer_histograms(per_layer, title=None, bins=60):
@@ -220,11 +217,7 @@ def plot_layer_histograms(per_layer, title=None, bins=60):
         ax.set_ylabel("density")
         ax.legend(fontsize="x-small")
         ax.grid(True, alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title)
 
 
 def plot_two_per_layer(left, right, left_label, right_label, title=None):
@@ -241,11 +234,7 @@ def plot_two_per_layer(left, right, left_label, right_label, title=None):
         ax.grid(True, alpha=0.3)
         if any(name is not None for name in runs):
             ax.legend(fontsize="small")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title)
 
 
 def plot_per_layer_shares(values, ylabel, title=None):
@@ -263,9 +252,7 @@ def plot_per_layer_shares(values, ylabel, title=None):
         ax.set_title(title, fontsize="medium")
     if any(label is not None for label in runs):
         ax.legend(fontsize="small")
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig)
 
 
 # ---------------------------------------------------------------- recurrent networks and clipping (notebooks 06, 08)
@@ -314,11 +301,7 @@ def plot_regression_history(histories, baseline=None, title=None):
         ax.grid(True, alpha=0.3)
         if any(label is not None for label in runs) or baseline is not None:
             ax.legend(fontsize="small")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title)
 
 
 def plot_gradient_norms(grad_norms, threshold=None, title=None):
@@ -359,11 +342,7 @@ def plot_gradient_norms(grad_norms, threshold=None, title=None):
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="small")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title)
 
 
 def _cliff_background(ax, surface, show="loss"):
@@ -396,9 +375,7 @@ def plot_cliff_surface(surface, title=None):
         ax.legend(fontsize="small", loc="upper right")
     ax.set_title(title or f"L(w, b) = (x_{surface.steps} - {surface.target:g})^2,  x_t = w sigma(x_(t-1)) + b",
                  fontsize="medium")
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig)
 
 
 def plot_cliff_section(section, title=None):
@@ -420,9 +397,7 @@ def plot_cliff_section(section, title=None):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
     fig.suptitle(title or f"Approaching the wall at w = {section.w:g}")
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig)
 
 
 def plot_cliff_descent(surface, runs, huge_step=1.0, title=None):
@@ -446,11 +421,7 @@ def plot_cliff_descent(surface, runs, huge_step=1.0, title=None):
             ax.plot(path[:, 0], path[:, 1], color="tab:red" if is_huge else "white", linewidth=0.8, alpha=0.9)
         ax.plot(run.paths[:, 0, 0].numpy(), run.paths[:, 0, 1].numpy(), "k.", markersize=3)
         ax.set_title(f"{label}: {int(huge.sum())} of {len(huge)} runs took a step > {huge_step:g}", fontsize="medium")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title)
 
 
 from matplotlib.ticker import LogFormatter  # noqa: E402
@@ -497,11 +468,7 @@ def plot_training_and_layers(histories, per_layer, ylabel, title=None, hline=Non
         ax_loss.legend(fontsize="small")
     if any(label is not None for label in layers) or hline is not None:
         ax_layers.legend(fontsize="small")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title)
 
 
 def plot_quantiles(series, quantiles=(0.15, 0.5, 0.85), title=None):
@@ -531,8 +498,4 @@ def plot_quantiles(series, quantiles=(0.15, 0.5, 0.85), title=None):
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("value")
     axes[0][0].legend(fontsize="small")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig, title)

@@ -105,19 +105,24 @@ def make_optimizer(params, optimizer="sgd", lr=0.1, momentum=None):
     return torch.optim.Adam(params, lr=lr)
 
 
-@torch.no_grad()
 def accuracy(model, X, y, batch_size=1024):
     """Share of rows of ``X`` whose largest logit is the label in ``y`` (model in eval mode)."""
     _checks.features_and_labels(X, y)
     _checks.integer("batch_size", batch_size, minimum=1)
+    return _mean_over_rows(model, X, y, batch_size, lambda out, target: (out.argmax(dim=1) == target).sum().item())
+
+
+@torch.no_grad()
+def _mean_over_rows(model, X, y, batch_size, batch_total):
+    """``sum(batch_total(model(X_b), y_b)) / len(X)`` over batches, in eval mode (then restored)."""
     was_training = model.training
     model.eval()
     device = _device_of(model)
-    correct = 0
+    total = 0.0
     for Xb, yb in batches(X, y, batch_size, shuffle=False):
-        correct += (model(Xb.to(device)).argmax(dim=1) == yb.to(device)).sum().item()
+        total += batch_total(model(Xb.to(device)), yb.to(device))
     model.train(was_training)
-    return correct / len(X)
+    return total / len(X)
 
 
 def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, clip_norm=None,
@@ -347,7 +352,6 @@ def flush_denormals():
 
 # ---------------------------------------------------------------- regression and clipping (notebooks 06, 08)
 
-@torch.no_grad()
 def mean_squared_error(model, X, y, batch_size=1024):
     """``mean((model(X) - y)^2)`` over all rows of ``X`` (model in eval mode, then restored).
 
@@ -356,14 +360,8 @@ def mean_squared_error(model, X, y, batch_size=1024):
     """
     _checks.inputs_and_targets(X, y)
     _checks.integer("batch_size", batch_size, minimum=1)
-    was_training = model.training
-    model.eval()
-    device = _device_of(model)
-    total = 0.0
-    for Xb, yb in batches(X, y, batch_size, shuffle=False):
-        total += _mse_loss(model(Xb.to(device)), yb.to(device), reduction="sum").item()
-    model.train(was_training)
-    return total / len(X)
+    return _mean_over_rows(model, X, y, batch_size,
+                           lambda out, target: _mse_loss(out, target, reduction="sum").item())
 
 
 def _mse_loss(output, target, reduction="mean"):

@@ -172,6 +172,7 @@ def activation_figure(X, y, activation="relu", low=-4.0, high=4.0, depth=20, ini
     import torch
 
     from .models import ACTIVATIONS as FUNCTIONS
+    from .plots import _finish
     from .theory import activation_derivative
 
     _checks.number("low", low)
@@ -192,9 +193,7 @@ def activation_figure(X, y, activation="relu", low=-4.0, high=4.0, depth=20, ini
     ax_g.set_ylabel("||dL/dW_l|| (log scale)")
     ax_g.set_title(f"{depth} layers, init={init}: first/last = {norms[0] / norms[-1]:.2e}", fontsize="medium")
     ax_g.grid(True, alpha=0.3)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return _finish(fig)
 
 
 def activation_explorer(X, y, activation="relu", depth=20, init="kaiming", width=64, seed=0):
