@@ -247,6 +247,8 @@ class GradientMonitor:
         self.model = model
         self._layers = find_layers(model, layers, include)   # registration order until the first forward
         self._weights = [layer_weights(m) for _, m in self._layers]
+        self._weight_ids = {id(p) for weights in self._weights for p in weights}
+        self._sizes = None
         self._order = list(range(len(self._layers)))
         self._activation_modules = [(name or type(m).__name__, m) for name, m in model.named_modules()
                                     if isinstance(m, ACTIVATION_MODULES)]
@@ -392,19 +394,25 @@ class GradientMonitor:
         return hook
 
     def _holds_our_weights(self, optimizer):
-        ours = {id(p) for weights in self._weights for p in weights}
-        return any(id(p) in ours for group in optimizer.param_groups for p in group["params"])
+        return any(id(p) in self._weight_ids for group in optimizer.param_groups for p in group["params"])
 
     def _before_step(self, optimizer, args, kwargs):
+        """Copy the weights into buffers kept across steps (no allocation per step) and their norms."""
         self._flush_gradients()
-        if self._holds_our_weights(optimizer):
-            self._snapshots = [[p.detach().clone() for p in weights] for weights in self._weights]
+        if not self._holds_our_weights(optimizer):
+            return
+        if self._snapshots is None or any(b.shape != p.shape for ws, bs in zip(self._weights, self._snapshots)
+                                          for p, b in zip(ws, bs)):
+            self._snapshots = [[torch.empty_like(p) for p in weights] for weights in self._weights]
+        for weights, buffers in zip(self._weights, self._snapshots):
+            for p, b in zip(weights, buffers):
+                b.copy_(p.detach())
+        self._sizes = [torch.stack([norm(b) ** 2 for b in buffers]).sum().sqrt() for buffers in self._snapshots]
 
     def _after_step(self, optimizer, args, kwargs):
-        if self._snapshots is None or not self._holds_our_weights(optimizer):
+        if self._sizes is None or not self._holds_our_weights(optimizer):
             return
-        for i, (weights, before) in enumerate(zip(self._weights, self._snapshots)):
-            change = torch.stack([norm(p.detach() - b) ** 2 for p, b in zip(weights, before)]).sum().sqrt()
-            size = torch.stack([norm(b) ** 2 for b in before]).sum().sqrt()
-            self._records["update_ratio"][i].append(change / size)
-        self._snapshots = None
+        for i, (weights, buffers) in enumerate(zip(self._weights, self._snapshots)):
+            change = torch.stack([norm(b.sub_(p.detach())) ** 2 for p, b in zip(weights, buffers)]).sum().sqrt()
+            self._records["update_ratio"][i].append(change / self._sizes[i])
+        self._sizes = None
