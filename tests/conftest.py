@@ -70,3 +70,20 @@ def raises_bad():
     def expect(name, value):
         return pytest.raises(ValueError, match=re.escape(f"{name}={value!r}"))
     return expect
+
+
+@pytest.fixture
+def Xy(mnist_small):
+    """The first 64 bundled digits."""
+    return mnist_small[0][:64], mnist_small[1][:64]
+
+
+@pytest.fixture
+def no_figure_left_open():
+    """Fail a test that leaves pyplot with more figures than it found
+    (modules opt in with ``pytestmark = pytest.mark.usefixtures("no_figure_left_open")``)."""
+    import matplotlib.pyplot as plt
+
+    before = set(plt.get_fignums())
+    yield
+    assert set(plt.get_fignums()) == before

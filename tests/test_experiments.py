@@ -6,11 +6,6 @@ import gradcourse
 from gradcourse import MLP, activation_gradient_norms, experiments, layer_gradient_norms
 
 
-@pytest.fixture
-def Xy(mnist_small):
-    return mnist_small[0][:64], mnist_small[1][:64]
-
-
 def test_gradient_flow_measures_a_fresh_seeded_mlp(Xy):
     norms = experiments.gradient_flow(*Xy, depth=5, activation="tanh", width=16, seed=2)
     gradcourse.set_seed(2)

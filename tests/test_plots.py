@@ -12,12 +12,7 @@ from gradcourse import MLP, GradientMonitor, plots
 from gradcourse.train import History
 
 
-@pytest.fixture(autouse=True)
-def no_figure_left_open():
-    """Every test here must leave pyplot with no more figures than it found."""
-    before = set(plt.get_fignums())
-    yield
-    assert set(plt.get_fignums()) == before
+pytestmark = pytest.mark.usefixtures("no_figure_left_open")
 
 
 def test_plot_per_layer_returns_a_log_scale_figure():

@@ -13,20 +13,10 @@ from gradcourse.data import adding_problem
 from gradcourse.models import SequenceRegressor
 from gradcourse.sequences import timestep_gradient_norms
 from gradcourse.train import History
+from helpers import find_widgets
 
 
-@pytest.fixture(autouse=True)
-def no_figure_left_open():
-    before = set(plt.get_fignums())
-    yield
-    assert set(plt.get_fignums()) == before
-
-
-def _find(widget, kind):
-    found = [widget] if isinstance(widget, kind) else []
-    for child in getattr(widget, "children", ()):
-        found += _find(child, kind)
-    return found
+pytestmark = pytest.mark.usefixtures("no_figure_left_open")
 
 
 def test_plot_timestep_gradients_draws_one_log_line_per_cell():
@@ -147,7 +137,7 @@ def test_clipping_explorer_redraws_with_the_threshold(monkeypatch, capsys):
 
     monkeypatch.setattr(widgets, "clipping_figure", recording)
     explorer = widgets.clipping_explorer([0.05, 0.2, 3.0, 0.1], threshold=0.3)
-    (slider,) = _find(explorer, ipywidgets.FloatLogSlider)
+    (slider,) = find_widgets(explorer, ipywidgets.FloatLogSlider)
     assert (slider.min, slider.max) == (-2, 1) and slider.value == pytest.approx(0.3)
     slider.value = 1.0
     assert drawn == [pytest.approx(0.3), 1.0]
@@ -189,8 +179,8 @@ def test_timestep_gradient_explorer_redraws_on_change(monkeypatch, capsys):
     monkeypatch.setattr(widgets, "timestep_gradient_figure", recording)
     explorer = widgets.timestep_gradient_explorer(length=10, cell="lstm", forget_bias=1.0, hidden=4, batch=8)
     assert isinstance(explorer, ipywidgets.VBox)
-    (length,) = _find(explorer, ipywidgets.IntSlider)
-    (cell,) = _find(explorer, ipywidgets.Dropdown)
+    (length,) = find_widgets(explorer, ipywidgets.IntSlider)
+    (cell,) = find_widgets(explorer, ipywidgets.Dropdown)
     length.value = 20
     cell.value = "rnn"
     assert drawn == [(10, "lstm", 1.0), (20, "lstm", 1.0), (20, "rnn", 1.0)]

@@ -10,25 +10,10 @@ from matplotlib.figure import Figure
 
 from gradcourse import plots, widgets
 from gradcourse.train import History
+from helpers import find_widgets
 
 
-@pytest.fixture(autouse=True)
-def no_figure_left_open():
-    before = set(plt.get_fignums())
-    yield
-    assert set(plt.get_fignums()) == before
-
-
-@pytest.fixture
-def Xy(mnist_small):
-    return mnist_small[0][:64], mnist_small[1][:64]
-
-
-def _find(widget, kind):
-    found = [widget] if isinstance(widget, kind) else []
-    for child in getattr(widget, "children", ()):
-        found += _find(child, kind)
-    return found
+pytestmark = pytest.mark.usefixtures("no_figure_left_open")
 
 
 # ---------------------------------------------------------------- plot_training_and_layers
@@ -98,9 +83,9 @@ def test_residual_explorer_redraws_on_change(Xy, monkeypatch, capsys):
     monkeypatch.setattr(widgets, "residual_figure", recording)
     explorer = widgets.residual_explorer(*Xy, depth=3, residual=False, width=8, epochs=1)
     assert isinstance(explorer, ipywidgets.VBox)
-    (buttons,) = _find(explorer, ipywidgets.ToggleButtons)
+    (buttons,) = find_widgets(explorer, ipywidgets.ToggleButtons)
     buttons.value = True
-    (depth,) = _find(explorer, ipywidgets.IntSlider)
+    (depth,) = find_widgets(explorer, ipywidgets.IntSlider)
     depth.value = 5
     assert drawn == [(3, False), (3, True), (5, True)]
     capsys.readouterr()
@@ -133,7 +118,7 @@ def test_normalization_explorer_redraws_on_change(Xy, monkeypatch, capsys):
 
     monkeypatch.setattr(widgets, "normalization_figure", recording)
     explorer = widgets.normalization_explorer(*Xy, norm=None, depth=2, width=8, epochs=1, batch_size=32)
-    (buttons,) = _find(explorer, ipywidgets.ToggleButtons)
+    (buttons,) = find_widgets(explorer, ipywidgets.ToggleButtons)
     buttons.value = "batch"
     assert drawn == [(None, 2), ("batch", 2)]
     capsys.readouterr()
@@ -166,9 +151,9 @@ def test_optimizer_explorer_redraws_on_change(Xy, monkeypatch, capsys):
 
     monkeypatch.setattr(widgets, "optimizer_figure", recording)
     explorer = widgets.optimizer_explorer(*Xy, optimizer="sgd", lr=0.1, epochs=1, width=8, depth=2)
-    (buttons,) = _find(explorer, ipywidgets.ToggleButtons)
+    (buttons,) = find_widgets(explorer, ipywidgets.ToggleButtons)
     buttons.value = "adam"
-    (slider,) = _find(explorer, ipywidgets.FloatLogSlider)
+    (slider,) = find_widgets(explorer, ipywidgets.FloatLogSlider)
     slider.value = 1e-3
     assert [d[0] for d in drawn] == ["sgd", "adam", "adam"] and drawn[-1][1] == pytest.approx(1e-3)
     capsys.readouterr()

@@ -9,26 +9,10 @@ from matplotlib.figure import Figure
 
 import gradcourse
 from gradcourse import MLP, layer_gradient_norms, widgets
+from helpers import find_widgets
 
 
-@pytest.fixture(autouse=True)
-def no_figure_left_open():
-    before = set(plt.get_fignums())
-    yield
-    assert set(plt.get_fignums()) == before
-
-
-@pytest.fixture
-def Xy(mnist_small):
-    return mnist_small[0][:64], mnist_small[1][:64]
-
-
-def _find(widget, kind):
-    """All descendants of ``widget`` (itself included) of type ``kind``."""
-    found = [widget] if isinstance(widget, kind) else []
-    for child in getattr(widget, "children", ()):
-        found += _find(child, kind)
-    return found
+pytestmark = pytest.mark.usefixtures("no_figure_left_open")
 
 
 def test_gradient_flow_figure_plots_the_measured_norms_and_bound(Xy):
@@ -66,7 +50,7 @@ def test_gradient_flow_figure_rejects_bad_data(Xy):
 def test_explorer_is_a_vbox_with_a_depth_slider(Xy, capsys):
     explorer = widgets.gradient_flow_explorer(*Xy, depth=5, width=8)
     assert isinstance(explorer, ipywidgets.VBox)
-    (depth,) = [s for s in _find(explorer, ipywidgets.IntSlider) if s.description == "depth"]
+    (depth,) = [s for s in find_widgets(explorer, ipywidgets.IntSlider) if s.description == "depth"]
     assert depth.value == 5
     assert any(isinstance(child, ipywidgets.Output) for child in explorer.children)
     capsys.readouterr()  # outside IPython, display() prints the figure's repr
@@ -83,7 +67,7 @@ def test_moving_the_depth_slider_redraws(Xy, monkeypatch, capsys):
     monkeypatch.setattr(widgets, "gradient_flow_figure", recording)
     explorer = widgets.gradient_flow_explorer(*Xy, depth=4, width=8)
     assert drawn == [4]  # drawn once on creation
-    (depth,) = [s for s in _find(explorer, ipywidgets.IntSlider) if s.description == "depth"]
+    (depth,) = [s for s in find_widgets(explorer, ipywidgets.IntSlider) if s.description == "depth"]
     depth.value = 3
     assert drawn == [4, 3]
     assert "Figure" in capsys.readouterr().out
@@ -139,7 +123,7 @@ def test_chain_explorer_redraws_on_change(monkeypatch, capsys):
     monkeypatch.setattr(widgets, "chain_figure", recording)
     explorer = widgets.chain_explorer(depth=4, weight=1.5)
     assert isinstance(explorer, ipywidgets.VBox)
-    (depth,) = [s for s in _find(explorer, ipywidgets.IntSlider) if s.description.startswith("depth")]
+    (depth,) = [s for s in find_widgets(explorer, ipywidgets.IntSlider) if s.description.startswith("depth")]
     depth.value = 7
     assert drawn == [(4, 1.5), (7, 1.5)]
     capsys.readouterr()
