@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import ctypes
-import ctypes.util
-import gc
 import math
 from dataclasses import dataclass, field
 
@@ -203,7 +200,6 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
     with flush_denormals(), (monitor if monitor is not None and not monitor.active else contextlib.nullcontext()):
         history = _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, progress, seed, validation,
                          loss, step_options)
-    release_freed_memory()
     return history
 
 
@@ -390,23 +386,4 @@ def _all_finite(output):
         return bool(torch.isfinite(output).all())
     if isinstance(output, (tuple, list)):
         return all(_all_finite(item) for item in output)
-    return True
-
-
-def release_freed_memory():
-    """Hand the memory a training run freed back to the operating system (glibc's ``malloc_trim``).
-
-    glibc keeps freed blocks in per-thread arenas for reuse; after several training runs in one
-    kernel, that retained memory pushed notebook 10 past 3 GB, beyond Binder's 2 GB limit
-    (1.7-2.1 GB measured with this call after each run). Where the C library has no ``malloc_trim`` (macOS,
-    Windows, musl), it does nothing and returns False.
-    """
-    gc.collect()
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        ctypes.CDLL(name).malloc_trim(0)
-    except (OSError, AttributeError):
-        return False
     return True
