@@ -197,8 +197,9 @@ def named_layer_gradient_norms(model, X, y, *, loss_fn=None, compute_loss=None, 
     """One forward/backward; ``[(name, ||dL/dW||)]`` per layer, in the order the forward pass meets them.
 
     The loss is ``loss_fn(model(X), y)`` (cross-entropy by default) or ``compute_loss(model, X, y)``.
-    The norm covers each layer's weights (:func:`layer_weights`), in float64. Uses
-    :func:`torch.autograd.grad`, so the model's ``.grad`` fields are left untouched.
+    The norm covers each layer's weights (:func:`layer_weights`), as a float64 number that does not
+    underflow (:func:`norm`). Uses :func:`torch.autograd.grad`, so the model's ``.grad`` fields are
+    left untouched.
     """
     found = find_layers(model, layers, include)
     _checks.batch(X, y)
