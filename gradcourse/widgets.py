@@ -1,8 +1,9 @@
 """ipywidgets explorers built on :mod:`gradcourse.plots`.
 
-They use only widgets that exist in ipywidgets 7.6 and 8 (IntSlider, FloatSlider, FloatLogSlider,
+They use only widgets that exist in ipywidgets 7.7 and 8 (IntSlider, FloatSlider, FloatLogSlider,
 FloatRangeSlider, Dropdown, ToggleButtons, HBox, VBox, interactive_output), so they render in
-JupyterLab, Binder and Colab.
+JupyterLab, Binder and Colab (which ships ipywidgets 7.7.x); tests/test_colab_versions.py runs
+their tests under Colab's ipywidgets and IPython.
 """
 
 from __future__ import annotations
