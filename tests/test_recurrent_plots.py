@@ -2,7 +2,6 @@
 gradient-norm traces, the cliff, and their explorers."""
 
 import ipywidgets
-import matplotlib.pyplot as plt
 import pytest
 import torch
 from matplotlib.figure import Figure

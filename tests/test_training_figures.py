@@ -3,7 +3,6 @@
 import math
 
 import ipywidgets
-import matplotlib.pyplot as plt
 import pytest
 import torch
 from matplotlib.figure import Figure

@@ -3,7 +3,6 @@
 import math
 
 import ipywidgets
-import matplotlib.pyplot as plt
 import pytest
 from matplotlib.figure import Figure
 

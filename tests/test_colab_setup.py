@@ -1,0 +1,177 @@
+"""tools/colab_setup.py: the notebooks' Colab setup cell and the README's badges come from the one
+repository address in pyproject.toml, and the cell does on Colab what it says and nothing elsewhere."""
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import ipywidgets
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("colab_setup", ROOT / "tools" / "colab_setup.py")
+colab_setup = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(colab_setup)
+
+# A repository address for the tests of the tool itself, written only into temporary copies.
+SAMPLE_URL = "https://github.com/sample-owner/sample-course"
+
+
+def test_the_course_is_in_step_with_pyproject():
+    """With a repository in pyproject.toml: every notebook starts with the same setup cell and the
+    README has the badges. Without one: no notebook has the cell and the README has no badges."""
+    assert colab_setup.differences() == []
+    found = colab_setup.repository()
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = nbformat.read(path, as_version=4).cells
+        first_code = next(cell for cell in cells if cell.cell_type == "code")
+        if found:
+            assert first_code.source == colab_setup.setup_cell(*found), path.name
+        else:
+            assert not any(cell.source.startswith(colab_setup.MARKER) for cell in cells), path.name
+    assert (colab_setup.BADGES_START in (ROOT / "README.md").read_text()) == bool(found)
+
+
+@pytest.fixture
+def course_copy(tmp_path):
+    """pyproject.toml, README.md and the notebooks, copied, with SAMPLE_URL as the repository."""
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert "[project.urls]" not in pyproject or colab_setup.repository() is not None
+    if "[project.urls]" not in pyproject:
+        pyproject = pyproject.replace("\n[project.optional-dependencies]",
+                                      f'\n[project.urls]\nRepository = "{SAMPLE_URL}"\n\n[project.optional-dependencies]', 1)
+    else:
+        pyproject = pyproject.replace(f"https://github.com/{'/'.join(colab_setup.repository())}", SAMPLE_URL)
+    (tmp_path / "pyproject.toml").write_text(pyproject)
+    return tmp_path
+
+
+def test_write_puts_the_same_cell_first_in_every_notebook(course_copy):
+    before = {p.name: nbformat.read(p, as_version=4) for p in (course_copy / "notebooks").glob("*.ipynb")}
+    assert colab_setup.repository(course_copy) == ("sample-owner", "sample-course")
+    assert len(colab_setup.write(course_copy)) == len(before) + 1          # every notebook and the README
+    cell = colab_setup.setup_cell("sample-owner", "sample-course")
+    assert '"gradcourse @ git+https://github.com/sample-owner/sample-course@main"' in cell
+    for name, old in before.items():
+        new = nbformat.read(course_copy / "notebooks" / name, as_version=4)
+        nbformat.validate(new)
+        first_code = next(i for i, c in enumerate(new.cells) if c.cell_type == "code")
+        assert new.cells[first_code].source == cell
+        assert [c.source for c in new.cells[:first_code] + new.cells[first_code + 1:]] == [c.source for c in old.cells]
+        assert new.metadata == old.metadata                                # the kernelspec stays
+    assert colab_setup.write(course_copy) == [] and colab_setup.differences(course_copy) == []
+
+
+def test_write_puts_one_binder_badge_and_a_colab_badge_per_notebook_in_the_readme(course_copy):
+    colab_setup.write(course_copy)
+    readme = (course_copy / "README.md").read_text()
+    assert readme.count("https://mybinder.org/badge_logo.svg") == 1
+    assert ("https://mybinder.org/v2/gh/sample-owner/sample-course/main"
+            "?urlpath=lab/tree/notebooks/00_start_here.ipynb") in readme
+    for path in sorted((course_copy / "notebooks").glob("*.ipynb")):
+        link = f"https://colab.research.google.com/github/sample-owner/sample-course/blob/main/notebooks/{path.name}"
+        assert readme.count(f"({link})") == 1, path.name
+    assert readme.index(colab_setup.BADGES_START) > readme.index("## The notebooks")
+
+
+def test_removing_the_repository_removes_cells_and_badges(course_copy):
+    colab_setup.write(course_copy)
+    pyproject = course_copy / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(f'Repository = "{SAMPLE_URL}"\n', ""))
+    colab_setup.write(course_copy)
+    without_badges = colab_setup._readme_with((ROOT / "README.md").read_text(), None)
+    assert (course_copy / "README.md").read_text() == without_badges
+    for path in (course_copy / "notebooks").glob("*.ipynb"):
+        assert colab_setup.MARKER not in path.read_text()
+
+
+def test_the_check_command_reports_what_is_out_of_step(course_copy):
+    command = [sys.executable, str(ROOT / "tools" / "colab_setup.py"), "--check"]
+    copy_of_tool = course_copy / "tools" / "colab_setup.py"
+    copy_of_tool.parent.mkdir()
+    shutil.copy(ROOT / "tools" / "colab_setup.py", copy_of_tool)
+    command[1] = str(copy_of_tool)
+    stale = subprocess.run(command, capture_output=True, text=True)
+    assert stale.returncode == 1 and "out of step: notebooks/00_start_here.ipynb" in stale.stdout
+    subprocess.run([sys.executable, str(copy_of_tool)], check=True, capture_output=True)
+    fresh = subprocess.run(command, capture_output=True, text=True)
+    assert fresh.returncode == 0, fresh.stdout
+    assert fresh.stdout.startswith(SAMPLE_URL)
+
+
+@pytest.mark.parametrize("url", ["https://gitlab.com/owner/course", "github.com/owner/course", "https://github.com/owner"])
+def test_only_a_github_repository_is_accepted(course_copy, url):
+    pyproject = course_copy / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(SAMPLE_URL, url))
+    with pytest.raises(ValueError, match=r"Repository='.*' is not allowed; it must be .*https://github.com/OWNER/NAME"):
+        colab_setup.repository(course_copy)
+
+
+# ---------------------------------------------------------------- the cell, executed
+
+class _Calls(list):
+    def __call__(self, *args, **kwargs):
+        self.append((args, kwargs))
+
+
+@pytest.fixture
+def colab(monkeypatch):
+    """A stand-in for Colab: google.colab (with output.enable_custom_widget_manager) imported, and
+    subprocess.run recorded instead of run; pip's install makes gradcourse importable again."""
+    enable = _Calls()
+    output = types.SimpleNamespace(enable_custom_widget_manager=enable)
+    package = types.ModuleType("google.colab")
+    package.output = output
+    monkeypatch.setitem(sys.modules, "google.colab", package)
+    monkeypatch.setitem(sys.modules, "google.colab.output", output)
+    pip = []
+
+    def run(command, **kwargs):
+        pip.append((command, kwargs))
+        sys.modules.pop("gradcourse", None)        # installed: the next import finds the package
+    monkeypatch.setattr(subprocess, "run", run)
+    return types.SimpleNamespace(pip=pip, enable=enable)
+
+
+def _execute_setup_cell():
+    exec(compile(colab_setup.setup_cell("sample-owner", "sample-course"), "<setup cell>", "exec"), {})
+
+
+def test_outside_colab_the_cell_does_nothing_visible(monkeypatch, capsys):
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    calls = _Calls()
+    monkeypatch.setattr(subprocess, "run", calls)
+    _execute_setup_cell()
+    assert calls == [] and capsys.readouterr() == ("", "")
+
+
+def test_on_colab_without_gradcourse_the_cell_installs_it_and_upgrades_nothing(colab, monkeypatch, capsys):
+    import gradcourse
+
+    monkeypatch.setitem(sys.modules, "gradcourse", None)      # import gradcourse raises ImportError
+    _execute_setup_cell()
+    [(command, kwargs)] = colab.pip
+    assert command == [sys.executable, "-m", "pip", "install", "--quiet",
+                       "gradcourse @ git+https://github.com/sample-owner/sample-course@main"]
+    assert kwargs == {"check": True}
+    assert capsys.readouterr().out == f"Installing {command[-1]} (once per Colab session)\n"
+    assert not any(option.startswith(("-U", "--upgrade", "--force")) for option in command)
+    sys.modules["gradcourse"] = gradcourse
+
+
+def test_on_colab_with_gradcourse_the_cell_installs_nothing(colab):
+    _execute_setup_cell()
+    assert colab.pip == []
+
+
+@pytest.mark.parametrize("version, enabled", [("7.7.1", False), ("8.1.5", True)])
+def test_on_colab_the_custom_widget_manager_is_enabled_for_ipywidgets_8_only(colab, monkeypatch, version, enabled):
+    monkeypatch.setattr(ipywidgets, "__version__", version)
+    _execute_setup_cell()
+    assert colab.enable == ([((), {})] if enabled else [])
