@@ -24,9 +24,9 @@ STATS = ("grad_norm", "act_mean", "act_std", "saturated", "dead", "update_ratio"
 
 
 SAFE_FLOAT32_NORM = 1e-14
-"""Above this, a float32 sum of squares is accurate: entries small enough for their squares to
-underflow (below about 3.7e-23) add at most ``n * 1.4e-45`` to ``||g||**2``, under 1e-7 of it
-for tensors of up to 7e8 entries."""
+"""Above this norm, a float32 sum of squares is accurate: squares that underflow or turn subnormal
+(entries below about 1e-19) are each off by at most 1.4e-45, so ``n`` entries move ``||g||**2``
+(at least 1e-28 here) by at most ``n * 1.4e-45``, under 1e-7 of it for tensors of up to 7e9 entries."""
 
 
 def norm(tensor):
