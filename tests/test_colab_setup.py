@@ -42,12 +42,13 @@ def course_copy(tmp_path):
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
     shutil.copy(ROOT / "README.md", tmp_path / "README.md")
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert "[project.urls]" not in pyproject or colab_setup.repository() is not None
-    if "[project.urls]" not in pyproject:
+    if colab_setup.repository() is not None:
+        pyproject = pyproject.replace(f"https://github.com/{'/'.join(colab_setup.repository())}", SAMPLE_URL)
+    elif "[project.urls]\n" in pyproject:
+        pyproject = pyproject.replace("[project.urls]\n", f'[project.urls]\nRepository = "{SAMPLE_URL}"\n', 1)
+    else:
         pyproject = pyproject.replace("\n[project.optional-dependencies]",
                                       f'\n[project.urls]\nRepository = "{SAMPLE_URL}"\n\n[project.optional-dependencies]', 1)
-    else:
-        pyproject = pyproject.replace(f"https://github.com/{'/'.join(colab_setup.repository())}", SAMPLE_URL)
     (tmp_path / "pyproject.toml").write_text(pyproject)
     return tmp_path
 
