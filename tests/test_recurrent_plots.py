@@ -12,7 +12,7 @@ from gradcourse.data import adding_problem
 from gradcourse.models import SequenceRegressor
 from gradcourse.sequences import timestep_gradient_norms
 from gradcourse.train import History
-from helpers import find_widgets
+from helpers import find_widgets, record_calls
 
 
 pytestmark = pytest.mark.usefixtures("no_figure_left_open")
@@ -127,14 +127,7 @@ def test_cliff_plots_reject_bad_input(surface, call, match):
 # ---------------------------------------------------------------- widgets
 
 def test_clipping_explorer_redraws_with_the_threshold(monkeypatch, capsys):
-    drawn = []
-    original = widgets.clipping_figure
-
-    def recording(norms, threshold):
-        drawn.append(threshold)
-        return original(norms, threshold)
-
-    monkeypatch.setattr(widgets, "clipping_figure", recording)
+    drawn = record_calls(monkeypatch, widgets, "clipping_figure", "threshold")
     explorer = widgets.clipping_explorer([0.05, 0.2, 3.0, 0.1], threshold=0.3)
     (slider,) = find_widgets(explorer, ipywidgets.FloatLogSlider)
     assert (slider.min, slider.max) == (-2, 1) and slider.value == pytest.approx(0.3)
@@ -168,14 +161,7 @@ def test_timestep_gradient_figure_plots_a_fresh_network():
 
 
 def test_timestep_gradient_explorer_redraws_on_change(monkeypatch, capsys):
-    drawn = []
-    original = widgets.timestep_gradient_figure
-
-    def recording(length, cell, forget_bias, *args):
-        drawn.append((length, cell, forget_bias))
-        return original(length, cell, forget_bias, *args)
-
-    monkeypatch.setattr(widgets, "timestep_gradient_figure", recording)
+    drawn = record_calls(monkeypatch, widgets, "timestep_gradient_figure", "length", "cell", "forget_bias")
     explorer = widgets.timestep_gradient_explorer(length=10, cell="lstm", forget_bias=1.0, hidden=4, batch=8)
     assert isinstance(explorer, ipywidgets.VBox)
     (length,) = find_widgets(explorer, ipywidgets.IntSlider)

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from gradcourse import plots, widgets
 from gradcourse.train import History
-from helpers import find_widgets
+from helpers import find_widgets, record_calls
 
 
 pytestmark = pytest.mark.usefixtures("no_figure_left_open")
@@ -72,14 +72,7 @@ def test_residual_figure_shows_loss_and_first_step_gradients(Xy):
 
 
 def test_residual_explorer_redraws_on_change(Xy, monkeypatch, capsys):
-    drawn = []
-    original = widgets.residual_figure
-
-    def recording(X, y, depth, residual, *args):
-        drawn.append((depth, residual))
-        return original(X, y, depth, residual, *args)
-
-    monkeypatch.setattr(widgets, "residual_figure", recording)
+    drawn = record_calls(monkeypatch, widgets, "residual_figure", "depth", "residual")
     explorer = widgets.residual_explorer(*Xy, depth=3, residual=False, width=8, epochs=1)
     assert isinstance(explorer, ipywidgets.VBox)
     (buttons,) = find_widgets(explorer, ipywidgets.ToggleButtons)
@@ -108,14 +101,7 @@ def test_normalization_figure_names_the_norm(Xy):
 
 
 def test_normalization_explorer_redraws_on_change(Xy, monkeypatch, capsys):
-    drawn = []
-    original = widgets.normalization_figure
-
-    def recording(X, y, norm, depth, *args):
-        drawn.append((norm, depth))
-        return original(X, y, norm, depth, *args)
-
-    monkeypatch.setattr(widgets, "normalization_figure", recording)
+    drawn = record_calls(monkeypatch, widgets, "normalization_figure", "norm", "depth")
     explorer = widgets.normalization_explorer(*Xy, norm=None, depth=2, width=8, epochs=1, batch_size=32)
     (buttons,) = find_widgets(explorer, ipywidgets.ToggleButtons)
     buttons.value = "batch"
@@ -141,14 +127,7 @@ def test_optimizer_figure_shows_update_ratios_with_the_rule_of_thumb(Xy):
 
 
 def test_optimizer_explorer_redraws_on_change(Xy, monkeypatch, capsys):
-    drawn = []
-    original = widgets.optimizer_figure
-
-    def recording(X, y, optimizer, lr, *args, **kwargs):
-        drawn.append((optimizer, lr))
-        return original(X, y, optimizer, lr, *args, **kwargs)
-
-    monkeypatch.setattr(widgets, "optimizer_figure", recording)
+    drawn = record_calls(monkeypatch, widgets, "optimizer_figure", "optimizer", "lr")
     explorer = widgets.optimizer_explorer(*Xy, optimizer="sgd", lr=0.1, epochs=1, width=8, depth=2)
     (buttons,) = find_widgets(explorer, ipywidgets.ToggleButtons)
     buttons.value = "adam"

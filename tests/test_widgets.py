@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 import gradcourse
 from gradcourse import MLP, layer_gradient_norms, widgets
-from helpers import find_widgets
+from helpers import find_widgets, record_calls
 
 
 pytestmark = pytest.mark.usefixtures("no_figure_left_open")
@@ -56,14 +56,7 @@ def test_explorer_is_a_vbox_with_a_depth_slider(Xy, capsys):
 
 
 def test_moving_the_depth_slider_redraws(Xy, monkeypatch, capsys):
-    drawn = []
-    original = widgets.gradient_flow_figure
-
-    def recording(X, y, depth, *args):
-        drawn.append(depth)
-        return original(X, y, depth, *args)
-
-    monkeypatch.setattr(widgets, "gradient_flow_figure", recording)
+    drawn = record_calls(monkeypatch, widgets, "gradient_flow_figure", "depth")
     explorer = widgets.gradient_flow_explorer(*Xy, depth=4, width=8)
     assert drawn == [4]  # drawn once on creation
     (depth,) = [s for s in find_widgets(explorer, ipywidgets.IntSlider) if s.description == "depth"]
@@ -112,14 +105,7 @@ def test_chain_figure_plots_the_autograd_gradients_and_bound():
 
 
 def test_chain_explorer_redraws_on_change(monkeypatch, capsys):
-    drawn = []
-    original = widgets.chain_figure
-
-    def recording(depth, weight, bias, activation):
-        drawn.append((depth, weight))
-        return original(depth, weight, bias, activation)
-
-    monkeypatch.setattr(widgets, "chain_figure", recording)
+    drawn = record_calls(monkeypatch, widgets, "chain_figure", "depth", "weight")
     explorer = widgets.chain_explorer(depth=4, weight=1.5)
     assert isinstance(explorer, ipywidgets.VBox)
     (depth,) = [s for s in find_widgets(explorer, ipywidgets.IntSlider) if s.description.startswith("depth")]
