@@ -11,7 +11,7 @@ import math
 
 import matplotlib.pyplot as plt
 import torch
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogFormatter, MaxNLocator
 
 from . import _checks
 
@@ -44,6 +44,30 @@ def _finish(fig, suptitle=None):
 def _positive(seq):
     """Replace values a log axis cannot show (zero, negative, NaN, inf) by NaN."""
     return [v if math.isfinite(v) and v > 0 else math.nan for v in seq]
+
+
+def _as_histories(histories, attribute):
+    """``{label: History}`` from one History (label None) or a dict of them; each must have ``loss``
+    and ``attribute``, or ValueError names the entry."""
+    runs = histories if isinstance(histories, dict) else {None: histories}
+    for label, history in runs.items():
+        if not hasattr(history, "loss") or not hasattr(history, attribute):
+            raise ValueError(f"histories must be a History or a dict of them; got {_checks._describe(history)} for {label!r}")
+    return runs
+
+
+def _plot_step_losses(ax, runs, linewidth=1, values=list):
+    """The training loss per step of each run on ``ax`` (``values`` applied to it), a run that
+    diverged marked with an ``x`` where it stopped; returns ``{label: line colour}``."""
+    colors = {}
+    for label, history in runs.items():
+        line, = ax.plot(range(1, len(history.loss) + 1), values(history.loss), label=label, linewidth=linewidth)
+        colors[label] = line.get_color()
+        if history.diverged:
+            ax.plot([history.stop_step], [history.loss[-1] if history.loss else 1.0], "x",
+                    color=colors[label], markersize=10)
+    ax.set_xlabel("step")
+    return colors
 
 
 def plot_log_lines(x, values, xlabel, ylabel, title=None, references=None, hline=None):
@@ -104,23 +128,16 @@ def plot_history(histories, title=None):
 
     A run that diverged is marked with an ``x`` at the step where it stopped.
     """
-    runs = histories if isinstance(histories, dict) else {None: histories}
-    for label, history in runs.items():
-        if not hasattr(history, "loss") or not hasattr(history, "train_accuracy"):
-            raise ValueError(f"histories must be a History or a dict of them; got {_checks._describe(history)} for {label!r}")
+    runs = _as_histories(histories, "train_accuracy")
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    colors = _plot_step_losses(ax_loss, runs)
     for label, history in runs.items():
-        line, = ax_loss.plot(range(1, len(history.loss) + 1), history.loss, label=label, linewidth=1)
-        if history.diverged:
-            ax_loss.plot([history.stop_step], [history.loss[-1] if history.loss else 1.0], "x",
-                         color=line.get_color(), markersize=10)
         epochs = range(1, len(history.train_accuracy) + 1)
-        ax_acc.plot(epochs, history.train_accuracy, marker="o", color=line.get_color(),
+        ax_acc.plot(epochs, history.train_accuracy, marker="o", color=colors[label],
                     label=None if label is None else f"{label} (train)")
         if history.val_accuracy:
-            ax_acc.plot(epochs, history.val_accuracy, marker="s", linestyle="--", color=line.get_color(),
+            ax_acc.plot(epochs, history.val_accuracy, marker="s", linestyle="--", color=colors[label],
                         label=None if label is None else f"{label} (validation)")
-    ax_loss.set_xlabel("step")
     ax_loss.set_ylabel("training loss")
     ax_loss.set_yscale("log")
     ax_acc.set_xlabel("epoch")
@@ -274,22 +291,15 @@ def plot_regression_history(histories, baseline=None, title=None):
     ``baseline``: optional MSE drawn as a dashed line (e.g. 1/6, what predicting the constant 1
     scores on the adding problem). A run that diverged is marked with an ``x`` where it stopped.
     """
-    runs = histories if isinstance(histories, dict) else {None: histories}
-    for label, history in runs.items():
-        if not hasattr(history, "loss") or not hasattr(history, "val_loss"):
-            raise ValueError(f"histories must be a History or a dict of them; got {_checks._describe(history)} for {label!r}")
+    runs = _as_histories(histories, "val_loss")
     if baseline is not None:
         baseline = _checks.number("baseline", baseline, minimum=0, strict_minimum=True)
     fig, (ax_step, ax_epoch) = plt.subplots(1, 2, figsize=(11, 3.8))
+    colors = _plot_step_losses(ax_step, runs, linewidth=0.8, values=_positive)
     for label, history in runs.items():
-        line, = ax_step.plot(range(1, len(history.loss) + 1), _positive(history.loss), label=label, linewidth=0.8)
-        if history.diverged:
-            ax_step.plot([history.stop_step], [history.loss[-1] if history.loss else 1.0], "x",
-                         color=line.get_color(), markersize=10)
         per_epoch = history.val_loss or history.train_loss
-        ax_epoch.plot(range(1, len(per_epoch) + 1), _positive(per_epoch), marker="o", color=line.get_color(), label=label)
+        ax_epoch.plot(range(1, len(per_epoch) + 1), _positive(per_epoch), marker="o", color=colors[label], label=label)
     some_validation = any(history.val_loss for history in runs.values())
-    ax_step.set_xlabel("step")
     ax_step.set_ylabel("training loss (batch MSE)")
     ax_epoch.set_xlabel("epoch")
     ax_epoch.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -424,9 +434,6 @@ def plot_cliff_descent(surface, runs, huge_step=1.0, title=None):
     return _finish(fig, title)
 
 
-from matplotlib.ticker import LogFormatter  # noqa: E402
-
-
 def plot_training_and_layers(histories, per_layer, ylabel, title=None, hline=None):
     """Training loss per step (left, log scale) next to per-layer values (right, log scale).
 
@@ -435,20 +442,12 @@ def plot_training_and_layers(histories, per_layer, ylabel, title=None, hline=Non
     :func:`plot_per_layer`; ``hline``: an optional reference level on the right panel
     (e.g. the 1e-3 rule of thumb for update ratios). A diverged run is marked with an ``x``.
     """
-    runs = histories if isinstance(histories, dict) else {None: histories}
-    for label, history in runs.items():
-        if not hasattr(history, "loss") or not hasattr(history, "diverged"):
-            raise ValueError(f"histories must be a History or a dict of them; got {_checks._describe(history)} for {label!r}")
+    runs = _as_histories(histories, "diverged")
     layers = _as_runs(per_layer, "per_layer")
     if not isinstance(ylabel, str):
         raise ValueError(f"ylabel={ylabel!r} is not allowed; it must be a string")
     fig, (ax_loss, ax_layers) = plt.subplots(1, 2, figsize=(11, 3.8))
-    for label, history in runs.items():
-        line, = ax_loss.plot(range(1, len(history.loss) + 1), history.loss, label=label, linewidth=1)
-        if history.diverged:
-            ax_loss.plot([history.stop_step], [history.loss[-1] if history.loss else 1.0], "x",
-                         color=line.get_color(), markersize=10)
-    ax_loss.set_xlabel("step")
+    _plot_step_losses(ax_loss, runs)
     ax_loss.set_ylabel("training loss")
     ax_loss.set_yscale("log")
     # plain numbers (2.3, 2.4, ...) when the loss spans less than a decade, instead of 2.3 x 10^0
