@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 $(BIN)/.gradcourse-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[lab,test]"
+	$(BIN)/python -m pip install --quiet -e ".[lab,test,browser]"
 	touch $@
 
 setup: $(BIN)/.gradcourse-installed

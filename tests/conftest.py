@@ -18,8 +18,8 @@ import torch  # noqa: E402
 import gradcourse  # noqa: E402
 
 # No network in the tests: the course's notebooks (run by nbval) and every other kernel started
-# by this session get GRADCOURSE_MNIST_SOURCE=bundled, and an IPython startup file that makes any
-# connection or name look-up outside the loopback interface raise. Unit tests that need a
+# by this session get an IPython startup file that makes any connection or name look-up outside
+# the loopback interface raise. Unit tests that need a
 # network failure simulate it themselves (tests/test_reliability.py).
 NETWORK_GUARD = """
 import socket as _socket
@@ -42,7 +42,6 @@ _ipython_dir = Path(tempfile.mkdtemp(prefix="gradcourse-ipython-"))
 (_ipython_dir / "profile_default" / "startup").mkdir(parents=True)
 (_ipython_dir / "profile_default" / "startup" / "00-no-network.py").write_text(NETWORK_GUARD)
 os.environ["IPYTHONDIR"] = str(_ipython_dir)
-os.environ[gradcourse.data.SOURCE_ENVIRONMENT_VARIABLE] = "bundled"
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 repository address in pyproject.toml, and the cell does on Colab what it says and nothing elsewhere."""
 
 import importlib.util
+import re
 import shutil
 import subprocess
 import sys
@@ -64,7 +65,8 @@ def test_write_puts_the_same_cell_first_in_every_notebook(course_copy):
         nbformat.validate(new)
         first_code = next(i for i, c in enumerate(new.cells) if c.cell_type == "code")
         assert new.cells[first_code].source == cell
-        assert [c.source for c in new.cells[:first_code] + new.cells[first_code + 1:]] == [c.source for c in old.cells]
+        others = [c.source for c in old.cells if not c.source.startswith(colab_setup.MARKER)]
+        assert [c.source for c in new.cells[:first_code] + new.cells[first_code + 1:]] == others
         assert new.metadata == old.metadata                                # the kernelspec stays
     assert colab_setup.write(course_copy) == [] and colab_setup.differences(course_copy) == []
 
@@ -133,11 +135,15 @@ def colab(monkeypatch):
     monkeypatch.setitem(sys.modules, "google.colab.output", output)
     pip = []
 
+    outcome = types.SimpleNamespace(returncode=0, stdout="", stderr="")
+
     def run(command, **kwargs):
         pip.append((command, kwargs))
-        sys.modules.pop("gradcourse", None)        # installed: the next import finds the package
+        if outcome.returncode == 0:
+            sys.modules.pop("gradcourse", None)    # installed: the next import finds the package
+        return subprocess.CompletedProcess(command, outcome.returncode, outcome.stdout, outcome.stderr)
     monkeypatch.setattr(subprocess, "run", run)
-    return types.SimpleNamespace(pip=pip, enable=enable)
+    return types.SimpleNamespace(pip=pip, enable=enable, outcome=outcome)
 
 
 def _execute_setup_cell():
@@ -160,8 +166,9 @@ def test_on_colab_without_gradcourse_the_cell_installs_it_and_upgrades_nothing(c
     [(command, kwargs)] = colab.pip
     assert command == [sys.executable, "-m", "pip", "install", "--quiet",
                        "gradcourse @ git+https://github.com/sample-owner/sample-course@main"]
-    assert kwargs == {"check": True}
-    assert capsys.readouterr().out == f"Installing {command[-1]} (once per Colab session)\n"
+    assert kwargs["capture_output"] and kwargs["text"] and kwargs["env"]["GIT_TERMINAL_PROMPT"] == "0"
+    assert "check" not in kwargs                                 # a failure is reported by the cell itself
+    assert capsys.readouterr().out == f"Installing {command[-1]} (once per Colab session, about 15 s)\n"
     assert not any(option.startswith(("-U", "--upgrade", "--force")) for option in command)
     sys.modules["gradcourse"] = gradcourse
 
@@ -176,3 +183,68 @@ def test_on_colab_the_custom_widget_manager_is_enabled_for_ipywidgets_8_only(col
     monkeypatch.setattr(ipywidgets, "__version__", version)
     _execute_setup_cell()
     assert colab.enable == ([((), {})] if enabled else [])
+
+
+# What pip printed when the install failed, as seen on a machine without internet access (the first)
+# and as git reports a repository that does not exist or is private (the second).
+PIP_OFFLINE = """  error: subprocess-exited-with-error
+  × git clone --filter=blob:none --quiet https://github.com/sample-owner/sample-course /tmp/pip-install-1/gradcourse did not run successfully.
+  │ exit code: 128
+  ╰─> [1 lines of output]
+      fatal: unable to access 'https://github.com/sample-owner/sample-course/': Could not resolve host: github.com
+      [end of output]
+  note: This error originates from a subprocess, and is likely not a problem with pip.
+ERROR: Failed to build 'gradcourse' when git clone --filter=blob:none --quiet https://github.com/sample-owner/sample-course /tmp/pip-install-1/gradcourse"""
+PIP_NOT_FOUND = """  error: subprocess-exited-with-error
+  × git clone --filter=blob:none --quiet https://github.com/sample-owner/sample-course /tmp/pip-install-2/gradcourse did not run successfully.
+  │ exit code: 128
+  ╰─> [2 lines of output]
+      remote: Repository not found.
+      fatal: repository 'https://github.com/sample-owner/sample-course/' not found
+      [end of output]
+ERROR: Failed to build 'gradcourse' when git clone --filter=blob:none --quiet https://github.com/sample-owner/sample-course /tmp/pip-install-2/gradcourse"""
+
+
+@pytest.mark.parametrize("said, hint", [
+    (PIP_OFFLINE, "this runtime has no internet connection: connect it, then run this cell again"),
+    (PIP_NOT_FOUND, "https://github.com/sample-owner/sample-course (branch main) could not be read"),
+])
+def test_on_colab_a_failed_install_shows_pips_last_lines_and_one_hint_then_stops(colab, monkeypatch, capsys,
+                                                                                said, hint):
+    import gradcourse
+
+    monkeypatch.setitem(sys.modules, "gradcourse", None)
+    colab.outcome.returncode, colab.outcome.stderr = 1, said
+    with pytest.raises(RuntimeError, match=re.escape(f"gradcourse was not installed: {hint}")) as raised:
+        _execute_setup_cell()
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__    # a short error, not a chain
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("Installing ")
+    assert printed[1:] == said.splitlines()[-colab_setup.PIP_TAIL_LINES:]
+    assert colab.enable == []                                                    # nothing after the failure
+    sys.modules["gradcourse"] = gradcourse
+
+
+def test_on_colab_a_failed_install_raises_in_a_real_kernel_and_stops_run_all(tmp_path):
+    """The failure path in a real IPython kernel with a stand-in google.colab and pip's real output:
+    the cell fails with the short error, and nbclient (as Run All) executes nothing after it."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    stand_in = ("import sys, types, subprocess\n"
+                "sys.modules['google.colab'] = types.ModuleType('google.colab')\n"
+                "sys.modules['gradcourse'] = None\n"
+                "def _pip(command, **kwargs):\n"
+                f"    return subprocess.CompletedProcess(command, 1, '', {PIP_OFFLINE!r})\n"
+                "subprocess.run = _pip")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(stand_in),
+                                               nbformat.v4.new_code_cell(colab_setup.setup_cell("sample-owner",
+                                                                                                "sample-course")),
+                                               nbformat.v4.new_code_cell("print('next cell ran')")])
+    with pytest.raises(CellExecutionError) as raised:
+        NotebookClient(notebook, timeout=60, kernel_name="python3").execute()
+    assert raised.value.ename == "RuntimeError"
+    assert raised.value.evalue.startswith("gradcourse was not installed: this runtime has no internet connection")
+    outputs = [output.get("text", "") for output in notebook.cells[1].outputs if output.output_type == "stream"]
+    assert "Could not resolve host: github.com" in "".join(outputs)
+    assert notebook.cells[2].outputs == []

@@ -1,4 +1,4 @@
-"""gradcourse.data: load_mnist (bundled, torchvision from local IDX files, auto) and batches."""
+"""gradcourse.data: load_mnist (bundled, and torchvision from local IDX files) and batches."""
 
 import gzip
 import hashlib
@@ -53,8 +53,6 @@ def test_bundled_shapes_and_dtypes(bundled):
     assert Xt.shape == (1000, 784) and yt.shape == (1000,)
     assert X.dtype == Xt.dtype == torch.float32
     assert y.dtype == yt.dtype == torch.int64
-    gradcourse.load_mnist("test", limit=1, source="bundled")
-    assert data.last_source() == "bundled"
 
 
 def test_bundled_split_is_stratified_400_and_100_per_class(bundled):
@@ -171,8 +169,6 @@ def idx_root(tmp_path, monkeypatch):
         raise AssertionError("the IDX files are present; nothing should be downloaded")
 
     monkeypatch.setattr(data, "_download_torchvision", no_download)
-    monkeypatch.setattr(data, "_auto_choice", {})
-    monkeypatch.delenv(data.SOURCE_ENVIRONMENT_VARIABLE, raising=False)  # conftest forces bundled
     return tmp_path, written
 
 
@@ -184,38 +180,28 @@ def test_torchvision_source_reads_local_idx_files(idx_root, split):
     assert X.dtype == torch.float32 and X.shape == (len(images), 784)
     assert y.dtype == torch.int64 and y.tolist() == labels.tolist()
     np.testing.assert_allclose(X.numpy(), _standardized(images), rtol=0, atol=1e-5)
-    assert data.last_source() == "torchvision"
 
 
-def test_auto_uses_torchvision_when_its_files_are_present(idx_root, capsys):
-    root, written = idx_root
-    X, y = gradcourse.load_mnist("train", source="auto", root=str(root))
-    assert data.last_source() == "torchvision"
-    assert y.tolist() == written["train"][1].tolist()
+def test_the_default_is_the_bundled_subset_even_when_torchvision_files_are_present(idx_root, monkeypatch, capsys):
+    root, _ = idx_root
+    monkeypatch.setenv("GRADCOURSE_DATA", str(root))
+    for split in ("train", "test"):
+        X, y = gradcourse.load_mnist(split)
+        X_bundled, y_bundled = gradcourse.load_mnist(split, source="bundled")
+        assert torch.equal(X, X_bundled) and torch.equal(y, y_bundled)
     assert capsys.readouterr().out == ""
 
 
-def test_auto_falls_back_to_bundled_with_one_notice(tmp_path, monkeypatch, capsys):
-    attempts = []
+def test_a_failed_download_of_full_mnist_says_what_to_do(tmp_path, monkeypatch):
+    import torchvision
 
-    def failing_download(root):
-        attempts.append(root)
+    def no_network(*args, **kwargs):
         raise OSError("no network in this test")
 
-    monkeypatch.setattr(data, "_download_torchvision", failing_download)
-    monkeypatch.setattr(data, "_auto_choice", {})
-    monkeypatch.delenv(data.SOURCE_ENVIRONMENT_VARIABLE, raising=False)  # conftest forces bundled
-    X, y = gradcourse.load_mnist("train", source="auto", root=tmp_path)
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 1
-    assert "bundled" in lines[0] and "no network in this test" in lines[0]
-    assert data.last_source() == "bundled"
-    X_bundled, y_bundled = gradcourse.load_mnist("train", source="bundled")
-    assert torch.equal(X, X_bundled) and torch.equal(y, y_bundled)
-
-    gradcourse.load_mnist("test", source="auto", root=tmp_path)  # the decision is kept per root
-    assert len(attempts) == 1 and capsys.readouterr().out == ""
-    assert data.last_source() == "bundled"
+    monkeypatch.setattr(torchvision.datasets, "MNIST", no_network)
+    with pytest.raises(RuntimeError, match=r"full MNIST could not be downloaded into .*no network in this test.*"
+                                           r"source='bundled'"):
+        gradcourse.load_mnist("train", source="torchvision", root=tmp_path)
 
 
 def test_unreadable_torchvision_files_raise_a_helpful_error(tmp_path, monkeypatch):

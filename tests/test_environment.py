@@ -1,6 +1,7 @@
-"""environment.yml (conda, Binder) installs what pyproject.toml declares: the same packages with
-the same lower bounds, extras included, nothing missing on either side; postBuild installs the
-package itself (not a pip entry in environment.yml, which would defeat Binder's cache)."""
+"""environment.yml (conda, Binder) installs what pyproject.toml declares for a learner: the same
+packages with the same lower bounds, with the lab and test extras (nbval included), nothing missing
+on either side, and not the browser test's extra; postBuild installs the package itself (not a pip
+entry in environment.yml, which would defeat Binder's cache)."""
 
 import os
 import re
@@ -14,7 +15,8 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 # conda-forge's name for a PyPI package where the two differ.
-CONDA_NAMES = {"pytorch-cpu": "torch", "playwright-python": "playwright"}
+CONDA_NAMES = {"pytorch-cpu": "torch"}
+LEARNER_EXTRAS = ("lab", "test")
 
 
 def pyproject():
@@ -37,9 +39,10 @@ def conda_requirements():
 
 
 def pyproject_requirements():
-    """{name: specifier} of pyproject's dependencies and of every extra."""
+    """{name: specifier} of pyproject's dependencies and of the learners' extras."""
     project = pyproject()
-    lines = project["dependencies"] + [line for extra in project["optional-dependencies"].values() for line in extra]
+    extras = project["optional-dependencies"]
+    lines = project["dependencies"] + [line for name in LEARNER_EXTRAS for line in extras[name]]
     return {canonicalize_name(r.name): r.specifier for r in map(Requirement, lines)}
 
 
@@ -51,12 +54,23 @@ def test_environment_matches_pyproject():
         "bounds differ from pyproject.toml's"
 
 
-def test_environment_is_cpu_only_from_conda_forge_with_the_course_python():
+def test_environment_is_cpu_only_from_conda_forge_with_an_exact_python():
+    """repo2docker takes the Python version only from python=X.Y; with a range it logs "Python version
+    unspecified" and upgrades Python inside its base image."""
     env = environment()
     names = [re.match(r"[A-Za-z0-9_.-]+", entry).group() for entry in env["dependencies"]]
     assert env["channels"] == ["conda-forge"]
     assert "pytorch-cpu" in names and "pytorch" not in names
-    assert f"python{pyproject()['requires-python']}" in env["dependencies"]
+    [python] = [entry for entry in env["dependencies"] if entry.startswith("python")]
+    version = re.fullmatch(r"python=(3\.\d+)", python)
+    assert version, f"environment.yml: {python!r} must be an exact python=3.X"
+    assert SpecifierSet(pyproject()["requires-python"]).contains(version.group(1) + ".0")
+
+
+def test_the_browser_tests_dependencies_stay_out_of_the_learners_environment():
+    browser = [canonicalize_name(Requirement(line).name) for line in pyproject()["optional-dependencies"]["browser"]]
+    assert browser == ["playwright"]
+    assert "playwright" not in conda_requirements() and "nbval" in conda_requirements()
 
 
 def test_postbuild_installs_the_package_without_dependencies():

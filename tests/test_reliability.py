@@ -76,28 +76,34 @@ def test_diagnose_thresholds_must_be_positive(value):
 # ---------------------------------------------------------------- no network
 
 @pytest.fixture
-def fresh_auto(monkeypatch, tmp_path):
-    """An empty cache folder and no remembered choice of source."""
-    monkeypatch.setattr(data, "_auto_choice", {})
+def empty_cache(monkeypatch, tmp_path):
+    """An empty cache folder, and nothing read yet in this process."""
     monkeypatch.setattr(data, "_cache", {})
-    monkeypatch.delenv(data.SOURCE_ENVIRONMENT_VARIABLE, raising=False)
     return tmp_path
 
 
-def test_dns_failure_falls_back_to_the_bundled_subset(fresh_auto, monkeypatch, capsys):
+def test_the_default_source_makes_no_network_access(empty_cache, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network was used")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    X, _ = gradcourse.load_mnist(root=empty_cache)
+    assert len(X) == 4000
+
+
+def test_dns_failure_of_the_full_download_is_reported_at_once(empty_cache, monkeypatch):
     def no_dns(*args, **kwargs):
         raise socket.gaierror(-2, "Name or service not known")
 
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
     start = time.perf_counter()
-    X, _ = gradcourse.load_mnist(root=fresh_auto)
+    with pytest.raises(RuntimeError, match="full MNIST could not be downloaded.*source='bundled'"):
+        gradcourse.load_mnist(root=empty_cache, source="torchvision")
     assert time.perf_counter() - start < 5
-    assert data.last_source() == "bundled" and len(X) == 4000
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 1 and "MNIST download unavailable" in lines[0] and "bundled" in lines[0]
 
 
-def test_a_server_that_never_answers_is_given_up_within_the_time_bound(fresh_auto, monkeypatch, capsys):
+def test_a_server_that_never_answers_is_given_up_within_the_time_bound(empty_cache, monkeypatch):
     import torchvision
 
     server = socket.socket()
@@ -120,7 +126,8 @@ def test_a_server_that_never_answers_is_given_up_within_the_time_bound(fresh_aut
     monkeypatch.setattr(data, "DOWNLOAD_TIMEOUT_S", 1.0)
     try:
         start = time.perf_counter()
-        gradcourse.load_mnist(root=fresh_auto)
+        with pytest.raises(RuntimeError, match="full MNIST could not be downloaded"):
+            gradcourse.load_mnist(root=empty_cache, source="torchvision")
         elapsed = time.perf_counter() - start
     finally:
         stop.set()
@@ -130,22 +137,6 @@ def test_a_server_that_never_answers_is_given_up_within_the_time_bound(fresh_aut
         server.close()
     assert accepted, "the download never reached the silent server"
     assert elapsed < 4 * data.DOWNLOAD_TIMEOUT_S + 2
-    assert data.last_source() == "bundled"
-    assert "MNIST download unavailable" in capsys.readouterr().out
-
-
-def test_the_environment_variable_forces_the_bundled_source_without_network(fresh_auto, monkeypatch):
-    def no_network(*args, **kwargs):
-        raise AssertionError("the network was used")
-
-    monkeypatch.setattr(socket, "getaddrinfo", no_network)
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.setenv(data.SOURCE_ENVIRONMENT_VARIABLE, "bundled")
-    gradcourse.load_mnist(root=fresh_auto)
-    assert data.last_source() == "bundled"
-    monkeypatch.setenv(data.SOURCE_ENVIRONMENT_VARIABLE, "floppy")
-    with pytest.raises(ValueError, match="GRADCOURSE_MNIST_SOURCE='floppy'"):
-        gradcourse.load_mnist(root=fresh_auto)
 
 
 # ---------------------------------------------------------------- corrupted cache
@@ -158,8 +149,8 @@ def _write_idx(path, magic_dims, payload):
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
-def test_corrupted_cache_is_detected_and_auto_falls_back(fresh_auto, damage, capsys):
-    raw = fresh_auto / "MNIST" / "raw"
+def test_corrupted_cache_is_detected_with_a_clear_message(empty_cache, damage, capsys):
+    raw = empty_cache / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for split, n in (("train", 6), ("t10k", 4)):
         _write_idx(raw / f"{split}-images-idx3-ubyte", (n, 28, 28), bytes(n * 784))
@@ -167,12 +158,10 @@ def test_corrupted_cache_is_detected_and_auto_falls_back(fresh_auto, damage, cap
     broken = raw / "train-images-idx3-ubyte"
     broken.write_bytes(broken.read_bytes()[:1000] if damage == "truncated" else b"not an idx file at all")
     with pytest.raises(RuntimeError, match="truncated|not an MNIST IDX file") as error:
-        gradcourse.load_mnist(root=fresh_auto, source="torchvision")
+        gradcourse.load_mnist(root=empty_cache, source="torchvision")
     assert "Delete the folder" in str(error.value)
-    X, _ = gradcourse.load_mnist(root=fresh_auto)          # auto: falls back with one clear line
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(X) == 4000 and data.last_source() == "bundled"
-    assert len(out) == 1 and "could not be read" in out[0] and "Delete" in out[0]
+    X, _ = gradcourse.load_mnist(root=empty_cache)          # the course's digits do not depend on the cache
+    assert len(X) == 4000 and capsys.readouterr().out == ""
 
 
 # ---------------------------------------------------------------- kernels and notebooks
@@ -214,17 +203,17 @@ def test_a_diverging_fit_leaves_the_kernel_alive():
 
 def test_the_network_guard_is_active_in_notebook_kernels():
     """conftest.py makes every kernel of this test session (nbval's included) refuse non-local
-    connections and look-ups, and forces GRADCOURSE_MNIST_SOURCE=bundled: so the nbval run of every
-    notebook is itself the check that the course opens no network connection."""
+    connections and look-ups: so the nbval run of every notebook is itself the check that the
+    course opens no network connection."""
     nb = _run(["import socket\n"
                "try:\n"
                "    socket.getaddrinfo('pytorch.org', 443)\n"
                "except OSError as error:\n"
                "    print('refused:', error)",
-               "import gradcourse as gc\nX, y = gc.load_mnist(limit=10)\nprint(gc.data.last_source())"])
+               "import gradcourse as gc\nX, y = gc.load_mnist()\nprint(len(X))"])
     assert not _errors(nb)
     assert _stdout(nb.cells[0]).startswith("refused: network access during the tests")
-    assert _stdout(nb.cells[1]).strip() == "bundled"
+    assert _stdout(nb.cells[1]).strip() == "4000"
 
 
 DETERMINISM = ["02_vanishing_gradients", "12_capstone_diagnose_and_fix"]

@@ -31,6 +31,9 @@ MARKER = "# Google Colab setup: installs gradcourse there; in JupyterLab and on 
 BADGES_START = "<!-- Colab and Binder badges: written by tools/colab_setup.py from pyproject.toml's [project.urls] -->"
 BADGES_END = "<!-- end of badges -->"
 BADGES_AFTER = "## The notebooks\n\n"
+PIP_TAIL_LINES = 8
+"""How many of pip's last lines the cell prints when the install fails (Colab shows none of a
+subprocess's output by itself)."""
 GITHUB = re.compile(r"https://github\.com/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+?)(?:\.git)?/?")
 
 SETUP_CELL = '''{marker}
@@ -38,14 +41,24 @@ import sys
 
 if "google.colab" in sys.modules:
     import importlib
+    import os
     import subprocess
 
     try:
         import gradcourse  # noqa: F401
     except ImportError:
         requirement = "{requirement}"
-        print(f"Installing {{requirement}} (once per Colab session)")
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", requirement], check=True)
+        print(f"Installing {{requirement}} (once per Colab session, about 15 s)")
+        pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", requirement],
+                             capture_output=True, text=True, env={{**os.environ, "GIT_TERMINAL_PROMPT": "0"}})
+        if pip.returncode != 0:
+            said = (pip.stdout + pip.stderr).rstrip()
+            print("\\n".join(said.splitlines()[-{tail_lines}:]))
+            offline = any(sign in said for sign in ("Could not resolve host", "name resolution", "Failed to connect",
+                                                    "Network is unreachable", "new connection"))
+            hint = ("this runtime has no internet connection: connect it, then run this cell again" if offline
+                    else "{repository_url} (branch {branch}) could not be read: check that it exists and is public")
+            raise RuntimeError(f"gradcourse was not installed: {{hint}}") from None
         importlib.invalidate_caches()
     import ipywidgets
 
@@ -71,8 +84,9 @@ def repository(root=ROOT):
 
 def setup_cell(owner, name):
     """The source of every notebook's first code cell."""
-    requirement = f"gradcourse @ git+https://github.com/{owner}/{name}@{BRANCH}"
-    return SETUP_CELL.format(marker=MARKER, requirement=requirement)
+    url = f"https://github.com/{owner}/{name}"
+    return SETUP_CELL.format(marker=MARKER, requirement=f"gradcourse @ git+{url}@{BRANCH}", repository_url=url,
+                             branch=BRANCH, tail_lines=PIP_TAIL_LINES)
 
 
 def colab_url(owner, name, notebook):
