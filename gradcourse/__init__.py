@@ -8,7 +8,7 @@ Modules: :mod:`~gradcourse.data` (MNIST, batches), :mod:`~gradcourse.models` (ML
 
 from __future__ import annotations
 
-from .runtime import device, environment_report, set_seed, use_cpus
+from .runtime import device, environment_report, set_seed, usable_cpus, use_cpus
 
 __version__ = "0.1.0"
 
@@ -20,5 +20,3 @@ from .monitor import GradientMonitor, activation_gradient_norms, layer_gradient_
 from .train import History, fit
 from . import clipping, sequences  # (gradient clipping and the cliff; recurrent gradients through time: notebooks 06, 08)
 from . import normalization, optimization, residual, runs  # (notebooks 07, 09, 10)
-
-use_cpus()   # torch's threads follow the CPUs this process may really use (cgroup quota, affinity mask)

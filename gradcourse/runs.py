@@ -15,6 +15,8 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
+from tqdm.auto import tqdm
+
 from . import _checks
 from .models import MLP
 from .monitor import GradientMonitor
@@ -48,9 +50,10 @@ class TrainedMLP:
         return f"TrainedMLP({self.history!r})"
 
 
-def train_mlp(X, y, *, seed=0, progress=False, **options):
+def train_mlp(X, y, *, seed=0, progress=False, monitor_every=1, **options):
     """Seed, build ``MLP(in_features=X.shape[1], ...)`` and ``fit`` it on ``(X, y)`` with a
-    :class:`~gradcourse.monitor.GradientMonitor`.
+    :class:`~gradcourse.monitor.GradientMonitor` that records every ``monitor_every``-th step
+    (the first step always).
 
     ``options`` are keyword arguments of :class:`~gradcourse.models.MLP` (``out_features,
     width, depth, activation, init, init_scale, norm, residual``) and of :func:`~gradcourse.train.fit`
@@ -61,6 +64,7 @@ def train_mlp(X, y, *, seed=0, progress=False, **options):
 
     _checks.features_and_labels(X, y)
     _checks.integer("seed", seed, minimum=0)
+    _checks.integer("monitor_every", monitor_every, minimum=1)
     for name in options:
         if name not in MODEL_OPTIONS + FIT_OPTIONS:
             raise ValueError(f"{name}={_checks._describe(options[name])} is not allowed; train_mlp takes the "
@@ -69,21 +73,27 @@ def train_mlp(X, y, *, seed=0, progress=False, **options):
     fit_options = {k: v for k, v in options.items() if k in FIT_OPTIONS}
     set_seed(seed)
     model = MLP(in_features=X.shape[1], **model_options)
-    monitor = GradientMonitor(model)
+    monitor = GradientMonitor(model, every=monitor_every)
     history = fit(model, X, y, monitor=monitor, seed=seed, progress=progress, **fit_options)
     return TrainedMLP(model, history, monitor)
 
 
-def train_mlps(X, y, configs, **shared):
+def train_mlps(X, y, configs, *, progress=True, **shared):
     """Train one network per entry of ``configs`` (``{label: {option: value}}``), each with
     ``shared`` options overridden by its own, through :func:`train_mlp`.
 
+    ``progress=True`` shows one ``tqdm.auto`` bar that advances as each network finishes.
     Returns ``{label: TrainedMLP}`` in the order of ``configs``.
     """
     if not isinstance(configs, dict) or not configs or not all(isinstance(c, dict) for c in configs.values()):
         raise ValueError(f"configs={_checks._describe(configs)} is not allowed; it must be a non-empty "
                          "dict {label: {option: value}}")
-    return {label: train_mlp(X, y, **{**shared, **config}) for label, config in configs.items()}
+    _checks.boolean("progress", progress)
+    runs = {}
+    for label, config in tqdm(configs.items(), total=len(configs), desc=f"training {len(configs)} networks",
+                              disable=not progress):
+        runs[label] = train_mlp(X, y, **{**shared, **config, "progress": False})
+    return runs
 
 
 def initial_gradient_norms(X, y, *, signal="activations", seed=0, **model_options):

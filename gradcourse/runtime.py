@@ -1,11 +1,15 @@
 """Seeds, CPU threads and the compute device: the settings that make a run repeat and fit its machine.
 
-torch starts one compute thread per core it counts, but a process may be allowed fewer: a
-container's CPU quota (cgroup ``cpu.max``, as on Binder and Kubernetes) or an affinity mask
-(``taskset``) gives it a share of the machine that torch does not see. Threads beyond that share
-wait for one another at every parallel operation, and a run slows down by far more than the share
-suggests. :func:`use_cpus` sets torch's thread count to what the process may really use;
-``import gradcourse`` calls it once.
+torch starts one compute thread per core it counts, and every parallel operation waits for the
+slowest of them. Two things make that wait long. A process may be allowed fewer CPUs than the
+cores it sees: a container's CPU quota (cgroup ``cpu.max``, as on Binder and Kubernetes) or an
+affinity mask (``taskset``). And on a shared machine (Colab, a laptop running a browser, a server
+with other users) another process takes a core away from one of the threads for milliseconds at
+a time. Measured on a 2-core machine with the course's models (MLPs of 64-256 units, batches of
+64-256), a training step took 1.0-1.35x as long on one thread as on two when nothing else ran,
+and two threads took 4-5x as long as one when a single other CPU-bound process ran beside them.
+:func:`use_cpus` therefore gives torch half the CPUs the process may use, at least one; every
+notebook calls it once.
 """
 
 from __future__ import annotations
@@ -77,18 +81,22 @@ def usable_cpus(cgroup_root=CGROUP_ROOT):
 
 
 def use_cpus(threads=None):
-    """Set torch's intra-op thread count, by default to :func:`usable_cpus`; returns the count.
+    """Set torch's intra-op thread count and return it.
 
     Args:
-        threads: a positive int to choose the count yourself, or None for the usable CPUs.
+        threads: a positive int to choose the count yourself; None (default) for half the CPUs
+            this process may use, ``max(1, usable_cpus() // 2)``, which leaves room for the rest
+            of the machine (see the module docstring). For a large model on a machine of your
+            own, ``use_cpus(usable_cpus()[0])`` uses them all.
     """
     global _threads_reason
     if threads is None:
-        threads, reason = usable_cpus()
-        _threads_reason = f"usable CPUs: {reason}"
+        usable, reason = usable_cpus()
+        threads = max(1, usable // 2)
+        _threads_reason = f"half the usable CPUs: {reason}"
     else:
         _checks.integer("threads", threads, minimum=1)
-        _threads_reason = "set by use_cpus(threads)"
+        _threads_reason = "chosen with use_cpus(threads)"
     torch.set_num_threads(threads)
     return threads
 

@@ -280,3 +280,49 @@ def test_batches_reject_mismatched_or_non_tensor_data():
     assert "same first dimension" in str(info.value) and "<tensor shape=(9,)" in str(info.value)
     with pytest.raises(ValueError, match="same first dimension"):
         gradcourse.batches(X.tolist(), y, batch_size=4)
+
+
+# ---------------------------------------------------------------- the same digits online and offline
+
+SAME_DIGITS = """
+import hashlib, json, gradcourse as gc
+digests = {{split: hashlib.sha1(gc.load_mnist(split)[0].numpy().tobytes()).hexdigest() for split in ("train", "test")}}
+full = len(gc.load_mnist("train", source="torchvision")[0]) if {full!r} else None
+print(json.dumps({{"digests": digests, "full": full}}))
+"""
+
+
+def _digits_in_a_fresh_process(data_root, full):
+    import json
+    import os
+
+    env = {**os.environ, "GRADCOURSE_DATA": str(data_root)}
+    run = subprocess.run([sys.executable, "-c", SAME_DIGITS.format(full=full)], env=env, capture_output=True,
+                         text=True, check=True, timeout=300)
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_the_course_trains_on_the_same_digits_whether_or_not_full_mnist_is_on_the_machine(tmp_path):
+    """A full-size MNIST (60,000 + 10,000 digits, random pixels) in the cache that torchvision reads
+    changes nothing for load_mnist's default, which every notebook uses; it is there for source='torchvision'."""
+    raw = tmp_path / "with" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 60_000), ("t10k", 10_000)):
+        _write_idx(raw, prefix, rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8),
+                   rng.integers(0, 10, size=n, dtype=np.uint8))
+    with_full = _digits_in_a_fresh_process(tmp_path / "with", full=True)
+    without = _digits_in_a_fresh_process(tmp_path / "without", full=False)
+    assert with_full["full"] == 60_000                       # torchvision's files were present and readable
+    assert with_full["digests"] == without["digests"]
+
+
+def test_no_notebook_chooses_a_source_of_its_own():
+    from pathlib import Path
+
+    import nbformat
+
+    for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            calls = re.findall(r"load_mnist\([^)]*\)", cell.source) if cell.cell_type == "code" else []
+            assert not any("source" in call for call in calls), (path.name, calls)

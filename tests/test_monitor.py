@@ -155,6 +155,33 @@ def test_monitor_records_every_statistic_per_step_and_layer(activation, mnist_sm
     assert (monitor.series("update_ratio") > 0).all()
 
 
+@pytest.mark.parametrize("every", [1, 3, 7])
+def test_every_k_records_the_first_step_and_every_kth_after_it(every, mnist_small):
+    model = _model()
+    with GradientMonitor(model, every=every) as sampled:
+        manual = _train_steps(model, *mnist_small, steps=7)
+    recorded = list(range(0, 7, every))                   # steps 0, k, 2k, ...
+    for name in ("grad_norm", "act_mean", "dead", "update_ratio"):
+        assert sampled.steps(name) == len(recorded), name
+    expected = torch.tensor(manual)[recorded].flatten().tolist()
+    assert sampled.series("grad_norm").flatten().tolist() == pytest.approx(expected, rel=1e-5)
+
+
+def test_every_k_leaves_the_training_unchanged(mnist_small):
+    losses = []
+    for every in (1, 5):
+        model = _model()
+        with GradientMonitor(model, every=every):
+            losses.append(gradcourse.fit(model, *mnist_small, epochs=1, batch_size=32, lr=0.1, progress=False).loss)
+    assert losses[0] == losses[1]
+
+
+@pytest.mark.parametrize("every", [0, -1, 2.5, "10", True])
+def test_every_must_be_a_positive_integer(every, raises_bad):
+    with raises_bad("every", every):
+        GradientMonitor(_model(), every=every)
+
+
 def test_activation_statistics_match_a_manual_forward(mnist_small):
     X, _ = mnist_small
     model = _model(activation="tanh")

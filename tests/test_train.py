@@ -228,6 +228,28 @@ def test_make_optimizer_types_and_momentum_defaults(name, kind, momentum):
     assert optimizer.param_groups[0]["momentum"] == momentum
 
 
+@pytest.mark.parametrize("name", ["sgd", "momentum", "rmsprop", "adam"])
+def test_make_optimizer_uses_a_fused_or_multi_tensor_step_with_the_same_update(name):
+    """The fast implementations (fused for SGD and Adam, foreach for RMSprop) give the update of the
+    per-parameter loop, to float32 rounding."""
+    results = []
+    for fast in (True, False):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3))
+        optimizer = make_optimizer(model.parameters(), name, lr=0.01)
+        if not fast:
+            options = {k: v for k, v in optimizer.defaults.items() if k != "fused"}
+            optimizer = type(optimizer)(model.parameters(), **{**options, "foreach": False})
+        else:
+            assert optimizer.defaults.get("fused") or optimizer.defaults.get("foreach")
+        for step in range(3):
+            optimizer.zero_grad()
+            model(torch.full((4, 6), 0.1 * (step + 1))).square().sum().backward()
+            optimizer.step()
+        results.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    torch.testing.assert_close(results[0], results[1], rtol=1e-5, atol=1e-6)
+
+
 def test_make_optimizer_explicit_momentum_and_adam():
     assert make_optimizer(nn.Linear(2, 2).parameters(), "momentum", 0.1, momentum=0.5).param_groups[0]["momentum"] == 0.5
     assert make_optimizer(nn.Linear(2, 2).parameters(), "sgd", 0.1, momentum=0.3).param_groups[0]["momentum"] == 0.3
