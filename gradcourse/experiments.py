@@ -157,7 +157,7 @@ def std_per_layer(tensors):
 
 
 def dying_units_experiment(X, y, activation="relu", bias_shift=2.0, lr=0.05, warmup_epochs=1, recovery_epochs=3,
-                           depth=4, width=128, batch_size=64, seed=0):
+                           depth=4, width=128, batch_size=64, seed=0, progress=True):
     """Kill units on purpose and see whether training brings them back.
 
     A fresh seeded MLP (He init) trains for ``warmup_epochs``; then every hidden bias is lowered by
@@ -170,6 +170,7 @@ def dying_units_experiment(X, y, activation="relu", bias_shift=2.0, lr=0.05, war
     ``"before"``, ``"after_shift"``, ``"after_recovery"``. A ReLU unit whose pre-activation is
     negative on every input gets exactly zero gradient, so if a whole layer dies no hidden weight
     changes at all; LeakyReLU (slope 0.01) and ELU (slope ``exp(z)``) still pass a gradient.
+    ``progress=True`` shows the two trainings' progress bars.
     """
     from . import set_seed
     from .monitor import GradientMonitor
@@ -179,6 +180,7 @@ def dying_units_experiment(X, y, activation="relu", bias_shift=2.0, lr=0.05, war
     _checks.number("bias_shift", bias_shift)
     _checks.integer("warmup_epochs", warmup_epochs, minimum=1)
     _checks.integer("recovery_epochs", recovery_epochs, minimum=1)
+    _checks.boolean("progress", progress)
     set_seed(seed)
     model = MLP(in_features=X.shape[1], width=width, depth=depth, activation=activation, init="kaiming")
     activity, acc = {}, {}
@@ -187,7 +189,7 @@ def dying_units_experiment(X, y, activation="relu", bias_shift=2.0, lr=0.05, war
         activity[stage] = unit_activity(model, X)
         acc[stage] = accuracy(model, X, y)
 
-    fit(model, X, y, epochs=warmup_epochs, batch_size=batch_size, lr=lr, progress=False, seed=seed)
+    fit(model, X, y, epochs=warmup_epochs, batch_size=batch_size, lr=lr, progress=progress, seed=seed)
     measure("before")
     with torch.no_grad():
         for layer in model.hidden_linears():
@@ -195,7 +197,7 @@ def dying_units_experiment(X, y, activation="relu", bias_shift=2.0, lr=0.05, war
     measure("after_shift")
     weights_before = [layer.weight.detach().clone() for layer in model.hidden_linears()]
     monitor = GradientMonitor(model)
-    fit(model, X, y, epochs=recovery_epochs, batch_size=batch_size, lr=lr, monitor=monitor, progress=False, seed=seed + 1)
+    fit(model, X, y, epochs=recovery_epochs, batch_size=batch_size, lr=lr, monitor=monitor, progress=progress, seed=seed + 1)
     measure("after_recovery")
     changed = [not torch.equal(before, layer.weight.detach()) for before, layer in zip(weights_before, model.hidden_linears())]
     return {"activity": activity, "accuracy": acc, "hidden_weights_changed": changed, "monitor": monitor}

@@ -8,7 +8,11 @@ The setup cell is every notebook's first code cell, the same text everywhere. On
 installs gradcourse from the repository when ``import gradcourse`` fails (pip keeps Colab's own
 torch, ipywidgets and IPython, since gradcourse asks only for lower bounds that they meet) and
 enables Colab's custom widget manager when the installed ipywidgets is 8 or later (Colab renders
-ipywidgets 7 natively). In JupyterLab and on Binder it does nothing visible.
+ipywidgets 7 natively). Colab shows nothing of a subprocess's output, so the cell captures pip's:
+when the install fails it prints pip's last lines and one hint (the runtime has no internet
+connection, or the repository cannot be read) and raises a one-line RuntimeError, which also stops
+"Run all" before the next cell fails with a puzzling ModuleNotFoundError. In JupyterLab and on
+Binder it does nothing visible.
 
 Until pyproject.toml names the repository there is nothing to install from and nothing to link
 to, so the notebooks carry no setup cell and the README no badges; ``--check`` then verifies exactly
