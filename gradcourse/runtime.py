@@ -46,7 +46,8 @@ def device():
 def cpu_quota(cgroup_root=CGROUP_ROOT):
     """The CPUs this process's cgroup may use per period, ``quota / period`` (e.g. 1.5), or None
     when there is no quota. Reads cgroup v2's ``cpu.max`` ("max 100000" means none), else cgroup v1's
-    ``cpu/cpu.cfs_quota_us`` and ``cpu/cpu.cfs_period_us`` (a quota of -1 means none)."""
+    ``cpu/cpu.cfs_quota_us`` and ``cpu/cpu.cfs_period_us`` (a quota of -1 means none), under
+    ``cgroup_root``: inside a container (Binder, Kubernetes, Docker) that is the container's own group."""
     root = Path(cgroup_root)
     try:
         quota, period = (root / "cpu.max").read_text().split()[:2]
@@ -85,7 +86,7 @@ def use_cpus(threads=None):
 
     Args:
         threads: a positive int to choose the count yourself; None (default) for half the CPUs
-            this process may use, ``max(1, usable_cpus() // 2)``, which leaves room for the rest
+            this process may use, ``max(1, usable_cpus()[0] // 2)``, which leaves room for the rest
             of the machine (see the module docstring). For a large model on a machine of your
             own, ``use_cpus(usable_cpus()[0])`` uses them all.
     """
