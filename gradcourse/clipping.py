@@ -186,6 +186,13 @@ class CliffSlice(NamedTuple):
     loss: torch.Tensor
     grad_norm: torch.Tensor
 
+    def at(self, offset):
+        """``(loss, grad_norm)`` as floats at the sampled point nearest to ``offset`` (signed, like
+        :attr:`offsets`: negative below the wall)."""
+        offset = _checks.number("offset", offset)
+        nearest = (self.offsets - offset).abs().argmin()
+        return self.loss[nearest].item(), self.grad_norm[nearest].item()
+
 
 def cliff_slice(w, smallest=1e-10, largest=3.0, points=201, steps=CLIFF_STEPS, x0=CLIFF_X0, target=CLIFF_TARGET):
     """Loss and gradient norm at log-spaced distances from ``smallest`` to ``largest`` on both sides

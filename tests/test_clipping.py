@@ -140,6 +140,16 @@ def test_cliff_surface_grid_and_a_slice_across_the_wall():
     assert near.min() > 1e4 * far.max()  # the wall: a gradient 10^4 times larger within 1e-7 of it
 
 
+def test_a_slice_gives_loss_and_gradient_at_the_nearest_sampled_offset(raises_bad):
+    section = cliff_slice(6.0, smallest=1e-9, largest=1.0, points=50)
+    for offset in (-1e-3, 1e-8, 0.5):
+        nearest = (section.offsets - offset).abs().argmin()
+        assert section.at(offset) == (section.loss[nearest].item(), section.grad_norm[nearest].item())
+    assert section.at(-1e-3)[0] > 5 * section.at(1e-3)[0]            # the loss steps down across the wall
+    with raises_bad("offset", "near"):
+        section.at("near")
+
+
 def test_start_grid_covers_the_ranges():
     starts = start_grid((1.0, 3.0), (-2.0, 0.0), 3)
     assert starts.shape == (9, 2)
