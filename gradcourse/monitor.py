@@ -16,11 +16,21 @@ from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from . import _checks
+from .update_step import replayed_steps
 
 SATURATION = {"tanh": (-0.97, 0.97), "sigmoid": (0.03, 0.97)}
 """A unit counts as saturated when its output lies outside this interval (its derivative is then tiny)."""
 
 STATS = ("grad_norm", "act_mean", "act_std", "saturated", "dead", "update_ratio")
+
+
+REPLAY_BELOW = 1e-5
+"""A float32 step changes each weight ``w`` by the computed ``dw`` up to a rounding error of at most
+``2**-24 |w + dw|``, so the applied change ``W_after - W_before`` differs from the computed step by at
+most ``6e-8 ||W||``: under 0.6% of a step whose ratio ``||dW|| / ||W||`` exceeds 1e-5. Below that, where
+rounding absorbs more and more of the step, :class:`GradientMonitor` replays it in float64
+(:func:`gradcourse.update_step.replayed_steps`); replaying costs a float64 copy of the layer, its
+gradient and its optimizer state, so the layers with larger steps are differenced instead."""
 
 
 SAFE_FLOAT32_NORM = 1e-14
@@ -264,8 +274,14 @@ class GradientMonitor:
     first forward pass meets them, input side first; :attr:`layer_names` names them. For each it records
 
     * ``grad_norm``: ``||dL/dW||`` of the layer's weights after every backward pass;
-    * ``update_ratio``: ``||W_after - W_before|| / ||W_before||`` each time an optimizer holding
-      the weights steps. Karpathy's rule of thumb puts healthy values near 1e-3.
+    * ``update_ratio``: ``||dW|| / ||W||`` each time an optimizer holding the weights steps, where
+      ``dW`` is the step the optimizer computed. In float32 a change below about 6e-8 of a weight is
+      absorbed by rounding, so the weights' difference ``W_after - W_before`` is used only where it is
+      within 0.6% of the step (ratios above :data:`REPLAY_BELOW`, 1e-5); at the first recorded step and
+      in layers with smaller ratios the step is replayed in float64 (see
+      :func:`gradcourse.update_step.replayed_steps`). For an optimizer that cannot be replayed the
+      difference is used throughout and :attr:`update_note` says so.
+      Karpathy's rule of thumb puts healthy values near 1e-3.
 
     Activations: every activation *module* the forward pass calls (ReLU, Tanh, Sigmoid, GELU, ...;
     one entry per call, named by module path with ``#k`` for a module called k times), at every
@@ -305,6 +321,8 @@ class GradientMonitor:
         self._handles = []
         self._order_recorder = None
         self._snapshots = None
+        self._steps = None           # per layer, ||dW|| of the optimizer step about to be taken
+        self.update_note = None
         self._training_steps = 0     # forward passes with gradients enabled, since the monitor was built
         self._recording = True       # whether the current training step is one that is recorded
 
@@ -448,22 +466,43 @@ class GradientMonitor:
         return any(id(p) in self._weight_ids for group in optimizer.param_groups for p in group["params"])
 
     def _before_step(self, optimizer, args, kwargs):
-        """Copy the weights into buffers kept across steps (no allocation per step) and their norms."""
+        """Before a recorded step: the weights' norms; the computed step of the layers where rounding may
+        absorb it (every layer at the first recorded step, then those whose last ratio was below
+        :data:`REPLAY_BELOW`); for the others a copy of the weights, to difference after the step."""
         self._flush_gradients()
         if not self._recording or not self._holds_our_weights(optimizer):
             return
+        self._sizes = [torch.stack([norm(p) ** 2 for p in weights]).sum().sqrt() for weights in self._weights]
+        last = [values[-1].item() if values else 0.0 for values in self._records["update_ratio"]]
+        replay = [i for i in range(len(self._weights)) if not last[i] > REPLAY_BELOW]
+        self._steps = {}
+        if replay and self.update_note is None:
+            try:
+                flat = iter(replayed_steps(optimizer, [p for i in replay for p in self._weights[i]]))
+            except Exception as error:   # an optimizer built otherwise than torch.optim's: the applied change
+                self.update_note = (f"{type(optimizer).__name__} could not be replayed in float64 "
+                                    f"({type(error).__name__}: {error}); update_ratio is the applied change "
+                                    f"W_after - W_before, in which float32 rounding absorbs steps below about "
+                                    f"6e-8 of a weight")
+            else:
+                self._steps = {i: torch.stack([norm(next(flat)) ** 2 for _ in self._weights[i]]).sum().sqrt()
+                               for i in replay}
         if self._snapshots is None or any(b.shape != p.shape for ws, bs in zip(self._weights, self._snapshots)
                                           for p, b in zip(ws, bs)):
             self._snapshots = [[torch.empty_like(p) for p in weights] for weights in self._weights]
-        for weights, buffers in zip(self._weights, self._snapshots):
-            for p, b in zip(weights, buffers):
-                b.copy_(p.detach())
-        self._sizes = [torch.stack([norm(b) ** 2 for b in buffers]).sum().sqrt() for buffers in self._snapshots]
+        for i, (weights, buffers) in enumerate(zip(self._weights, self._snapshots)):
+            if i not in self._steps:
+                for p, b in zip(weights, buffers):
+                    b.copy_(p.detach())
 
     def _after_step(self, optimizer, args, kwargs):
         if self._sizes is None or not self._holds_our_weights(optimizer):
             return
         for i, (weights, buffers) in enumerate(zip(self._weights, self._snapshots)):
-            change = torch.stack([norm(b.sub_(p.detach())) ** 2 for p, b in zip(weights, buffers)]).sum().sqrt()
+            if i in self._steps:
+                change = self._steps[i]
+            else:
+                change = torch.stack([norm(b.sub_(p.detach())) ** 2 for p, b in zip(weights, buffers)]).sum().sqrt()
             self._records["update_ratio"][i].append(change / self._sizes[i])
         self._sizes = None
+        self._steps = None

@@ -317,3 +317,40 @@ def test_relu_with_a_big_negative_bias_is_dead(mnist_small):
     with GradientMonitor(healthy) as monitor:
         healthy(X)
     assert all(share < 0.5 for share in monitor.mean("dead"))
+
+
+def test_update_ratio_is_the_computed_step_even_where_float32_absorbs_it(mnist_small):
+    """lr * ||g|| / ||W|| for plain SGD, though the weights do not move at all in float32."""
+    X, y = mnist_small
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-12)
+    with GradientMonitor(model) as monitor:
+        optimizer.zero_grad()
+        F.cross_entropy(model(X), y).backward()
+        before = [layer.weight.detach().clone() for layer in model.hidden_linears()]
+        expected = [1e-12 * layer.weight.grad.double().norm().item() / layer.weight.double().norm().item()
+                    for layer in model.hidden_linears()]
+        optimizer.step()
+    assert all(torch.equal(layer.weight, w) for layer, w in zip(model.hidden_linears(), before))   # absorbed
+    assert monitor.series("update_ratio")[-1].tolist() == pytest.approx(expected, rel=1e-6)
+    assert monitor.update_note is None
+
+
+def test_update_ratio_falls_back_to_the_applied_change_and_says_so(mnist_small):
+    X, y = mnist_small
+    model = _model()
+    optimizer = torch.optim.LBFGS(model.parameters(), lr=0.1, max_iter=1)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(X), y)
+        loss.backward()
+        return loss
+
+    with GradientMonitor(model) as monitor:
+        closure()
+        before = [layer.weight.detach().clone() for layer in model.hidden_linears()]
+        optimizer.step(closure)
+    assert "LBFGS could not be replayed" in monitor.update_note
+    assert monitor.steps("update_ratio") == 1 and (monitor.series("update_ratio") > 0).all()
+    assert any(not torch.equal(layer.weight, w) for layer, w in zip(model.hidden_linears(), before))
