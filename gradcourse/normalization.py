@@ -1,7 +1,8 @@
 """Normalization and weight constraints: what they measure, what they guarantee.
 
 * :class:`PreactivationQuantiles` records the distribution of a hidden activation's input
-  while a network trains (Ioffe & Szegedy 2015, Figure 1).
+  while a network trains, and :class:`AccuracyOverSteps` its test accuracy every few steps
+  (Ioffe & Szegedy 2015, Figure 1).
 * :func:`scale_invariance` checks that BatchNorm makes a layer's loss invariant to the scale
   of its weights, so that the gradient at ``a W`` is ``1/a`` times the gradient at ``W``.
 * :func:`constrain_weights_` puts a max-norm, weight-norm or spectral-norm constraint on
@@ -29,8 +30,10 @@ class PreactivationQuantiles:
 
     For an :class:`~gradcourse.models.MLP` the input of hidden layer l's activation is
     ``norm(W_l h_{l-1} + b_l)``: the pre-activation, after the normalization when there is
-    one. Ioffe & Szegedy (2015), "Batch Normalization", Figure 1(b, c), follow its 15th,
-    50th and 85th percentiles for the last hidden sigmoid layer over training.
+    one. Ioffe & Szegedy (2015), "Batch Normalization", Figure 1(b, c), follow the 15th,
+    50th and 85th percentiles, over the batch, of the input of one typical sigmoid of the
+    last hidden layer over training: ``unit=j`` records that unit's input over the batch,
+    ``unit=None`` the inputs of all the layer's units together.
 
     Use it as a context manager around training (the hook is removed on exit)::
 
@@ -42,10 +45,13 @@ class PreactivationQuantiles:
     as in :class:`~gradcourse.monitor.GradientMonitor`.
     """
 
-    def __init__(self, model, layer=-1, quantiles=(0.15, 0.5, 0.85)):
+    def __init__(self, model, layer=-1, quantiles=(0.15, 0.5, 0.85), unit=None):
         _require_course_model(model)
         activations = list(model.hidden_activations())
         _checks.integer("layer", layer, minimum=-len(activations), maximum=len(activations) - 1)
+        if unit is not None:
+            width = model.hidden_linears()[layer].out_features
+            _checks.integer("unit", unit, minimum=0, maximum=width - 1)
         quantiles = tuple(quantiles) if isinstance(quantiles, (list, tuple)) else quantiles
         if not isinstance(quantiles, tuple) or not quantiles:
             raise ValueError(f"quantiles={quantiles!r} is not allowed; it must be a non-empty list of numbers in [0, 1]")
@@ -53,6 +59,7 @@ class PreactivationQuantiles:
             _checks.number("quantiles[i]", q, minimum=0, maximum=1)
         self.model = model
         self.layer = layer
+        self.unit = unit
         self.quantiles = quantiles
         self._module = activations[layer]
         self._q = torch.tensor(quantiles, dtype=torch.float64)
@@ -78,7 +85,9 @@ class PreactivationQuantiles:
 
     def _hook(self, module, inputs, output):
         if torch.is_grad_enabled():
-            self._records.append(torch.quantile(inputs[0].detach().double().flatten(), self._q))
+            values = inputs[0].detach().double()
+            values = values.flatten() if self.unit is None else values[:, self.unit]
+            self._records.append(torch.quantile(values, self._q))
 
     def series(self):
         """The recorded quantiles, a float64 tensor of shape (forward passes, len(quantiles))."""
@@ -101,9 +110,100 @@ class PreactivationQuantiles:
             raise ValueError("the first recorded pass has zero spread; record at least two different quantiles")
         return abs(series[-1, median] - series[0, median]).item() / spread
 
+    def spread_ratio(self):
+        """How much the distribution widened from the first recorded pass to the last: the
+        spread (highest minus lowest recorded quantile) of the last pass over that of the first."""
+        series = self.series()
+        if len(series) < 2:
+            raise ValueError("spread_ratio needs at least two recorded forward passes; train the model inside the recorder")
+        spread = (series[0].max() - series[0].min()).item()
+        if spread == 0:
+            raise ValueError("the first recorded pass has zero spread; record at least two different quantiles")
+        return (series[-1].max() - series[-1].min()).item() / spread
+
     def __repr__(self):
         state = "active" if self.active else "inactive"
-        return f"PreactivationQuantiles(layer={self.layer}, quantiles={self.quantiles}, {state}, {len(self._records)} passes)"
+        unit = "" if self.unit is None else f", unit={self.unit}"
+        return (f"PreactivationQuantiles(layer={self.layer}{unit}, quantiles={self.quantiles}, {state}, "
+                f"{len(self._records)} passes)")
+
+
+class AccuracyOverSteps:
+    """Record a model's accuracy on held-out data every ``every`` training steps.
+
+    Ioffe & Szegedy (2015), "Batch Normalization", Figure 1(a), plot the test accuracy of the
+    MNIST network with and without BatchNorm against the number of training steps. A forward
+    hook counts the training forward passes (those with gradients enabled, one per step of
+    :func:`~gradcourse.train.fit`); before pass ``k * every + 1`` runs its step, the model is
+    scored on ``(X, y)`` in evaluation mode (BatchNorm with its running statistics, as at test
+    time) under ``torch.no_grad``, and put back in training mode. Leaving the context scores
+    the trained model once more::
+
+        with AccuracyOverSteps(model, X_test, y_test, every=10) as accuracy:
+            fit(model, X, y, ...)
+        accuracy.steps, accuracy.accuracy      # [0, 10, 20, ..., steps], [fractions]
+        accuracy.steps_to(0.8)                 # first recorded step at or above 80%, or None
+    """
+
+    def __init__(self, model, X, y, every=10):
+        _require_course_model(model)
+        _checks.features_and_labels(X, y)
+        self.every = _checks.integer("every", every, minimum=1)
+        self.model = model
+        self.X, self.y = X, y
+        self.steps, self.accuracy = [], []
+        self._passes = 0
+        self._handle = None
+
+    @property
+    def active(self):
+        """True while the hook is registered."""
+        return self._handle is not None
+
+    @torch.no_grad()
+    def _score(self, step):
+        was_training = self.model.training
+        self.model.eval()
+        correct = (self.model(self.X).argmax(dim=1) == self.y).float().mean().item()
+        self.model.train(was_training)
+        self.steps.append(step)
+        self.accuracy.append(correct)
+
+    def _hook(self, module, inputs, output):
+        if torch.is_grad_enabled() and module.training:
+            if self._passes % self.every == 0:
+                self._score(self._passes)
+            self._passes += 1
+
+    def __enter__(self):
+        if self.active:
+            raise RuntimeError("this AccuracyOverSteps is already active")
+        self._handle = self.model.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._handle is not None:
+            self._handle.remove()
+        self._handle = None
+        if self._passes and (not self.steps or self.steps[-1] != self._passes):
+            self._score(self._passes)
+        return False
+
+    def at(self, step):
+        """The accuracy recorded at the last recorded step at or before ``step``."""
+        _checks.integer("step", step, minimum=0)
+        if not self.steps:
+            raise ValueError("nothing recorded yet; train the model inside the recorder")
+        return next(a for s, a in zip(reversed(self.steps), reversed(self.accuracy)) if s <= step)
+
+    def steps_to(self, target):
+        """The first recorded step whose accuracy is at least ``target``, or ``None`` if none is."""
+        _checks.number("target", target, minimum=0, maximum=1)
+        return next((s for s, a in zip(self.steps, self.accuracy) if a >= target), None)
+
+    def __repr__(self):
+        state = "active" if self.active else "inactive"
+        return f"AccuracyOverSteps(every={self.every}, {state}, {len(self.steps)} scores)"
 
 
 def scale_invariance(model, X, y, layer=0, scale=2.0):

@@ -43,6 +43,13 @@ def loss_scaling_steps(model, X, y, optimizer="adam", lr=1e-3, scale=1e-4, steps
     * ``"eps_over_scale"`` (Adam and RMSprop only, else ``None``): ``||W_steps - W_0||`` on the
       unscaled ``L`` with ``eps`` replaced by ``eps / scale`` -- by the module docstring's
       algebra, the same steps as ``"scaled"``.
+    * ``"predicted_ratio"`` (Adam and RMSprop with ``steps=1`` only, else ``None``): the ratio
+      computed from the gradient's entries alone. The first step is exactly
+      ``-lr * g / (c |g| + eps)`` per entry, with ``c = 1`` for Adam (its bias corrections make
+      ``m_hat = g``, ``sqrt(v_hat) = |g|``) and ``c = sqrt(1 - alpha)`` for RMSprop (no bias
+      correction), so scaling the loss by ``s`` gives
+      ``||g / (c|g| + eps/s)|| / ||g / (c|g| + eps)||``: entries far above ``eps / s`` keep their
+      step, entries far below it shrink by ``s``.
 
     For SGD and momentum one step gives ``ratio == scale`` exactly (later steps start from
     different weights); for Adam and RMSprop the ratio is near 1 in layers whose gradients
@@ -67,6 +74,11 @@ def loss_scaling_steps(model, X, y, optimizer="adam", lr=1e-3, scale=1e-4, steps
     result["ratio"] = [s / u if u > 0 else float("nan") for s, u in zip(result["scaled"], result["unscaled"])]
     result["eps_over_scale"] = (_weight_changes(start, X, y, optimizer, lr, 1.0, ADAM_EPS / scale, steps)
                                 if optimizer in ("adam", "rmsprop") else None)
+    result["predicted_ratio"] = None
+    if optimizer in ("adam", "rmsprop") and steps == 1:
+        c = 1.0 if optimizer == "adam" else (1 - make_optimizer([probe_weights[0]], optimizer, lr).defaults["alpha"]) ** 0.5
+        result["predicted_ratio"] = [(torch.linalg.vector_norm(g / (c * g.abs() + ADAM_EPS / scale))
+                                      / torch.linalg.vector_norm(g / (c * g.abs() + ADAM_EPS))).item() for g in grads]
     return result
 
 

@@ -9,8 +9,8 @@ from torch.nn.utils import parametrize
 
 import gradcourse
 from gradcourse import MLP, fit
-from gradcourse.normalization import (MaxNorm, PreactivationQuantiles, constrain_weights_, norm_statistics,
-                                      scale_invariance, weight_norms)
+from gradcourse.normalization import (AccuracyOverSteps, MaxNorm, PreactivationQuantiles, constrain_weights_,
+                                      norm_statistics, scale_invariance, weight_norms)
 
 
 def _model(**kwargs):
@@ -56,6 +56,27 @@ def test_drift_is_the_median_shift_in_initial_spreads():
     assert recorder.drift() == pytest.approx(1.5)
 
 
+def test_unit_quantiles_are_those_of_one_unit_over_the_batch(mnist_small):
+    X, _ = mnist_small
+    model = _model()
+    with PreactivationQuantiles(model, layer=-1, unit=5) as recorder:
+        model(X)
+    block = model.blocks[-1]
+    h = model.blocks[1](model.blocks[0](X))
+    expected = torch.quantile(block.linear(h)[:, 5].detach().double(), torch.tensor([0.15, 0.5, 0.85], dtype=torch.float64))
+    assert torch.allclose(recorder.series()[0], expected, atol=1e-6)
+    assert "unit=5" in repr(recorder)
+
+
+def test_spread_ratio_is_the_last_spread_over_the_first():
+    recorder = PreactivationQuantiles(_model(), quantiles=(0.15, 0.5, 0.85))
+    recorder._records = [torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64),
+                         torch.tensor([2.0, 3.0, 8.0], dtype=torch.float64)]
+    assert recorder.spread_ratio() == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="at least two"):
+        PreactivationQuantiles(_model()).spread_ratio()
+
+
 def test_drift_needs_two_passes():
     with pytest.raises(ValueError, match="at least two"):
         PreactivationQuantiles(_model()).drift()
@@ -75,6 +96,8 @@ def test_quantile_recorder_cannot_be_entered_twice():
     (dict(quantiles=(0.5, 1.5)), "quantiles[i]", 1.5),
     (dict(quantiles=()), "quantiles", ()),
     (dict(quantiles=0.5), "quantiles", 0.5),
+    (dict(unit=16), "unit", 16),
+    (dict(unit=-1), "unit", -1),
 ])
 def test_quantile_recorder_rejects_bad_arguments(kwargs, name, value, raises_bad):
     with raises_bad(name, value):
@@ -84,6 +107,62 @@ def test_quantile_recorder_rejects_bad_arguments(kwargs, name, value, raises_bad
 def test_quantile_recorder_needs_a_course_model():
     with pytest.raises(ValueError, match="model="):
         PreactivationQuantiles(nn.Linear(2, 2))
+
+
+# ---------------------------------------------------------------- AccuracyOverSteps
+
+def test_accuracy_is_scored_every_few_steps_and_at_the_end(mnist_small):
+    X, y = mnist_small
+    model = _model(norm="batch")
+    with AccuracyOverSteps(model, X[:100], y[:100], every=2) as accuracy:
+        assert accuracy.active
+        history = fit(model, X, y, epochs=1, batch_size=50, lr=0.5, progress=False)  # 6 steps
+    assert not accuracy.active and history.steps == 6
+    assert accuracy.steps == [0, 2, 4, 6]
+    model.eval()
+    with torch.no_grad():
+        final = (model(X[:100]).argmax(dim=1) == y[:100]).float().mean().item()
+    assert accuracy.accuracy[-1] == pytest.approx(final)
+    assert accuracy.at(5) == accuracy.accuracy[2] and accuracy.at(6) == accuracy.accuracy[3]
+    assert "4 scores" in repr(accuracy)
+
+
+def test_accuracy_recorder_scores_in_eval_mode_and_leaves_training_mode_alone(mnist_small):
+    X, y = mnist_small
+    model = _model(norm="batch")
+    seen = []
+    model.output.register_forward_hook(lambda module, inputs, output: seen.append(module.training))
+    with AccuracyOverSteps(model, X[:64], y[:64], every=1):
+        fit(model, X, y, epochs=1, batch_size=128, lr=0.1, progress=False)
+    assert model.training
+    assert seen[:2] == [True, False]          # the step's pass, then the scoring pass
+    running = model.blocks[0].norm.running_mean.clone()
+    with AccuracyOverSteps(model, X[:64], y[:64], every=1) as accuracy:
+        pass
+    assert accuracy.steps == [] and torch.equal(running, model.blocks[0].norm.running_mean)
+
+
+def test_steps_to_finds_the_first_step_at_the_target():
+    accuracy = AccuracyOverSteps(_model(), torch.zeros(4, 784), torch.zeros(4, dtype=torch.long), every=10)
+    accuracy.steps, accuracy.accuracy = [0, 10, 20], [0.1, 0.85, 0.8]
+    assert accuracy.steps_to(0.8) == 10 and accuracy.steps_to(0.9) is None and accuracy.steps_to(0.0) == 0
+    with pytest.raises(ValueError, match="nothing recorded"):
+        AccuracyOverSteps(_model(), torch.zeros(4, 784), torch.zeros(4, dtype=torch.long)).at(3)
+
+
+@pytest.mark.parametrize("kwargs, name, value", [(dict(every=0), "every", 0), (dict(every=1.5), "every", 1.5)])
+def test_accuracy_recorder_rejects_bad_arguments(mnist_small, kwargs, name, value, raises_bad):
+    with raises_bad(name, value):
+        AccuracyOverSteps(_model(), *mnist_small, **kwargs)
+
+
+def test_accuracy_recorder_rejects_a_bad_target_and_a_second_entry(mnist_small, raises_bad):
+    accuracy = AccuracyOverSteps(_model(), *mnist_small)
+    with raises_bad("target", 1.5):
+        accuracy.steps_to(1.5)
+    with accuracy:
+        with pytest.raises(RuntimeError, match="already active"):
+            accuracy.__enter__()
 
 
 # ---------------------------------------------------------------- scale_invariance

@@ -30,6 +30,19 @@ def test_scaling_the_loss_is_dividing_eps(mnist_small, optimizer):
     assert result["scaled"] == pytest.approx(result["eps_over_scale"], rel=1e-9)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_first_step_ratio_is_predicted_from_the_gradient_entries(mnist_small, optimizer):
+    # the sigmoid net's early layers have gradients near eps / scale = 1e-4: the ratio is far from 0 and 1
+    result = loss_scaling_steps(_model(depth=5), *mnist_small, optimizer, lr=1e-3, scale=1e-4)
+    assert min(result["ratio"]) < 0.5 < max(result["ratio"])
+    assert result["predicted_ratio"] == pytest.approx(result["ratio"], rel=1e-6)
+
+
+def test_predicted_ratio_is_for_one_adaptive_step_only(mnist_small):
+    assert loss_scaling_steps(_model(), *mnist_small, "sgd", lr=0.1)["predicted_ratio"] is None
+    assert loss_scaling_steps(_model(), *mnist_small, "adam", lr=1e-3, steps=2)["predicted_ratio"] is None
+
+
 def test_adam_step_is_unchanged_where_gradients_are_far_above_eps_over_scale(mnist_small):
     # a shallow ReLU network has gradients near 1e-2, far above eps / scale = 1e-6
     result = loss_scaling_steps(_model(activation="relu", init="kaiming", depth=1), *mnist_small, "adam",
