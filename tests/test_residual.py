@@ -130,3 +130,69 @@ def test_stream_statistics_reject_bad_input(raises_bad):
         stream_statistics(nn.Linear(3, 3), torch.randn(2, 3))
     with pytest.raises(ValueError, match="X="):
         stream_statistics(MLP(in_features=3, width=4, depth=2), torch.randn(3))
+
+
+# ---------------------------------------------------------------- figure styles and He et al.'s numbers
+
+def test_line_styles_give_each_kind_its_colour_whatever_the_depth():
+    from gradcourse.residual import KIND_COLORS, line_styles
+
+    styles = line_styles(["plain, 6 layers", "plain", "residual, 18 layers", "pre-activation"], {"plain, 6 layers": "--"})
+    assert styles["plain, 6 layers"] == {"color": KIND_COLORS["plain"], "linestyle": "--"}
+    assert styles["plain"] == {"color": KIND_COLORS["plain"], "linestyle": "-"}
+    assert styles["residual, 18 layers"]["color"] == KIND_COLORS["residual"]
+    assert styles["pre-activation"]["color"] == KIND_COLORS["pre-activation"]
+    assert len(set(KIND_COLORS.values())) == 3
+
+
+def test_line_styles_reject_labels_of_no_kind_and_stray_linestyles():
+    from gradcourse.residual import line_styles
+
+    with pytest.raises(ValueError, match="labels="):
+        line_styles(["plain", "sgd"])
+    with pytest.raises(ValueError, match="linestyles="):
+        line_styles(["plain"], {"residual": "--"})
+    with pytest.raises(ValueError, match="linestyles="):
+        line_styles(["plain"], "--")
+
+
+def test_he_2016_table_prints_both_measures():
+    from gradcourse.residual import HE_2016_IMAGENET_TOP1_ERROR, he_2016_table
+
+    text = he_2016_table({(False, 6): 0.04, (False, 18): 0.097, (True, 18): 0.031}, 6, 18)
+    assert "27.94%" in text and "28.54%" in text and "25.03%" in text
+    assert "4.00%" in text and "9.70%" in text and "3.10%" in text and "(6 / 18 layers)" in text
+    assert HE_2016_IMAGENET_TOP1_ERROR["plain-34"] > HE_2016_IMAGENET_TOP1_ERROR["plain-18"]
+
+
+def test_he_2016_table_rejects_bad_arguments(raises_bad):
+    from gradcourse.residual import he_2016_table
+
+    errors = {(False, 6): 0.04, (False, 18): 0.097, (True, 18): 0.031}
+    with raises_bad("deep", 6):
+        he_2016_table(errors, 6, 6)
+    with pytest.raises(ValueError, match="train_error="):
+        he_2016_table({(False, 6): 0.04}, 6, 18)
+
+
+def test_residual_figure_trains_the_chosen_activation(Xy, monkeypatch):
+    from gradcourse import widgets
+
+    seen = {}
+    real = widgets.train_mlp
+
+    def recording(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(widgets, "train_mlp", recording)
+    fig = widgets.residual_figure(*Xy, depth=3, residual=True, width=8, epochs=1, batch_size=32, activation="tanh")
+    assert seen["activation"] == "tanh"
+    assert fig._suptitle.get_text().startswith("3 layers, residual, tanh, norm=batch")
+
+
+def test_residual_explorer_rejects_an_unknown_activation(Xy, raises_bad):
+    from gradcourse import widgets
+
+    with raises_bad("activation", "relu6"):
+        widgets.residual_explorer(*Xy, depth=3, activation="relu6")
