@@ -9,8 +9,9 @@ from __future__ import annotations
 import torch
 
 from . import _checks
-from .models import MLP
+from .models import MLP, init_linear_
 from .monitor import _require_course_model, activation_gradient_norms, layer_gradient_norms, norm
+from .runtime import set_seed as _seed_everything
 from .theory import activation_derivative
 
 
@@ -203,9 +204,16 @@ def dying_units_experiment(X, y, activation="relu", bias_shift=2.0, lr=0.05, war
     return {"activity": activity, "accuracy": acc, "hidden_weights_changed": changed, "monitor": monitor}
 
 
-def train_and_diagnose(X, y, validation, *, lr, epochs=3, batch_size=64, probe=256, seed=0, **mlp):
+def train_and_diagnose(X, y, validation, *, lr, epochs=3, batch_size=64, probe=256, seed=0, output_scale=1.0, **mlp):
     """Build a fresh seeded ``MLP(**mlp)``, diagnose it on the first ``probe`` rows with an SGD
     optimizer at ``lr``, then train it with :func:`gradcourse.fit`.
+
+    ``output_scale`` multiplies the output layer's initial weights. The logits are
+    ``z = W_out h``; for logits of spread ``s`` across the classes the first cross-entropy is
+    about ``ln C + s**2 / 2`` when ``s`` is small (second-order expansion of log-sum-exp around
+    equal logits), so a small output layer (e.g. 0.1) starts the loss at ``ln C``, the loss of a
+    network that predicts every class with probability 1/C (Karpathy 2019, "A Recipe for
+    Training Neural Networks": "init well", "verify loss @ init").
 
     Returns ``{"report": Report, "history": History, "accuracy": the last validation accuracy,
     or None when training diverged before finishing an epoch}``.
@@ -216,9 +224,42 @@ def train_and_diagnose(X, y, validation, *, lr, epochs=3, batch_size=64, probe=2
 
     _checks.features_and_labels(X, y)
     _checks.integer("probe", probe, minimum=1)
+    output_scale = _checks.number("output_scale", output_scale, minimum=0, strict_minimum=True)
     set_seed(seed)
     model = MLP(in_features=X.shape[1], **mlp)
+    with torch.no_grad():
+        model.output.weight.mul_(output_scale)
     report = diagnose(model, X[:probe], y[:probe], optimizer=torch.optim.SGD(model.parameters(), lr=lr))
     history = fit(model, X, y, epochs=epochs, batch_size=batch_size, lr=lr, validation=validation, seed=seed)
     return {"report": report, "history": history,
             "accuracy": history.val_accuracy[-1] if history.val_accuracy else None}
+
+
+def product_condition_number(depth, width=64, init="orthogonal", seed=0):
+    """Condition number ``s_max / s_min`` of the product ``W_depth ... W_1`` of square weight matrices.
+
+    Saxe, McClelland & Ganguli (2014), "Exact solutions to the nonlinear dynamics of learning in deep
+    linear neural networks": a deep linear network passes a signal through this product. With
+    Gaussian weights of variance 1/n (``init="lecun"``) every factor is well scaled on average, yet
+    the product's singular values spread apart exponentially with depth, so some directions are
+    amplified and others all but erased; a product of orthogonal matrices (``init="orthogonal"``)
+    is orthogonal, with every singular value 1 and condition number 1 at any depth ("dynamical
+    isometry"). Each ``width x width`` matrix is drawn by :func:`gradcourse.models.init_linear_`
+    and the product is formed and decomposed in float64, whose 53-bit significand resolves singular
+    values down to about 1e-16 of the largest: a result above about 1e15 only says that the smallest
+    singular value is lost below rounding, i.e. the condition number is at least that large.
+
+    Example::
+
+        >>> product_condition_number(30, init="orthogonal") < 1.001     # float32 weights: 1 to about 1e-5
+        True
+    """
+    _checks.integer("depth", depth, minimum=1)
+    _checks.integer("width", width, minimum=1)
+    _seed_everything(seed)
+    product = torch.eye(width, dtype=torch.float64)
+    for _ in range(depth):
+        layer = init_linear_(torch.nn.Linear(width, width), init)
+        product = layer.weight.detach().double() @ product
+    singular_values = torch.linalg.svdvals(product)
+    return (singular_values.max() / singular_values.min()).item()

@@ -56,12 +56,27 @@ def _as_histories(histories, attribute):
     return runs
 
 
-def _plot_step_losses(ax, runs, linewidth=1, values=list):
+def _as_styles(styles):
+    """``{label: {line property: value}}`` (matplotlib's ``Line2D`` keywords, e.g. ``color``,
+    ``linestyle``) or None; labels a figure does not draw are ignored, so one dict can serve
+    every figure of a notebook."""
+    if styles is None:
+        return {}
+    if not isinstance(styles, dict) or not all(isinstance(style, dict) for style in styles.values()):
+        raise ValueError(f"styles={_checks._describe(styles)} is not allowed; it must be None or a dict "
+                         "{label: {line property: value}}, e.g. {'plain': {'color': 'C0'}}")
+    return styles
+
+
+def _plot_step_losses(ax, runs, linewidth=1, values=list, styles=None):
     """The training loss per step of each run on ``ax`` (``values`` applied to it), a run that
-    diverged marked with an ``x`` where it stopped; returns ``{label: line colour}``."""
+    diverged marked with an ``x`` where it stopped; ``styles`` as in :func:`_as_styles`;
+    returns ``{label: line colour}``."""
+    styles = _as_styles(styles)
     colors = {}
     for label, history in runs.items():
-        line, = ax.plot(range(1, len(history.loss) + 1), values(history.loss), label=label, linewidth=linewidth)
+        line, = ax.plot(range(1, len(history.loss) + 1), values(history.loss),
+                        **{"label": label, "linewidth": linewidth, **styles.get(label, {})})
         colors[label] = line.get_color()
         if history.diverged:
             ax.plot([history.stop_step], [history.loss[-1] if history.loss else 1.0], "x",
@@ -70,7 +85,8 @@ def _plot_step_losses(ax, runs, linewidth=1, values=list):
     return colors
 
 
-def plot_log_lines(x, values, xlabel, ylabel, title=None, references=None, hline=None):
+def plot_log_lines(x, values, xlabel, ylabel, title=None, references=None, hline=None, styles=None,
+                   reference_styles=None):
     """Lines on a log y-axis over shared x positions, one per run.
 
     Args:
@@ -79,18 +95,27 @@ def plot_log_lines(x, values, xlabel, ylabel, title=None, references=None, hline
         xlabel, ylabel, title: axis labels and title.
         references: optional ``{label: sequence}`` drawn as dashed grey lines (e.g. a bound).
         hline: optional y value drawn as a dotted horizontal line (e.g. the 1e-3 rule of thumb).
+        styles: optional ``{label: {line property: value}}`` (``color``, ``linestyle``, ... of
+            matplotlib's ``Line2D``) for the runs, so one kind of run keeps one look across
+            figures; labels not drawn here are ignored.
+        reference_styles: the same for the references, whose default look is a dashed grey line
+            (e.g. ``{"bound": {"color": "C2", "linestyle": ":"}}`` to draw a bound in the colour of
+            the run it predicts, and to tell two references apart).
     """
     x = list(x)
     runs = _as_runs(values)
+    styles = _as_styles(styles)
+    reference_styles = _as_styles(reference_styles)
     refs = _as_runs(references or {}, "references")
     for label, seq in [*runs.items(), *refs.items()]:
         if len(seq) != len(x):
             raise ValueError(f"values for {label!r} has {len(seq)} entries but x has {len(x)}; they must match")
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, seq in runs.items():
-        ax.plot(x, _positive(seq), marker="o", markersize=3, label=label)
+        ax.plot(x, _positive(seq), **{"marker": "o", "markersize": 3, "label": label, **styles.get(label, {})})
     for label, seq in refs.items():
-        ax.plot(x, _positive(seq), linestyle="--", color="grey", label=label)
+        ax.plot(x, _positive(seq), **{"linestyle": "--", "color": "grey", "label": label,
+                                      **reference_styles.get(label, {})})
     if hline is not None:
         ax.axhline(hline, linestyle=":", color="black", label=f"{hline:g}")
     ax.set_yscale("log")
@@ -105,7 +130,7 @@ def plot_log_lines(x, values, xlabel, ylabel, title=None, references=None, hline
     return _finish(fig)
 
 
-def plot_per_layer(values, ylabel, title=None, references=None, hline=None):
+def plot_per_layer(values, ylabel, title=None, references=None, hline=None, styles=None):
     """Per-layer values (layer 1 = input side) on a log scale; see :func:`plot_log_lines`.
 
     Runs may have different lengths (networks of different depths side by side):
@@ -115,29 +140,50 @@ def plot_per_layer(values, ylabel, title=None, references=None, hline=None):
     refs = _as_runs(references or {}, "references")
     n = max(len(seq) for seq in [*runs.values(), *refs.values()])
     runs, refs = ({label: seq + [math.nan] * (n - len(seq)) for label, seq in d.items()} for d in (runs, refs))
-    return plot_log_lines(range(1, n + 1), runs, "layer (1 = input side)", ylabel, title, refs or None, hline)
+    return plot_log_lines(range(1, n + 1), runs, "layer (1 = input side)", ylabel, title, refs or None, hline,
+                          styles)
 
 
-def plot_gradient_flow(norms, title="Gradient norm per layer", references=None):
-    """Per-layer gradient norms ``||dL/dW_l||`` on a log scale (several runs side by side)."""
-    return plot_per_layer(norms, "gradient norm (log scale)", title=title, references=references)
+def plot_gradient_flow(norms, title="Gradient norm per layer", references=None, styles=None):
+    """Per-layer gradient norms ``||dL/dW_l||`` on a log scale (several runs side by side);
+    ``styles`` as in :func:`plot_log_lines`."""
+    return plot_per_layer(norms, "gradient norm (log scale)", title=title, references=references, styles=styles)
 
 
-def plot_history(histories, title=None):
+_RUN_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def plot_history(histories, title=None, legend="inside", styles=None):
     """Loss per step (left) and accuracy per epoch (right) of one History or ``{label: History}``.
 
     A run that diverged is marked with an ``x`` at the step where it stopped.
+    ``legend="outside"`` draws one legend beside the axes, clear of the data, with one entry per
+    run, and gives each run its own hollow marker, smaller for each later run, so that runs with
+    equal values (two networks at chance) stay visible as rings one inside the other; training
+    accuracy is drawn solid, validation accuracy dashed.
+    ``styles``: optional ``{label: {line property: value}}`` for the runs' loss and training
+    accuracy lines (see :func:`plot_log_lines`); validation lines take the run's colour.
     """
+    _checks.choice("legend", legend, ("inside", "outside"))
     runs = _as_histories(histories, "train_accuracy")
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
-    colors = _plot_step_losses(ax_loss, runs)
-    for label, history in runs.items():
+    styles = _as_styles(styles)
+    outside = legend == "outside"
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 3.8) if outside else (10, 3.8))
+    colors = _plot_step_losses(ax_loss, runs, styles=styles)
+    loss_lines = [line for line in ax_loss.get_lines() if line.get_marker() != "x"]   # one per run, in order
+    for i, (label, history) in enumerate(runs.items()):
         epochs = range(1, len(history.train_accuracy) + 1)
-        ax_acc.plot(epochs, history.train_accuracy, marker="o", color=colors[label],
+        style = dict(marker=_RUN_MARKERS[i % len(_RUN_MARKERS)], markersize=max(13 - 2 * i, 4), markerfacecolor="none",
+                     markeredgewidth=1.5) if outside else {}
+        ax_acc.plot(epochs, history.train_accuracy, **({"marker": "o", "color": colors[label]} | style
+                                                       | styles.get(label, {})),
                     label=None if label is None else f"{label} (train)")
         if history.val_accuracy:
-            ax_acc.plot(epochs, history.val_accuracy, marker="s", linestyle="--", color=colors[label],
+            ax_acc.plot(epochs, history.val_accuracy, linestyle="--", color=colors[label],
+                        **({"marker": "s"} | style),
                         label=None if label is None else f"{label} (validation)")
+        if outside:   # the same marker on the run's loss line, a few times, so the legend names both panels
+            loss_lines[i].set(**style, markevery=max(1, len(history.loss) // 6))
     ax_loss.set_ylabel("training loss")
     ax_loss.set_yscale("log")
     ax_acc.set_xlabel("epoch")
@@ -146,8 +192,14 @@ def plot_history(histories, title=None):
     ax_acc.set_ylim(0, 1)
     for ax in (ax_loss, ax_acc):
         ax.grid(True, alpha=0.3)
-        if any(label is not None for label in runs):
-            ax.legend(fontsize="small")
+    if any(label is not None for label in runs):
+        if outside:
+            handles = loss_lines + [plt.Line2D([], [], color="grey", label="accuracy: train"),
+                                    plt.Line2D([], [], color="grey", linestyle="--", label="accuracy: validation")]
+            ax_acc.legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        else:
+            for ax in (ax_loss, ax_acc):
+                ax.legend(fontsize="small")
     return _finish(fig, title)
 
 
@@ -178,6 +230,31 @@ def plot_activation_stats(monitor, step=-1, title=None):
     for ax in axes:
         ax.set_xlabel("layer (1 = input side)")
         ax.grid(True, alpha=0.3)
+    return _finish(fig, title)
+
+
+def plot_statistic_over_steps(monitor, name="act_mean", title=None):
+    """One recorded statistic of a :class:`~gradcourse.monitor.GradientMonitor` against the training
+    step, one line per layer (``grad_norm``, ``update_ratio``) or activation call (the others), as
+    in Glorot & Bengio's (2010) Figure 2 of each layer's mean activation during training. Steps are
+    counted as the monitor records them: every ``monitor.every``-th training step."""
+    if not hasattr(monitor, "series"):
+        raise ValueError(f"monitor={_checks._describe(monitor)} is not allowed; it must be a GradientMonitor")
+    values = monitor.series(name)
+    if len(values) == 0:
+        raise ValueError(f"the monitor has recorded no {name!r} yet; train the model while it is active")
+    labels = monitor.layer_names if name in ("grad_norm", "update_ratio") else monitor.activation_names
+    steps = [k * monitor.every for k in range(len(values))]
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    colors = plt.cm.viridis([i / max(1, values.shape[1] - 1) for i in range(values.shape[1])])
+    for column, (label, color) in enumerate(zip(labels, colors)):
+        ax.plot(steps, values[:, column], color=color, label=f"{column + 1}: {label}")
+    if name in ("grad_norm", "update_ratio"):
+        ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(name)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
     return _finish(fig, title)
 
 
@@ -231,6 +308,7 @@ def plot_layer_histograms(per_layer, title=None, bins=60):
             centers = (edges[:-1] + edges[1:]) / 2
             ax.plot(centers, density, color=color, label=f"layer {i + 1} (std {t.std().item():.2g})")
         ax.set_title(panel, fontsize="medium")
+        ax.set_xlabel(f"value of {panel}")
         ax.set_ylabel("density")
         ax.legend(fontsize="x-small")
         ax.grid(True, alpha=0.3)
@@ -274,14 +352,16 @@ def plot_per_layer_shares(values, ylabel, title=None):
 
 # ---------------------------------------------------------------- recurrent networks and clipping (notebooks 06, 08)
 
-def plot_timestep_gradients(norms, title=None, references=None, ylabel="||dL/dh_t|| (log scale)"):
+def plot_timestep_gradients(norms, title=None, references=None, ylabel="||dL/dh_t|| (log scale)", styles=None,
+                            reference_styles=None):
     """``||dL/dh_t||`` against the time step t = 1..T on a log scale, one line per run
     (e.g. ``{"rnn": [...], "lstm": [...]}`` from :func:`gradcourse.sequences.timestep_gradient_norms`).
-    The loss is read at the last step T, so the gradient starts there and flows to the left."""
+    The loss is read at the last step T, so the gradient starts there and flows to the left.
+    ``styles`` and ``reference_styles`` as in :func:`plot_log_lines`."""
     runs = _as_runs(norms, "norms")
     length = max(len(seq) for seq in runs.values())
     return plot_log_lines(range(1, length + 1), norms, "time step t (the loss reads h_T)", ylabel,
-                          title=title, references=references)
+                          title=title, references=references, styles=styles, reference_styles=reference_styles)
 
 
 def plot_regression_history(histories, baseline=None, title=None):
@@ -497,4 +577,28 @@ def plot_quantiles(series, quantiles=(0.15, 0.5, 0.85), title=None):
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("value")
     axes[0][0].legend(fontsize="small")
+    return _finish(fig, title)
+
+
+def plot_accuracy_over_steps(curves, title=None, ylabel="test accuracy"):
+    """Accuracy against training steps, one line per run: ``{label: (steps, accuracies)}``,
+    e.g. ``(recorder.steps, recorder.accuracy)`` of
+    :class:`~gradcourse.normalization.AccuracyOverSteps` -- the view of Ioffe & Szegedy (2015),
+    Figure 1(a)."""
+    if not isinstance(curves, dict) or not curves:
+        raise ValueError(f"curves={_checks._describe(curves)} is not allowed; it must be a non-empty dict "
+                         "{label: (steps, accuracies)}")
+    for label, curve in curves.items():
+        if (not isinstance(curve, (tuple, list)) or len(curve) != 2 or not all(hasattr(c, "__len__") for c in curve)
+                or len(curve[0]) != len(curve[1]) or not len(curve[0])):
+            raise ValueError(f"curves[{label!r}]={_checks._describe(curve)} is not allowed; it must be a pair "
+                             "(steps, accuracies) of equal, non-zero lengths")
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for label, (steps, accuracies) in curves.items():
+        ax.plot(list(steps), list(accuracies), marker=".", label=str(label))
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
     return _finish(fig, title)

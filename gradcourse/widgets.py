@@ -267,7 +267,10 @@ def clipping_figure(grad_norms, threshold):
 def clipping_explorer(grad_norms, threshold):
     """A log-scale slider for the clipping threshold over a recorded gradient-norm trace
     (e.g. ``History.grad_norm``, which holds the norms before clipping); redraws the trace,
-    the histogram and the share of steps that norm clipping at that threshold would rescale."""
+    the histogram and the share of steps that norm clipping at that threshold would rescale.
+
+    The returned box's ``figure`` attribute is the figure it drew last, so code can move the
+    slider (``box.children[0].value = c``) and read what the learner would see."""
     import math
 
     norms = [float(v) for v in grad_norms]
@@ -280,11 +283,14 @@ def clipping_explorer(grad_norms, threshold):
     slider = widgets.FloatLogSlider(value=threshold, base=10, min=low, max=high, step=0.05,
                                     description="threshold c", continuous_update=False)
 
-    def draw(threshold):
-        display(clipping_figure(norms, threshold))
+    box = widgets.VBox([slider])
 
-    output = widgets.interactive_output(draw, {"threshold": slider})
-    return widgets.VBox([slider, output])
+    def draw(threshold):
+        box.figure = clipping_figure(norms, threshold)
+        display(box.figure)
+
+    box.children = (slider, widgets.interactive_output(draw, {"threshold": slider}))
+    return box
 
 
 def timestep_gradient_figure(length=50, cell="lstm", forget_bias=1.0, hidden=32, batch=256, seed=0):
@@ -346,25 +352,26 @@ def _final_accuracy(run):
 
 
 def residual_figure(X, y, depth=50, residual=True, width=64, norm="batch", epochs=2, batch_size=128,
-                    optimizer="adam", lr=1e-3, seed=0):
-    """Train a seeded ReLU MLP with He init on ``(X, y)`` (plain, ``residual=True`` or
-    ``residual="pre"``) and plot its training loss next to ``||dL/dW_l||`` per layer at the
-    first step."""
+                    optimizer="adam", lr=1e-3, seed=0, activation="relu"):
+    """Train a seeded MLP with He init on ``(X, y)`` (plain, ``residual=True`` or
+    ``residual="pre"``; ReLU unless ``activation`` says otherwise) and plot its training loss next
+    to ``||dL/dW_l||`` per layer at the first step."""
     _checks.integer("depth", depth, minimum=2, maximum=100)
-    run = train_mlp(X, y, depth=depth, residual=residual, width=width, norm=norm, activation="relu",
+    run = train_mlp(X, y, depth=depth, residual=residual, width=width, norm=norm, activation=activation,
                     init="kaiming", epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, seed=seed)
     label = dict((value, name) for name, value in RESIDUAL_CHOICES)[residual]
     return plot_training_and_layers({label: run.history}, {label: run.monitor.series("grad_norm")[0].tolist()},
                                     "||dL/dW_l|| at the first step",
-                                    title=f"{depth} layers, {label}, norm={norm}: {_final_accuracy(run)}")
+                                    title=f"{depth} layers, {label}, {activation}, norm={norm}: {_final_accuracy(run)}")
 
 
 def residual_explorer(X, y, depth=50, residual=True, width=64, norm="batch", epochs=2, batch_size=128,
-                      optimizer="adam", lr=1e-3, seed=0):
+                      optimizer="adam", lr=1e-3, seed=0, activation="relu"):
     """A depth slider and plain / residual / pre-activation buttons; each change trains a fresh
     seeded network and redraws :func:`residual_figure`. Returns the widget."""
     _checks.features_and_labels(X, y)
     _checks.integer("depth", depth, minimum=2, maximum=60)
+    _checks.choice("activation", activation, tuple(ACTIVATIONS))
     if not isinstance(residual, (bool, str)) or residual not in dict(RESIDUAL_CHOICES).values():
         raise ValueError(f"residual={residual!r} is not allowed; choose one of: False, True, 'pre'")
     controls = {
@@ -373,7 +380,8 @@ def residual_explorer(X, y, depth=50, residual=True, width=64, norm="batch", epo
     }
 
     def draw(depth, residual):
-        display(residual_figure(X, y, depth, residual, width, norm, epochs, batch_size, optimizer, lr, seed))
+        display(residual_figure(X, y, depth, residual, width, norm, epochs, batch_size, optimizer, lr, seed,
+                                activation))
 
     output = widgets.interactive_output(draw, controls)
     return widgets.VBox([widgets.HBox([controls["depth"], controls["residual"]]), output])

@@ -33,3 +33,19 @@ def test_experiments_reject_bad_arguments(Xy, raises_bad):
         experiments.gradient_flow(*Xy, activation="sigmod")
     with pytest.raises(ValueError, match="y has 3 labels"):
         experiments.gradient_flow(Xy[0], Xy[1][:3])
+
+
+def test_product_condition_number_orthogonal_stays_one_gaussian_spreads():
+    """Saxe et al. 2014: orthogonal products are isometries; Gaussian products' spectra spread with depth."""
+    assert experiments.product_condition_number(30, width=16, init="orthogonal") == pytest.approx(1, abs=1e-4)
+    gaussian = [experiments.product_condition_number(depth, width=16, init="lecun") for depth in (1, 5, 10)]
+    assert 1 < gaussian[0] < gaussian[1] < gaussian[2]
+    assert gaussian[2] > 1e6
+    assert experiments.product_condition_number(5, width=16, init="lecun", seed=1) != gaussian[1]
+
+
+def test_product_condition_number_rejects_bad_arguments(raises_bad):
+    with raises_bad("depth", 0):
+        experiments.product_condition_number(0)
+    with raises_bad("init", "gauss"):
+        experiments.product_condition_number(3, init="gauss")

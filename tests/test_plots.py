@@ -112,6 +112,22 @@ def test_plot_history_dict_gives_one_loss_line_per_run():
     assert [line.get_label() for line in ax_acc.get_lines()] == ["sgd (train)", "adam (train)", "adam (validation)"]
 
 
+def test_plot_history_legend_outside_keeps_equal_runs_visible(raises_bad):
+    runs = {"a": _history([2.3, 2.3], [0.1, 0.1], [0.1, 0.1]), "b": _history([2.3, 2.3], [0.1, 0.1], [0.1, 0.1])}
+    fig = plots.plot_history(runs, legend="outside")
+    ax_loss, ax_acc = fig.axes
+    assert ax_loss.get_legend() is None
+    legend = ax_acc.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["a", "b", "accuracy: train", "accuracy: validation"]
+    assert legend.get_bbox_to_anchor().x0 >= ax_acc.get_window_extent().x1   # beside the axes, not on them
+    a_train, a_val, b_train, b_val = ax_acc.get_lines()
+    assert a_train.get_marker() != b_train.get_marker() and a_train.get_markersize() > b_train.get_markersize()
+    assert a_train.get_markerfacecolor() == "none" and a_val.get_linestyle() == "--"
+    assert [line.get_marker() for line in ax_loss.get_lines()] == [a_train.get_marker(), b_train.get_marker()]
+    with raises_bad("legend", "right"):
+        plots.plot_history(runs, legend="right")
+
+
 @pytest.mark.parametrize("histories", ["loss", [1.0, 2.0], {"a": None}])
 def test_plot_history_rejects_non_histories(histories):
     with pytest.raises(ValueError, match="histories must be a History"):
@@ -206,3 +222,53 @@ def test_runs_of_different_depths_are_drawn_side_by_side():
     assert all(math.isnan(v) for v in list(shallow.get_ydata())[3:])  # nothing drawn past its last layer
     assert list(bound.get_ydata())[:2] == [1.0, 1.0]
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["depth 3", "depth 5", "bound"]
+
+
+def test_accuracy_over_steps_draws_one_line_per_run():
+    fig = plots.plot_accuracy_over_steps({"a": ([0, 10, 20], [0.1, 0.5, 0.8]), "b": ([0, 10], [0.1, 0.9])}, title="T")
+    a, b = fig.axes[0].get_lines()
+    assert list(a.get_xdata()) == [0, 10, 20] and list(b.get_ydata()) == [0.1, 0.9]
+    assert fig.axes[0].get_xlabel() == "training step"
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["a", "b"]
+
+
+@pytest.mark.parametrize("curves", [{}, {"a": ([0, 1], [0.5])}, {"a": [0, 1]}])
+def test_accuracy_over_steps_rejects_bad_curves(curves):
+    with pytest.raises(ValueError, match="curves"):
+        plots.plot_accuracy_over_steps(curves)
+
+
+def test_styles_give_each_run_the_same_look_in_every_figure():
+    from matplotlib.colors import to_hex
+
+    styles = {"plain": {"color": "C3", "linestyle": "--"}, "residual": {"color": "C0"}, "not drawn": {"color": "k"}}
+    figures = [plots.plot_log_lines([1, 2], {"residual": [2, 3], "plain": [1, 2]}, "x", "y", styles=styles),
+               plots.plot_per_layer({"residual": [2.0], "plain": [1.0, 2.0]}, "y", styles=styles),
+               plots.plot_gradient_flow({"residual": [2, 3], "plain": [1, 2]}, styles=styles)]
+    history = plots.plot_history({"residual": _history([2.0, 1.0], [0.5]), "plain": _history([2.0, 1.5], [0.3], [0.2])},
+                                 styles=styles)
+    figures += [history, plots.plot_history({"plain": _history([2.0, 1.5], [0.3])}, legend="outside", styles=styles)]
+    for fig in figures:
+        lines = {line.get_label().removesuffix(" (train)"): line for ax in fig.axes[:2] for line in ax.get_lines()}
+        assert to_hex(lines["plain"].get_color()) == to_hex("C3") and lines["plain"].get_linestyle() == "--"
+        if "residual" in lines:
+            assert to_hex(lines["residual"].get_color()) == to_hex("C0") and lines["residual"].get_linestyle() == "-"
+    ax_loss, ax_acc = history.axes
+    assert [to_hex(line.get_color()) for line in ax_loss.get_lines()] == [to_hex("C0"), to_hex("C3")]
+    validation = ax_acc.get_lines()[-1]
+    assert validation.get_label() == "plain (validation)" and to_hex(validation.get_color()) == to_hex("C3")
+
+
+def test_without_styles_runs_take_the_colour_cycle():
+    from matplotlib.colors import to_hex
+
+    fig = plots.plot_log_lines([1, 2], {"a": [1, 2], "b": [2, 3]}, "x", "y")
+    assert [to_hex(line.get_color()) for line in fig.axes[0].get_lines()] == [to_hex("C0"), to_hex("C1")]
+
+
+@pytest.mark.parametrize("styles", ["C0", {"plain": "C0"}, [("plain", {})]])
+def test_plots_reject_bad_styles(styles):
+    with pytest.raises(ValueError, match="styles="):
+        plots.plot_log_lines([1], {"plain": [1]}, "x", "y", styles=styles)
+    with pytest.raises(ValueError, match="styles="):
+        plots.plot_history(_history([1.0], [0.5]), styles=styles)
