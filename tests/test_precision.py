@@ -1,4 +1,5 @@
-"""gradcourse.precision: casting losses, accumulation in low precision, GradScaler's trace."""
+"""gradcourse.precision: casting losses, accumulation in low precision, GradScaler's trace,
+the scale sweep and the mixed-precision training loop."""
 
 import math
 
@@ -6,7 +7,8 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from gradcourse import precision, widgets
+import gradcourse
+from gradcourse import plots, precision, widgets
 
 
 def test_cast_losses_counts_underflow_and_overflow():
@@ -48,6 +50,30 @@ def test_bad_arguments(raises_bad):
         precision.accumulate(count=-1)
     with raises_bad("growth_interval", 0):
         precision.grad_scaler_trace(growth_interval=0)
+    with raises_bad("gradients", []):
+        precision.cast_sweep([])
+    with raises_bad("log2_scales[i]", 0.5):
+        precision.cast_sweep([torch.ones(2)], [0.5])
+    with raises_bad("accumulate", "float64"):
+        precision.dot_product(torch.ones(2), torch.ones(2), accumulate="float64")
+    with raises_bad("a", [1.0]):
+        precision.dot_product([1.0], torch.ones(1))
+    with pytest.raises(ValueError, match="they must match"):
+        precision.dot_product(torch.ones(2), torch.ones(3))
+    model = gradcourse.MLP(depth=1, width=4)
+    X, y = torch.zeros(8, 784), torch.zeros(8, dtype=torch.long)
+    with raises_bad("precision", "float8"):
+        precision.train_mixed_precision(model, X, y, precision="float8")
+    with raises_bad("loss_weight", 0):
+        precision.train_mixed_precision(model, X, y, loss_weight=0)
+    with raises_bad("loss_scaling", 1):
+        precision.train_mixed_precision(model, X, y, loss_scaling=1)
+    with raises_bad("batch_size", 9):
+        precision.train_mixed_precision(model, X, y, batch_size=9)
+    with raises_bad("model", "net"):
+        precision.train_mixed_precision("net", X, y)
+    with pytest.raises(ValueError, match="entries but log2_scales has"):
+        plots.plot_loss_scale_sweep([0, 1], {"a": [0.0]}, {})
     with raises_bad("log2_scale", 41):
         widgets.precision_figure([torch.ones(2)], log2_scale=41)
     with pytest.raises(ValueError, match="gradients"):
@@ -61,3 +87,70 @@ def test_precision_figure_and_explorer():
     flushed_line = fig.axes[0].get_lines()[0]
     assert list(flushed_line.get_ydata()) == [1.0, 0.0]
     assert widgets.precision_explorer(grads).__class__.__name__ == "VBox"
+
+
+def test_cast_sweep_finds_the_window_between_underflow_and_overflow():
+    sweep = precision.cast_sweep([torch.tensor([2.0**-30, 2.0**-10]), torch.tensor([1.0])], range(0, 20))
+    assert sweep["log2_scales"] == list(range(20))
+    assert sweep["flushed"][0][:7] == [0.5] * 6 + [0.0]      # 2^-30 * 2^5 = 2^-25 still rounds to 0
+    assert sweep["overflowed"][1][15:17] == [0.0, 1.0]        # 2^16 = 65536 is past 65504
+    assert sweep["largest_safe"] == 15 == math.floor(math.log2(65520 / 1.0))
+    assert sweep["smallest_complete"] == 6
+    assert precision.cast_sweep([torch.tensor([1.0])], [20])["largest_safe"] is None
+    assert precision.cast_sweep([torch.tensor([1.0])], [0], "bfloat16")["flushed"] == [[0.0]]
+    figure = plots.plot_loss_scale_sweep(sweep["log2_scales"], {"layer 1": sweep["flushed"][0]},
+                                         {"overflowed": sweep["overflowed"][1]}, limits={"65504": 15.9})
+    assert isinstance(figure, Figure) and len(figure.axes[0].get_lines()) == 3
+
+
+def test_dot_product_stalls_in_float16_accumulation_only():
+    a = torch.full((4096,), 0.1)
+    assert precision.dot_product(a, a, "float16") == 32.0                     # half of 32's spacing 2^-5 exceeds 0.01
+    assert precision.dot_product(a, a, "float32") == pytest.approx(40.96, abs=0.05)
+    assert precision.dot_product(a[:10], a[:10], "float16") == pytest.approx(0.1, rel=1e-3)  # a short sum is fine
+
+
+def _tiny_net(seed=0):
+    gradcourse.set_seed(seed)
+    return gradcourse.MLP(depth=2, width=16, activation="tanh", init="xavier")
+
+
+def test_loss_weight_is_the_same_training_in_float32(mnist_small):
+    X, y = mnist_small
+    model = _tiny_net()
+    before = [p.detach().clone() for p in model.parameters()]
+    plain = precision.train_mixed_precision(model, X, y, precision="float32", loss_scaling=False, steps=6, batch_size=32)
+    weighted = precision.train_mixed_precision(model, X, y, precision="float32", loss_scaling=False, steps=6,
+                                               batch_size=32, loss_weight=2.0**-18)
+    assert plain["loss"] == weighted["loss"] and plain["loss"][-1] < plain["loss"][0]
+    assert all(torch.equal(p, q) for p, q in zip(plain["model"].parameters(), weighted["model"].parameters()))
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))   # the model itself is untouched
+    assert plain["layers"] == ["hidden layer 1", "hidden layer 2", "output layer"] and 0 <= plain["accuracy"] <= 1
+
+
+def test_float16_gradients_below_2_to_the_minus_25_flush_and_scaling_rescues_them(mnist_small):
+    X, y = mnist_small
+    model = _tiny_net()
+    options = dict(steps=8, batch_size=32, loss_weight=2.0**-20)   # |dL/dlogit| <= 2^-20 / 2^5 = 2^-25
+    reference = precision.train_mixed_precision(model, X, y, precision="float32", loss_scaling=False, **options)
+    unscaled = precision.train_mixed_precision(model, X, y, precision="float16", loss_scaling=False, **options)
+    scaled = precision.train_mixed_precision(model, X, y, precision="float16", loss_scaling=True, growth_interval=3, **options)
+    assert unscaled["zero_share"] == [1.0, 1.0, 1.0] and unscaled["moved"] == [0.0, 0.0, 0.0]
+    assert max(scaled["zero_share"]) < 0.01 and all(m > 0 for m in scaled["moved"])
+    assert scaled["loss"][-1] == pytest.approx(reference["loss"][-1], rel=0.02)
+    assert scaled["scale"][:4] == [2.0**16] * 3 + [2.0**17] and scaled["skipped"] == []   # doubled after 3 clean steps
+    assert unscaled["scale"] == [1.0] * 8
+    bf16 = precision.train_mixed_precision(model, X, y, precision="bfloat16", loss_scaling=False, **options)
+    assert max(bf16["zero_share"]) < 0.01 and bf16["loss"][-1] == pytest.approx(reference["loss"][-1], rel=0.02)
+
+
+def test_grad_scaler_skips_an_overflowing_step_and_halves_its_scale(mnist_small):
+    X, y = mnist_small
+    model = _tiny_net()
+    run = precision.train_mixed_precision(model, X, y, precision="float16", steps=30, batch_size=32, init_scale=2.0**40)
+    skipped = run["skipped"]
+    assert skipped == list(range(len(skipped))) and 0 < len(skipped) < 30   # backs off until the gradients fit
+    assert run["scale"][:len(skipped) + 1] == [2.0 ** (40 - k) for k in range(len(skipped) + 1)]
+    assert run["loss"][-1] < run["loss"][0]                                   # then it trains
+    one = precision.train_mixed_precision(model, X, y, precision="float16", steps=1, batch_size=32, init_scale=2.0**40)
+    assert one["skipped"] == [0] and one["moved"] == [0.0, 0.0, 0.0]          # a skipped step leaves the weights alone
