@@ -1,5 +1,7 @@
 """gradcourse.diagnose: one network per symptom, a healthy one, any model, and the model left untouched."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -165,6 +167,19 @@ def test_train_and_diagnose_reports_then_trains(mnist_small):
     blown = gradcourse.experiments.train_and_diagnose(X, y, (X, y), lr=50.0, epochs=1, depth=8, width=16,
                                                       activation="relu", init="kaiming", init_scale=3.0)
     assert blown["history"].diverged and blown["accuracy"] is None
+
+
+def test_train_and_diagnose_small_output_layer_starts_at_ln_c(mnist_small, raises_bad):
+    X, y = mnist_small
+    for seed in range(2):
+        plain, small = (gradcourse.experiments.train_and_diagnose(X, y, (X, y), lr=0.05, epochs=1, seed=seed, depth=8,
+                                                                  width=64, activation="relu", init="kaiming",
+                                                                  output_scale=scale)["report"] for scale in (1.0, 0.1))
+        assert abs(small.loss - math.log(10)) < 0.1 < plain.loss - math.log(10)
+        # the hidden layers' gradients pass through the output weights: they shrink with them
+        assert all(s < 0.2 * p for s, p in zip(small.grad_norms, plain.grad_norms))
+    with raises_bad("output_scale", 0):
+        gradcourse.experiments.train_and_diagnose(X, y, (X, y), lr=0.05, output_scale=0, depth=2, width=8)
 
 
 def test_remove_batchnorm_and_scale_weights():
