@@ -350,6 +350,35 @@ def plot_per_layer_shares(values, ylabel, title=None):
     return _finish(fig)
 
 
+def plot_loss_scale_sweep(log2_scales, flushed, overflowed, limits=None, title=None):
+    """Shares in [0, 1] against the loss scale ``S = 2**k`` (x axis: ``k``), e.g. from
+    :func:`gradcourse.precision.cast_sweep`: ``flushed`` (``{label: share per k}``, solid lines)
+    and ``overflowed`` (``{label: share per k}``, dashed lines); ``limits``: optional
+    ``{label: k}`` drawn as dotted vertical lines (e.g. where ``max|g| * S`` reaches fp16's 65504)."""
+    x = [float(k) for k in log2_scales]
+    flushed, overflowed = _as_runs(flushed, "flushed"), _as_runs(overflowed, "overflowed")
+    for label, seq in [*flushed.items(), *overflowed.items()]:
+        if len(seq) != len(x):
+            raise ValueError(f"shares for {label!r} has {len(seq)} entries but log2_scales has {len(x)}; they must match")
+    limits = dict(limits or {})
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    for label, seq in flushed.items():
+        ax.plot(x, seq, marker="o", markersize=2.5, label=label)
+    for (label, seq), color in zip(overflowed.items(), ("black", "dimgrey", "darkgrey")):
+        ax.plot(x, seq, linestyle="--", linewidth=2, color=color, label=label)
+    for (label, k), color in zip(limits.items(), ("tab:red", "tab:grey", "tab:brown")):
+        ax.axvline(_checks.number(f"limits[{label!r}]", k), linestyle=":", color=color, label=label)
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel("log2 of the loss scale S")
+    ax.set_ylabel("share of the layer's gradients")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize="medium")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _finish(fig)
+
+
 # ---------------------------------------------------------------- recurrent networks and clipping (notebooks 06, 08)
 
 def plot_timestep_gradients(norms, title=None, references=None, ylabel="||dL/dh_t|| (log scale)", styles=None,
