@@ -24,3 +24,11 @@ def test_notebook_10_peaks_below_binders_guarantee():
     estimate = notebook_memory.binder_estimate(peak_mb, torch_mb)
     assert estimate < notebook_memory.LIMIT_MB, f"peak {peak_mb:.0f} MB, importing torch {torch_mb:.0f} MB"
     assert peak_mb < 1.5 * notebook_memory.LIMIT_MB, f"peak {peak_mb:.0f} MB with this build of torch"
+
+
+def test_the_probe_reports_the_kernels_own_peak_not_its_parents():
+    """Linux carries ru_maxrss over fork and exec: a kernel started by a 1.9 GB pytest reported 1.9 GB."""
+    ballast = bytearray(800 * 1024 * 1024)
+    ballast[::4096] = b"\1" * len(ballast[::4096])   # touch every page, so that it is resident
+    assert notebook_memory.measure_code("pass") < 400
+    del ballast
