@@ -11,14 +11,12 @@ import torch
 from . import _checks
 from .models import MLP, init_linear_
 from .monitor import _require_course_model, activation_gradient_norms, layer_gradient_norms, norm
-from .runtime import set_seed as _seed_everything
+from .runtime import set_seed
 from .theory import activation_derivative
 
 
 def gradient_flow(X, y, depth=20, activation="sigmoid", init="default", init_scale=1.0, width=64, seed=0):
     """``||dL/dW_l||`` per hidden layer (input side first) of a fresh seeded MLP on ``(X, y)``."""
-    from . import set_seed
-
     _checks.features_and_labels(X, y)
     set_seed(seed)
     model = MLP(in_features=X.shape[1], width=width, depth=depth, activation=activation,
@@ -29,8 +27,6 @@ def gradient_flow(X, y, depth=20, activation="sigmoid", init="default", init_sca
 def first_to_last_ratio(X, y, depths, activation="sigmoid", init="default", init_scale=1.0, width=64, seed=0):
     """For each depth L, ``||dL/dh_1|| / ||dL/dh_L||``: how much of the back-propagated signal
     at the last hidden layer survives to the first, in a fresh seeded MLP of that depth."""
-    from . import set_seed
-
     _checks.features_and_labels(X, y)
     depths = list(depths)
     if not depths:
@@ -87,8 +83,6 @@ def layer_statistics(X, y, depth=5, activation="tanh", init="default", init_scal
       figure 7) compare across layers and inits.
     * ``"weight_gradient_norms"``: ``||dL/dW_l||`` per layer.
     """
-    from . import set_seed
-
     _checks.features_and_labels(X, y)
     set_seed(seed)
     model = MLP(in_features=X.shape[1], width=width, depth=depth, activation=activation,
@@ -116,8 +110,6 @@ def scale_sweep(X, y, scales, depth=30, activation="relu", init="kaiming", width
     ``rho = sqrt(n Var(w) E[f'^2])`` with ``Var(w) = 2 g^2 / n``), so the norms fall like
     ``g^(L-l)`` for g < 1 and grow like it for g > 1: g = 1 is the critical scale.
     """
-    from . import set_seed
-
     _checks.features_and_labels(X, y)
     scales = list(scales)
     if not scales:
@@ -173,7 +165,6 @@ def dying_units_experiment(X, y, activation="relu", bias_shift=2.0, lr=0.05, war
     changes at all; LeakyReLU (slope 0.01) and ELU (slope ``exp(z)``) still pass a gradient.
     ``progress=True`` shows the two trainings' progress bars.
     """
-    from . import set_seed
     from .monitor import GradientMonitor
     from .train import accuracy, fit
 
@@ -218,7 +209,6 @@ def train_and_diagnose(X, y, validation, *, lr, epochs=3, batch_size=64, probe=2
     Returns ``{"report": Report, "history": History, "accuracy": the last validation accuracy,
     or None when training diverged before finishing an epoch}``.
     """
-    from . import set_seed
     from .diagnose import diagnose
     from .train import fit
 
@@ -256,7 +246,7 @@ def product_condition_number(depth, width=64, init="orthogonal", seed=0):
     """
     _checks.integer("depth", depth, minimum=1)
     _checks.integer("width", width, minimum=1)
-    _seed_everything(seed)
+    set_seed(seed)
     product = torch.eye(width, dtype=torch.float64)
     for _ in range(depth):
         layer = init_linear_(torch.nn.Linear(width, width), init)

@@ -473,7 +473,8 @@ class GradientMonitor:
         if not self._recording or not self._holds_our_weights(optimizer):
             return
         self._sizes = [torch.stack([norm(p) ** 2 for p in weights]).sum().sqrt() for weights in self._weights]
-        last = [values[-1].item() if values else 0.0 for values in self._records["update_ratio"]]
+        last = torch.stack([values[-1] if values else torch.zeros((), dtype=torch.float64)
+                            for values in self._records["update_ratio"]]).tolist()   # one host read, not one per layer
         replay = [i for i in range(len(self._weights)) if not last[i] > REPLAY_BELOW]
         self._steps = {}
         if replay and self.update_note is None:

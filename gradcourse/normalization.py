@@ -21,11 +21,35 @@ from torch.nn.utils import parametrize
 
 from . import _checks
 from .monitor import _require_course_model
+from .train import accuracy
 
 CONSTRAINTS = ("max_norm", "weight_norm", "spectral_norm")
 
 
-class PreactivationQuantiles:
+class _SingleHook:
+    """A context manager holding one forward hook, registered by ``_register()`` on entry and removed on exit."""
+
+    _handle = None
+
+    @property
+    def active(self):
+        """True while the hook is registered."""
+        return self._handle is not None
+
+    def __enter__(self):
+        if self.active:
+            raise RuntimeError(f"this {type(self).__name__} is already active")
+        self._handle = self._register()
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._handle is not None:
+            self._handle.remove()
+        self._handle = None
+        return False
+
+
+class PreactivationQuantiles(_SingleHook):
     """Record quantiles of the input of one hidden activation at every training forward pass.
 
     For an :class:`~gradcourse.models.MLP` the input of hidden layer l's activation is
@@ -66,22 +90,8 @@ class PreactivationQuantiles:
         self._records = []
         self._handle = None
 
-    @property
-    def active(self):
-        """True while the hook is registered."""
-        return self._handle is not None
-
-    def __enter__(self):
-        if self.active:
-            raise RuntimeError("this PreactivationQuantiles is already active")
-        self._handle = self._module.register_forward_hook(self._hook)
-        return self
-
-    def __exit__(self, *exc_info):
-        if self._handle is not None:
-            self._handle.remove()
-        self._handle = None
-        return False
+    def _register(self):
+        return self._module.register_forward_hook(self._hook)
 
     def _hook(self, module, inputs, output):
         if torch.is_grad_enabled():
@@ -128,7 +138,7 @@ class PreactivationQuantiles:
                 f"{len(self._records)} passes)")
 
 
-class AccuracyOverSteps:
+class AccuracyOverSteps(_SingleHook):
     """Record a model's accuracy on held-out data every ``every`` training steps.
 
     Ioffe & Szegedy (2015), "Batch Normalization", Figure 1(a), plot the test accuracy of the
@@ -155,19 +165,9 @@ class AccuracyOverSteps:
         self._passes = 0
         self._handle = None
 
-    @property
-    def active(self):
-        """True while the hook is registered."""
-        return self._handle is not None
-
-    @torch.no_grad()
     def _score(self, step):
-        was_training = self.model.training
-        self.model.eval()
-        correct = (self.model(self.X).argmax(dim=1) == self.y).float().mean().item()
-        self.model.train(was_training)
         self.steps.append(step)
-        self.accuracy.append(correct)
+        self.accuracy.append(accuracy(self.model, self.X, self.y))
 
     def _hook(self, module, inputs, output):
         if torch.is_grad_enabled() and module.training:
@@ -175,16 +175,11 @@ class AccuracyOverSteps:
                 self._score(self._passes)
             self._passes += 1
 
-    def __enter__(self):
-        if self.active:
-            raise RuntimeError("this AccuracyOverSteps is already active")
-        self._handle = self.model.register_forward_hook(self._hook)
-        return self
+    def _register(self):
+        return self.model.register_forward_hook(self._hook)
 
     def __exit__(self, *exc_info):
-        if self._handle is not None:
-            self._handle.remove()
-        self._handle = None
+        super().__exit__(*exc_info)
         if self._passes and (not self.steps or self.steps[-1] != self._passes):
             self._score(self._passes)
         return False

@@ -203,14 +203,18 @@ def plot_history(histories, title=None, legend="inside", styles=None):
     return _finish(fig, title)
 
 
+def _require_monitor(monitor):
+    if not hasattr(monitor, "series"):
+        raise ValueError(f"monitor={_checks._describe(monitor)} is not allowed; it must be a GradientMonitor")
+
+
 def plot_activation_stats(monitor, step=-1, title=None):
     """Per-layer activation mean and std, saturated share and dead share at one recorded step.
 
     ``monitor`` is a :class:`~gradcourse.monitor.GradientMonitor`; ``step`` indexes its
     recorded forward passes (default: the latest).
     """
-    if not hasattr(monitor, "series"):
-        raise ValueError(f"monitor={_checks._describe(monitor)} is not allowed; it must be a GradientMonitor")
+    _require_monitor(monitor)
     stats = {name: monitor.series(name) for name in ("act_mean", "act_std", "saturated", "dead")}
     steps = len(stats["act_mean"])
     if steps == 0:
@@ -238,8 +242,7 @@ def plot_statistic_over_steps(monitor, name="act_mean", title=None):
     step, one line per layer (``grad_norm``, ``update_ratio``) or activation call (the others), as
     in Glorot & Bengio's (2010) Figure 2 of each layer's mean activation during training. Steps are
     counted as the monitor records them: every ``monitor.every``-th training step."""
-    if not hasattr(monitor, "series"):
-        raise ValueError(f"monitor={_checks._describe(monitor)} is not allowed; it must be a GradientMonitor")
+    _require_monitor(monitor)
     values = monitor.series(name)
     if len(values) == 0:
         raise ValueError(f"the monitor has recorded no {name!r} yet; train the model while it is active")
