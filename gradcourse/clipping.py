@@ -8,7 +8,8 @@ networks", algorithm 1) rescales the whole gradient when its norm exceeds a thre
 which keeps its direction. Value clipping clamps every entry, ``g_i <- clamp(g_i, -c, c)``,
 which changes the direction whenever some entries are clamped and others are not. PyTorch
 implements them as :func:`torch.nn.utils.clip_grad_norm_` and :func:`torch.nn.utils.clip_grad_value_`;
-:func:`clipped_copy` applies them to copies of a list of gradients.
+:func:`clipped_copy` applies them to copies of a list of gradients, and :func:`error_rate`
+scores a trained sequence model the way Pascanu et al. score their synthetic tasks.
 
 The cliff is the one-unit recurrent network of Pascanu et al. (2013), section 3 (their equation 11
 with one unit and no input), ``x_t = w sigma(x_{t-1}) + b``, unrolled for T steps from ``x_0``
@@ -113,6 +114,34 @@ def entry_quantile(gradients, q):
     q = _checks.number("q", q, minimum=0, maximum=1)
     values = torch.cat([g.detach().double().abs().flatten() for g in _gradient_list(gradients)])
     return torch.quantile(values, q).item()
+
+
+ERROR_TOLERANCE = 0.4
+
+
+def error_rate(model, X, y, tolerance=ERROR_TOLERANCE):
+    """The share of sequences whose prediction misses the target by more than ``tolerance``:
+    ``mean(|model(X) - y| > tolerance)``, a float in [0, 1].
+
+    This is how Pascanu, Mikolov & Bengio (2013) score their synthetic regression tasks (the
+    authors' code, github.com/pascanu/trainingRNNs, ``RNN.py`` and ``addition.py``): their adding
+    problem's target is the *mean* of the two marked values, a sequence counts as an error when
+    the squared error exceeds 0.04, i.e. ``|error| > 0.2`` on that scale, and a run counts as
+    solved once no validation sequence is an error. For
+    :func:`gradcourse.data.adding_problem`, whose target is the *sum*, the same criterion is
+    ``|error| > 0.4``, the default. Predicting the constant 1 misses by more than 0.4 whenever
+    ``|u_a + u_b - 1| > 0.4``, with probability ``(1 - 0.4)^2 = 0.36``.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model={_checks._describe(model)} is not allowed; it must be a torch.nn.Module")
+    _checks.inputs_and_targets(X, y)
+    tolerance = _checks.number("tolerance", tolerance, minimum=0, strict_minimum=True)
+    with torch.no_grad():
+        prediction = model(X)
+    if prediction.shape != y.shape:
+        raise ValueError(f"the model's predictions have shape {tuple(prediction.shape)} but y has {tuple(y.shape)}; "
+                         "they must match")
+    return ((prediction - y).abs() > tolerance).double().mean().item()
 
 
 # ---------------------------------------------------------------- the cliff

@@ -96,6 +96,58 @@ def test_clipping_helpers_reject_bad_arguments(gradients, call, match):
         call(gradients)
 
 
+# ---------------------------------------------------------------- Pascanu et al.'s error rate
+
+class _Constant(torch.nn.Module):
+    """Predicts ``value`` for every sequence."""
+
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+
+    def forward(self, X):
+        return torch.full((len(X),), self.value)
+
+
+def test_error_rate_counts_the_sequences_off_by_more_than_the_tolerance():
+    X = torch.zeros(4, 3, 2)
+    y = torch.tensor([1.0, 1.3, 1.5, 0.55])
+    assert clipping.error_rate(_Constant(1.0), X, y) == pytest.approx(2 / 4)   # 1.5 and 0.55 are off by > 0.4
+    assert clipping.error_rate(_Constant(1.0), X, y, tolerance=0.25) == pytest.approx(3 / 4)
+    assert clipping.ERROR_TOLERANCE == 0.4
+
+
+def test_the_constant_one_misses_36_percent_of_the_adding_problem():
+    # |u_a + u_b - 1| > 0.4 with probability (1 - 0.4)^2 = 0.36 for the sum of two U[0, 1]
+    X, y = adding_problem(20000, 6, seed=3)
+    assert clipping.error_rate(_Constant(1.0), X, y) == pytest.approx(0.36, abs=0.015)
+
+
+def test_error_rate_of_a_sequence_model_matches_its_predictions():
+    gradcourse.set_seed(1)
+    model = SequenceRegressor("gru", 4)
+    X, y = adding_problem(64, 5, seed=1)
+    with torch.no_grad():
+        expected = ((model(X) - y).abs() > 0.4).double().mean().item()
+    assert clipping.error_rate(model, X, y) == expected
+
+
+@pytest.mark.parametrize("call, name, value", [
+    (lambda X, y: clipping.error_rate("model", X, y), "model", "model"),
+    (lambda X, y: clipping.error_rate(_Constant(1.0), X, y, tolerance=0.0), "tolerance", 0.0),
+    (lambda X, y: clipping.error_rate(_Constant(1.0), X, y[:2]), "y", None),
+])
+def test_error_rate_rejects_bad_arguments(call, name, value):
+    X, y = torch.zeros(4, 3, 2), torch.ones(4)
+    with pytest.raises(ValueError, match=name):
+        call(X, y)
+
+
+def test_error_rate_rejects_predictions_of_another_shape():
+    with pytest.raises(ValueError, match="they must match"):
+        clipping.error_rate(torch.nn.Flatten(), torch.zeros(4, 3, 2), torch.ones(4))
+
+
 # ---------------------------------------------------------------- the cliff
 
 def test_cliff_loss_follows_the_recurrence_and_the_chain_rule():
