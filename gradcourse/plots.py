@@ -75,8 +75,9 @@ def _plot_step_losses(ax, runs, linewidth=1, values=list, styles=None):
     styles = _as_styles(styles)
     colors = {}
     for label, history in runs.items():
+        short = {"marker": "o"} if len(history.loss) < 3 else {}   # a line of one or two points is hard to see
         line, = ax.plot(range(1, len(history.loss) + 1), values(history.loss),
-                        **{"label": label, "linewidth": linewidth, **styles.get(label, {})})
+                        **{"label": label, "linewidth": linewidth, **short, **styles.get(label, {})})
         colors[label] = line.get_color()
         if history.diverged:
             ax.plot([history.stop_step], [history.loss[-1] if history.loss else 1.0], "x",
@@ -86,7 +87,7 @@ def _plot_step_losses(ax, runs, linewidth=1, values=list, styles=None):
 
 
 def plot_log_lines(x, values, xlabel, ylabel, title=None, references=None, hline=None, styles=None,
-                   reference_styles=None):
+                   reference_styles=None, legend="inside"):
     """Lines on a log y-axis over shared x positions, one per run.
 
     Args:
@@ -101,7 +102,10 @@ def plot_log_lines(x, values, xlabel, ylabel, title=None, references=None, hline
         reference_styles: the same for the references, whose default look is a dashed grey line
             (e.g. ``{"bound": {"color": "C2", "linestyle": ":"}}`` to draw a bound in the colour of
             the run it predicts, and to tell two references apart).
+        legend: ``"inside"`` (matplotlib's best place) or ``"outside"``, beside the axes, clear of
+            the data (for figures with many lines).
     """
+    _checks.choice("legend", legend, ("inside", "outside"))
     x = list(x)
     runs = _as_runs(values)
     styles = _as_styles(styles)
@@ -110,7 +114,7 @@ def plot_log_lines(x, values, xlabel, ylabel, title=None, references=None, hline
     for label, seq in [*runs.items(), *refs.items()]:
         if len(seq) != len(x):
             raise ValueError(f"values for {label!r} has {len(seq)} entries but x has {len(x)}; they must match")
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(9, 4) if legend == "outside" else (7, 4))
     for label, seq in runs.items():
         ax.plot(x, _positive(seq), **{"marker": "o", "markersize": 3, "label": label, **styles.get(label, {})})
     for label, seq in refs.items():
@@ -125,7 +129,10 @@ def plot_log_lines(x, values, xlabel, ylabel, title=None, references=None, hline
     if title:
         ax.set_title(title, fontsize="medium")
     if any(label is not None for label in runs) or refs or hline is not None:
-        ax.legend(fontsize="small")
+        if legend == "outside":
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        else:
+            ax.legend(fontsize="small")
     ax.grid(True, which="major", alpha=0.3)
     return _finish(fig)
 
@@ -153,6 +160,12 @@ def plot_gradient_flow(norms, title="Gradient norm per layer", references=None, 
 _RUN_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
+def _run_marker(i):
+    """The i-th run's hollow marker, smaller for each later run, so equal runs show as nested rings."""
+    return dict(marker=_RUN_MARKERS[i % len(_RUN_MARKERS)], markersize=max(13 - 2 * i, 4), markerfacecolor="none",
+                markeredgewidth=1.5)
+
+
 def plot_history(histories, title=None, legend="inside", styles=None):
     """Loss per step (left) and accuracy per epoch (right) of one History or ``{label: History}``.
 
@@ -172,9 +185,12 @@ def plot_history(histories, title=None, legend="inside", styles=None):
     colors = _plot_step_losses(ax_loss, runs, styles=styles)
     loss_lines = [line for line in ax_loss.get_lines() if line.get_marker() != "x"]   # one per run, in order
     for i, (label, history) in enumerate(runs.items()):
+        if outside:   # the same marker on the run's loss line, a few times, so the legend names both panels
+            loss_lines[i].set(**_run_marker(i), markevery=max(1, len(history.loss) // 6))
+        if not history.train_accuracy:   # stopped before its first epoch ended: nothing to draw, no legend entry
+            continue
         epochs = range(1, len(history.train_accuracy) + 1)
-        style = dict(marker=_RUN_MARKERS[i % len(_RUN_MARKERS)], markersize=max(13 - 2 * i, 4), markerfacecolor="none",
-                     markeredgewidth=1.5) if outside else {}
+        style = _run_marker(i) if outside else {}
         ax_acc.plot(epochs, history.train_accuracy, **({"marker": "o", "color": colors[label]} | style
                                                        | styles.get(label, {})),
                     label=None if label is None else f"{label} (train)")
@@ -182,8 +198,6 @@ def plot_history(histories, title=None, legend="inside", styles=None):
             ax_acc.plot(epochs, history.val_accuracy, linestyle="--", color=colors[label],
                         **({"marker": "s"} | style),
                         label=None if label is None else f"{label} (validation)")
-        if outside:   # the same marker on the run's loss line, a few times, so the legend names both panels
-            loss_lines[i].set(**style, markevery=max(1, len(history.loss) // 6))
     ax_loss.set_ylabel("training loss")
     ax_loss.set_yscale("log")
     ax_acc.set_xlabel("epoch")

@@ -161,3 +161,103 @@ def gate_saturation(model, X):
     gates = lstm_gates(model, X)
     return {name: ((gates[name] < low) | (gates[name] > high)).double().mean().item()
             for name in ("input", "forget", "output")}
+
+
+def first_step_below(losses, level, window=20):
+    """The first training step at which the loss, averaged over the last ``window`` steps, is below ``level``.
+
+    ``losses`` holds one value per step (e.g. ``History.loss``); step ``k`` (1-based) is
+    ``mean(losses[k - window : k]) < level`` with ``k >= window``. Returns that ``k``, or None when
+    the running mean never gets below ``level``. With ``level`` at a fraction of the baseline
+    (half of the adding problem's 1/6, say) it marks when a recurrent network leaves the plateau
+    on which it predicts a constant. A single batch is too noisy for that, hence the window.
+    """
+    if isinstance(losses, torch.Tensor):
+        losses = losses.tolist()
+    if not isinstance(losses, (list, tuple)) or not all(isinstance(v, (int, float)) for v in losses):
+        raise ValueError(f"losses={_checks._describe(losses)} is not allowed; it must be a list of numbers "
+                         "(one per step, e.g. History.loss)")
+    level = _checks.number("level", level)
+    window = _checks.integer("window", window, minimum=1)
+    total = 0.0
+    for k, value in enumerate(losses, start=1):
+        total += value
+        if k > window:
+            total -= losses[k - window - 1]
+        if k >= window and total / window < level:
+            return k
+    return None
+
+
+def latching_trials(lengths, trials=100, latched_steps=3, noise=0.2, sequences=10, steps=150, lr=1.0,
+                    target=0.8, tolerance=0.4, seed=0):
+    """Bengio, Simard & Frasconi's (1994, section IV) minimal latching task, trained by gradient descent.
+
+    One tanh unit ``h_t = tanh(w h_{t-1} + u_t)`` from ``h_0 = 0`` must carry one bit, the class,
+    from its first ``latched_steps`` inputs to step ``T``: for ``t <= latched_steps`` the inputs
+    ``u_t`` are trainable, one set per class; after that they are Gaussian noise of std
+    ``noise``. The targets are ``h_T = +target`` (class 1) and ``-target`` (class 2), with squared
+    error over ``sequences`` noisy sequences per class. Latching needs ``w > 1`` (two stable
+    states); staying latched through noise needs ``|tanh'| * w < 1`` near those states, which is
+    exactly where ``dh_T/du_t`` vanishes for large ``T - t``: the trade-off the paper proves.
+
+    ``trials`` independent units (``w ~ N(1, 0.1^2)``, ``u ~ N(0, 0.1^2)``, from a generator seeded
+    by ``seed`` and the length) are trained for each length with ``steps`` full-batch SGD steps of
+    rate ``lr``, all in one float64 batch (the shorter sequences are padded at the front with zero
+    input, which leaves ``h = 0``, so a length gives the same result alone or with others). A trial
+    *converges* when every training sequence ends within ``tolerance`` of its target: the
+    paper's "density of training convergence".
+
+    Returns ``{T: {"converged": share of trials, "first_gradient": median |dL/du_1| at the first
+    step, "final_loss": median loss at the end}}``.
+    """
+    lengths = list(lengths)
+    if not lengths:
+        raise ValueError("lengths=[] is not allowed; give at least one sequence length")
+    latched_steps = _checks.integer("latched_steps", latched_steps, minimum=1)
+    for length in lengths:
+        _checks.integer("lengths[i]", length, minimum=latched_steps + 1)
+    trials = _checks.integer("trials", trials, minimum=1)
+    noise = _checks.number("noise", noise, minimum=0)
+    sequences = _checks.integer("sequences", sequences, minimum=1)
+    steps = _checks.integer("steps", steps, minimum=1)
+    lr = _checks.number("lr", lr, minimum=0, strict_minimum=True)
+    target = _checks.number("target", target, minimum=0, maximum=0.99, strict_minimum=True)   # tanh never reaches 1
+    tolerance = _checks.number("tolerance", tolerance, minimum=0, strict_minimum=True)
+    seed = _checks.integer("seed", seed, minimum=0)
+
+    longest, units = max(lengths), trials * len(lengths)
+    w, u, inputs = [], [], torch.zeros(units, 2, sequences, longest, dtype=torch.float64)
+    for i, length in enumerate(lengths):   # each length draws from its own generator: adding a length changes no other
+        g = torch.Generator().manual_seed(seed * 10_007 + length)
+        w.append(1 + 0.1 * torch.randn(trials, 1, 1, generator=g, dtype=torch.float64))
+        u.append(0.1 * torch.randn(trials, 2, latched_steps, generator=g, dtype=torch.float64))
+        inputs[i * trials:(i + 1) * trials, :, :, longest - length + latched_steps:] = noise * torch.randn(
+            trials, 2, sequences, length - latched_steps, generator=g, dtype=torch.float64)
+    w, u = torch.cat(w).requires_grad_(), torch.cat(u).requires_grad_()
+    starts = torch.tensor([longest - length for length in lengths]).repeat_interleave(trials)
+    offset = torch.arange(longest)[None, :] - starts[:, None]               # step index within each sequence
+    latched = (offset >= 0) & (offset < latched_steps)                       # where the trainable inputs go
+    where = offset.clamp(0, latched_steps - 1)[:, None, :].expand(units, 2, longest)
+    goal = torch.tensor([target, -target], dtype=torch.float64)[None, :, None]
+    optimizer = torch.optim.SGD([w, u], lr=lr)
+    first_gradient = None
+    for _ in range(steps):
+        x = torch.where(latched[:, None, None, :], torch.gather(u, 2, where)[:, :, None, :], inputs)
+        h = torch.zeros(units, 2, sequences, dtype=torch.float64)
+        for x_t in x.unbind(-1):                 # unbind: one backward for all steps, not one zero-filled copy per step
+            h = torch.tanh(w * h + x_t)
+        loss = ((h - goal) ** 2).mean(dim=(1, 2))
+        optimizer.zero_grad()
+        loss.sum().backward()
+        if first_gradient is None:
+            first_gradient = u.grad[:, :, 0].abs().mean(dim=1).detach()
+        optimizer.step()
+    converged = ((h.detach() - goal).abs() < tolerance).all(dim=2).all(dim=1)
+    result = {}
+    for i, length in enumerate(lengths):
+        part = slice(i * trials, (i + 1) * trials)
+        result[length] = {"converged": converged[part].double().mean().item(),
+                          "first_gradient": first_gradient[part].median().item(),
+                          "final_loss": loss.detach()[part].median().item()}
+    return result

@@ -128,6 +128,18 @@ def test_plot_history_legend_outside_keeps_equal_runs_visible(raises_bad):
         plots.plot_history(runs, legend="right")
 
 
+def test_plot_history_draws_no_accuracy_for_a_run_that_stopped_in_its_first_epoch():
+    runs = {"g = 1": _history([2.3, 2.0, 1.5], [0.5, 0.7]), "g = 2": _history([1e6], [], stop_step=2)}
+    for legend in ("inside", "outside"):
+        fig = plots.plot_history(runs, legend=legend)
+        ax_loss, ax_acc = fig.axes
+        assert [line.get_label() for line in ax_acc.get_lines()] == ["g = 1 (train)"]
+        if legend == "inside":
+            assert [text.get_text() for text in ax_acc.get_legend().get_texts()] == ["g = 1 (train)"]
+        one_point = [line for line in ax_loss.get_lines() if line.get_label() == "g = 2"][0]
+        assert one_point.get_marker() not in (None, "None", "", " ")   # a single loss value stays visible
+
+
 @pytest.mark.parametrize("histories", ["loss", [1.0, 2.0], {"a": None}])
 def test_plot_history_rejects_non_histories(histories):
     with pytest.raises(ValueError, match="histories must be a History"):
@@ -182,6 +194,15 @@ def test_plot_log_lines_uses_the_given_x():
     (line,) = fig.axes[0].get_lines()
     assert list(line.get_xdata()) == [2, 4, 8] and list(line.get_ydata()) == [1e-1, 1e-3, 1e-6]
     assert fig.axes[0].get_xlabel() == "depth" and fig.axes[0].get_yscale() == "log"
+
+
+def test_plot_log_lines_can_put_the_legend_beside_the_axes(raises_bad):
+    lines = {f"run {i}": [1.0, 0.1 * (i + 1), 0.01] for i in range(8)}
+    fig = plots.plot_log_lines([1, 2, 3], lines, "T", "norm", legend="outside")
+    ax = fig.axes[0]
+    assert ax.get_legend().get_bbox_to_anchor().x0 >= ax.get_window_extent().x1
+    with raises_bad("legend", "left"):
+        plots.plot_log_lines([1, 2, 3], lines, "T", "norm", legend="left")
 
 
 def test_plot_log_lines_rejects_lengths_that_do_not_match_x():

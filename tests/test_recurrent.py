@@ -11,7 +11,8 @@ import gradcourse
 from gradcourse import fit
 from gradcourse.data import ADDING_BASELINE_MSE, adding_problem
 from gradcourse.models import SequenceRegressor
-from gradcourse.sequences import gate_saturation, lstm_gates, timestep_gradient_norms, unrolled_states
+from gradcourse.sequences import (first_step_below, gate_saturation, latching_trials, lstm_gates,
+                                  timestep_gradient_norms, unrolled_states)
 from gradcourse.train import mean_squared_error, named_layers
 
 
@@ -299,3 +300,67 @@ def test_gate_saturation_counts_values_outside_the_interval():
     assert set(fresh) == {"input", "forget", "output"} and all(v < 0.05 for v in fresh.values())
     saturated = gate_saturation(_model("lstm", forget_bias=8.0), X)  # sigma(8) = 0.9997
     assert saturated["forget"] == 1.0 and saturated["input"] < 0.05
+
+
+def test_first_step_below_uses_the_running_mean():
+    losses = [1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+    # running means over 3 steps, from step 3: 2/3, 2/3, 1/3, 1/3, 0
+    assert first_step_below(losses, 0.5, window=3) == 5
+    assert first_step_below(losses, 0.1, window=3) == 7
+    assert first_step_below(losses, 0.0, window=3) is None
+    assert first_step_below(losses, 0.5, window=1) == 3          # a window of 1 is the loss itself
+    assert first_step_below(torch.tensor(losses), 0.5, window=3) == 5
+
+
+def test_first_step_below_matches_a_direct_computation():
+    generator = torch.Generator().manual_seed(0)
+    losses = (torch.linspace(1, 0, 300) + 0.3 * torch.rand(300, generator=generator)).tolist()
+    expected = next(k for k in range(20, 301) if sum(losses[k - 20:k]) / 20 < 0.5)
+    assert first_step_below(losses, 0.5) == expected
+
+
+@pytest.mark.parametrize("kwargs, name, value", [
+    (dict(losses="abc", level=0.1), "losses", "abc"),
+    (dict(losses=[0.1], level="low"), "level", "low"),
+    (dict(losses=[0.1], level=0.1, window=0), "window", 0),
+])
+def test_first_step_below_rejects_bad_arguments(kwargs, name, value, raises_bad):
+    with raises_bad(name, value):
+        first_step_below(**kwargs)
+
+
+# ---------------------------------------------------------------- Bengio et al.'s latching task
+
+def test_latching_trials_learn_short_sequences_and_fail_long_ones():
+    result = latching_trials([4, 40], trials=40, steps=100, seed=0)
+    assert list(result) == [4, 40]
+    short, long = result[4], result[40]
+    assert short["converged"] >= 0.9 and long["converged"] <= 0.4
+    assert short["first_gradient"] > 30 * long["first_gradient"]
+    assert short["final_loss"] < 0.05 < long["final_loss"]
+
+
+def test_latching_trials_give_a_length_the_same_result_alone_or_padded_among_longer_ones():
+    together = latching_trials([5, 20], trials=10, steps=20, seed=3)
+    for length in (5, 20):
+        alone = latching_trials([length], trials=10, steps=20, seed=3)[length]
+        for key, value in alone.items():
+            assert together[length][key] == pytest.approx(value, rel=1e-9, abs=1e-15), (length, key)
+
+
+@pytest.mark.parametrize("kwargs, name, value", [
+    (dict(lengths=[3]), "lengths[i]", 3),
+    (dict(trials=0), "trials", 0),
+    (dict(noise=-0.1), "noise", -0.1),
+    (dict(lr=0.0), "lr", 0.0),
+    (dict(target=1.0), "target", 1.0),
+    (dict(steps=1.5), "steps", 1.5),
+])
+def test_latching_trials_reject_bad_arguments(kwargs, name, value, raises_bad):
+    with raises_bad(name, value):
+        latching_trials(**{"lengths": [5], "trials": 2, "steps": 1, **kwargs})
+
+
+def test_latching_trials_need_a_length():
+    with pytest.raises(ValueError, match="lengths"):
+        latching_trials([])

@@ -27,6 +27,17 @@ def test_plot_timestep_gradients_draws_one_log_line_per_cell():
     assert "time step" in ax.get_xlabel()
 
 
+def test_plot_timestep_gradients_styles_runs_and_references():
+    fig = plots.plot_timestep_gradients({"lstm": [1e-2, 1e-1, 1.0]}, styles={"lstm": {"color": "tab:green"}},
+                                        references={"0.5^(T-t)": [0.25, 0.5, 1.0], "0.7^(T-t)": [0.49, 0.7, 1.0]},
+                                        reference_styles={"0.7^(T-t)": {"color": "tab:green", "linestyle": ":"}})
+    run, plain, styled = fig.axes[0].get_lines()
+    assert run.get_color() == "tab:green"
+    assert (plain.get_color(), plain.get_linestyle()) == ("grey", "--")   # the default look of a reference
+    assert (styled.get_color(), styled.get_linestyle()) == ("tab:green", ":")
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["lstm", "0.5^(T-t)", "0.7^(T-t)"]
+
+
 def _history(val, loss=(0.3, 0.2, 0.1), stop_step=None):
     history = History(loss=list(loss), val_loss=list(val), train_loss=list(val))
     history.stop_step = stop_step
@@ -133,6 +144,15 @@ def test_clipping_explorer_redraws_with_the_threshold(monkeypatch, capsys):
     assert (slider.min, slider.max) == (-2, 1) and slider.value == pytest.approx(0.3)
     slider.value = 1.0
     assert drawn == [pytest.approx(0.3), 1.0]
+    capsys.readouterr()
+
+
+def test_clipping_explorer_keeps_the_figure_it_drew(capsys):
+    explorer = widgets.clipping_explorer([0.05, 0.2, 3.0, 0.1], threshold=0.3)
+    assert "25% of 4 steps" in explorer.figure.get_suptitle()
+    (slider,) = find_widgets(explorer, ipywidgets.FloatLogSlider)
+    slider.value = 0.08
+    assert "75% of 4 steps" in explorer.figure.get_suptitle() and "c = 0.08" in explorer.figure.get_suptitle()
     capsys.readouterr()
 
 
