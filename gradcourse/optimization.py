@@ -1,4 +1,4 @@
-"""How optimizers size their steps: loss scaling, and learning-rate warmup.
+"""How optimizers size their steps: loss scaling, Adam's ceiling on a step, and learning-rate warmup.
 
 SGD steps by ``-lr * g``, so its step scales with the gradient. Adam (Kingma & Ba 2015)
 steps by ``-lr * m_hat / (sqrt(v_hat) + eps)``, where ``m_hat`` and ``v_hat`` are bias-corrected
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _checks
+from .monitor import find_layers, layer_weights
 from .train import OPTIMIZERS, make_optimizer, named_layers
 
 
@@ -96,6 +97,39 @@ def _weight_changes(model, X, y, optimizer, lr, factor, eps, steps):
         (factor * F.cross_entropy(model(X), y)).backward()
         opt.step()
     return [torch.linalg.vector_norm(module.weight.detach() - w0).item() for (_, module), w0 in zip(layers, before)]
+
+
+def adam_ratio_ceiling(model, lr, layers=None, include=None):
+    """Per layer, ``lr / rms(W)``: the update-to-weight ratio ``||dW|| / ||W||`` of a step that moves
+    every weight by exactly ``lr``, the most an Adam step of learning rate ``lr`` does.
+
+    Adam's step of one parameter, ``lr * m_hat / (sqrt(v_hat) + eps)``, is at most about ``lr``
+    in size whatever the gradient's scale (Kingma & Ba 2015, section 2.1: the effective step is
+    approximately bounded by the step size), so for a layer with ``n`` weights
+
+        ||dW|| <= lr * sqrt(n),    ||dW|| / ||W|| <= lr * sqrt(n) / ||W|| = lr / rms(W).
+
+    For PyTorch's default init, ``W ~ U(-1/sqrt(n_in), 1/sqrt(n_in))``, ``rms(W) = 1/sqrt(3 n_in)``
+    and the ceiling is ``lr * sqrt(3 n_in)``: 0.059 for ``lr = 3e-3`` and ``n_in = 128``, far above
+    the ~1e-3 that suits SGD. Steps whose gradient changes sign from step to step are smaller.
+
+    ``layers`` and ``include`` choose the layers as in :func:`~gradcourse.monitor.find_layers`
+    (for a course MLP its hidden layers, as :class:`~gradcourse.monitor.GradientMonitor` records
+    them). Returns a list of floats, one per layer, in registration order.
+
+    Example::
+
+        >>> model = MLP(width=128, depth=5, activation="sigmoid")
+        >>> adam_ratio_ceiling(model, lr=3e-3)[1]      # about 3e-3 * sqrt(3 * 128)
+        0.0587...
+    """
+    lr = _checks.number("lr", lr, minimum=0, strict_minimum=True)
+    ceilings = []
+    for _, module in find_layers(model, layers, include):
+        weights = torch.cat([p.detach().reshape(-1).double() for p in layer_weights(module)])
+        rms = weights.pow(2).mean().sqrt().item()
+        ceilings.append(lr / rms if rms > 0 else float("inf"))
+    return ceilings
 
 
 def linear_warmup(steps, start_factor=0.01):

@@ -1,4 +1,4 @@
-"""gradcourse.optimization: loss scaling against SGD and Adam, learning-rate warmup."""
+"""gradcourse.optimization: loss scaling against SGD and Adam, Adam's ceiling on a step, learning-rate warmup."""
 
 import math
 
@@ -8,7 +8,7 @@ from torch import nn
 
 import gradcourse
 from gradcourse import MLP
-from gradcourse.optimization import ADAM_EPS, learning_rates, linear_warmup, loss_scaling_steps
+from gradcourse.optimization import ADAM_EPS, adam_ratio_ceiling, learning_rates, linear_warmup, loss_scaling_steps
 
 
 def _model(**kwargs):
@@ -116,3 +116,36 @@ def test_linear_warmup_rejects_bad_arguments(kwargs, name, value, raises_bad):
 def test_learning_rates_reject_bad_arguments(kwargs, name, value, raises_bad):
     with raises_bad(name, value):
         learning_rates(**{"scheduler": linear_warmup(3), "lr": 0.1, "steps": 5, **kwargs})
+
+
+def test_adam_ratio_ceiling_is_lr_times_root_three_fan_in_for_the_default_init():
+    model = _model(width=128, depth=3, init="default")
+    ceiling = adam_ratio_ceiling(model, lr=3e-3)
+    assert len(ceiling) == 3
+    for value, fan_in in zip(ceiling, [784, 128, 128]):
+        assert value == pytest.approx(3e-3 * math.sqrt(3 * fan_in), rel=0.03)
+
+
+def test_adam_ratio_ceiling_bounds_adams_measured_ratios(mnist_small):
+    X, y = mnist_small
+    model = _model(width=32, depth=3)
+    ceiling = adam_ratio_ceiling(model, lr=1e-3)
+    monitor = gradcourse.GradientMonitor(model)
+    gradcourse.fit(model, X, y, epochs=1, batch_size=32, optimizer="adam", lr=1e-3, monitor=monitor, progress=False)
+    measured = monitor.mean("update_ratio")
+    assert all(c / 20 < m <= c * 1.01 for m, c in zip(measured, ceiling)), (measured, ceiling)
+
+
+def test_adam_ratio_ceiling_scales_with_lr_and_takes_any_model():
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
+    with torch.no_grad():
+        model[0].weight.fill_(0.5)
+    small, large = adam_ratio_ceiling(model, lr=1e-3), adam_ratio_ceiling(model, lr=1e-2)
+    assert small[0] == pytest.approx(1e-3 / 0.5)
+    assert all(b == pytest.approx(10 * a) for a, b in zip(small, large))
+
+
+@pytest.mark.parametrize("lr", [0, -1e-3, float("nan"), "0.1"])
+def test_adam_ratio_ceiling_rejects_bad_lr(lr, raises_bad):
+    with raises_bad("lr", lr):
+        adam_ratio_ceiling(_model(), lr=lr)
