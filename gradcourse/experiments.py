@@ -50,7 +50,8 @@ def unit_activity(model, X):
     layer (input side first): ``inactive`` is the share of units whose pre-activation ``z`` is
     negative for every row of ``X``; ``no_gradient`` the share whose derivative ``f'(z)`` is exactly 0
     for every row, and ``no_gradient_units`` the boolean mask of those units. A ReLU unit
-    that is inactive everywhere is *dead*: no gradient reaches its weights, so no step can revive it.
+    that is inactive everywhere is *dead*: no gradient reaches its weights, so no step moves them;
+    only a change in the layers below it can bring it back.
     A LeakyReLU unit there still has ``f' = 0.01``, an ELU unit ``f' = exp(z)`` (Maas et al. 2013;
     Clevert et al. 2016).
     """
