@@ -62,9 +62,9 @@ def features_and_labels(X, y, x_name="X", y_name="y"):
     import torch
 
     if not isinstance(X, torch.Tensor) or X.dim() != 2 or not X.is_floating_point():
-        raise ValueError(f"{x_name}={_describe(X)} is not allowed; it must be a 2-D floating-point torch.Tensor (n, features)")
+        raise ValueError(f"{x_name}={describe(X)} is not allowed; it must be a 2-D floating-point torch.Tensor (n, features)")
     if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool:
-        raise ValueError(f"{y_name}={_describe(y)} is not allowed; it must be a 1-D integer torch.Tensor of class labels")
+        raise ValueError(f"{y_name}={describe(y)} is not allowed; it must be a 1-D integer torch.Tensor of class labels")
     if len(X) != len(y):
         raise ValueError(f"{y_name} has {len(y)} labels but {x_name} has {len(X)} rows; they must match")
     if len(X) == 0:
@@ -72,7 +72,9 @@ def features_and_labels(X, y, x_name="X", y_name="y"):
     return X, y
 
 
-def _describe(value):
+def describe(value):
+    """A short text for ``value`` in an error message: a tensor's shape and dtype, else its repr
+    (or its type name when the repr is 60 characters or more)."""
     import torch
 
     if isinstance(value, torch.Tensor):
@@ -85,9 +87,9 @@ def batch(X, y, x_name="X", y_name="y"):
     import torch
 
     if not isinstance(X, torch.Tensor) or X.dim() == 0 or len(X) == 0:
-        raise ValueError(f"{x_name}={_describe(X)} is not allowed; it must be a non-empty torch.Tensor (batch first)")
+        raise ValueError(f"{x_name}={describe(X)} is not allowed; it must be a non-empty torch.Tensor (batch first)")
     if not isinstance(y, torch.Tensor) or y.dim() == 0:
-        raise ValueError(f"{y_name}={_describe(y)} is not allowed; it must be a torch.Tensor (batch first)")
+        raise ValueError(f"{y_name}={describe(y)} is not allowed; it must be a torch.Tensor (batch first)")
     if len(X) != len(y):
         raise ValueError(f"{y_name} has {len(y)} rows but {x_name} has {len(X)}; they must match")
     return X, y
@@ -99,10 +101,10 @@ def inputs_and_targets(X, y, x_name="X", y_name="y"):
     import torch
 
     if not isinstance(X, torch.Tensor) or X.dim() < 2 or not X.is_floating_point():
-        raise ValueError(f"{x_name}={_describe(X)} is not allowed; it must be a floating-point torch.Tensor "
+        raise ValueError(f"{x_name}={describe(X)} is not allowed; it must be a floating-point torch.Tensor "
                          "of at least 2 dimensions (n, ...), e.g. (n, T, features) sequences")
     if not isinstance(y, torch.Tensor) or y.dim() != 1 or not y.is_floating_point():
-        raise ValueError(f"{y_name}={_describe(y)} is not allowed; it must be a 1-D floating-point torch.Tensor of targets")
+        raise ValueError(f"{y_name}={describe(y)} is not allowed; it must be a 1-D floating-point torch.Tensor of targets")
     if len(X) != len(y):
         raise ValueError(f"{y_name} has {len(y)} targets but {x_name} has {len(X)} rows; they must match")
     if len(X) == 0:

@@ -40,7 +40,7 @@ CLIFF_TARGET = 0.7
 def _gradient_list(gradients, name="gradients"):
     gradients = list(gradients) if isinstance(gradients, (list, tuple)) else [gradients]
     if not gradients or not all(isinstance(g, torch.Tensor) and g.is_floating_point() for g in gradients):
-        raise ValueError(f"{name}={_checks._describe(gradients)} is not allowed; it must be a floating-point "
+        raise ValueError(f"{name}={_checks.describe(gradients)} is not allowed; it must be a floating-point "
                          "torch.Tensor or a non-empty list of them")
     return gradients
 
@@ -54,7 +54,7 @@ def parameter_gradients(model, X, y, loss="mse"):
     Returns a list of tensors in ``model.parameters()`` order.
     """
     if not isinstance(model, nn.Module):
-        raise ValueError(f"model={_checks._describe(model)} is not allowed; it must be a torch.nn.Module")
+        raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
     _checks.choice("loss", loss, ("mse", "cross_entropy"))
     (_checks.inputs_and_targets if loss == "mse" else _checks.features_and_labels)(X, y)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -133,7 +133,7 @@ def error_rate(model, X, y, tolerance=ERROR_TOLERANCE):
     ``|u_a + u_b - 1| > 0.4``, with probability ``(1 - 0.4)^2 = 0.36``.
     """
     if not isinstance(model, nn.Module):
-        raise ValueError(f"model={_checks._describe(model)} is not allowed; it must be a torch.nn.Module")
+        raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
     _checks.inputs_and_targets(X, y)
     tolerance = _checks.number("tolerance", tolerance, minimum=0, strict_minimum=True)
     with torch.no_grad():
@@ -329,7 +329,7 @@ def cliff_descent(starts, lr, iterations, clip_norm=None, steps=CLIFF_STEPS, x0=
     moving (its later steps have length 0).
     """
     if not isinstance(starts, torch.Tensor) or starts.dim() != 2 or starts.shape[1] != 2 or len(starts) == 0:
-        raise ValueError(f"starts={_checks._describe(starts)} is not allowed; it must be a tensor of shape (runs, 2)")
+        raise ValueError(f"starts={_checks.describe(starts)} is not allowed; it must be a tensor of shape (runs, 2)")
     lr = _checks.number("lr", lr, minimum=0, strict_minimum=True)
     _checks.integer("iterations", iterations, minimum=1)
     if clip_norm is not None:

@@ -96,7 +96,7 @@ def batches(X, y, batch_size, shuffle=True, seed=0, drop_last=False):
     """
     if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor) or len(X) != len(y):
         raise ValueError("X and y must be torch.Tensors with the same first dimension; "
-                         f"got {_checks._describe(X)} and {_checks._describe(y)}")
+                         f"got {_checks.describe(X)} and {_checks.describe(y)}")
     _checks.integer("batch_size", batch_size, minimum=1)
     _checks.boolean("shuffle", shuffle)
     _checks.integer("seed", seed)
@@ -219,7 +219,7 @@ def mnist_images(X, size=64, channels=3):
     image models such as torchvision's ResNets: reshaped to 28x28, resized bilinearly, and
     repeated over the channels."""
     if not isinstance(X, torch.Tensor) or X.dim() != 2 or X.shape[1] != 784:
-        raise ValueError(f"X={_checks._describe(X)} is not allowed; it must be MNIST rows of shape (n, 784)")
+        raise ValueError(f"X={_checks.describe(X)} is not allowed; it must be MNIST rows of shape (n, 784)")
     _checks.integer("size", size, minimum=8)
     _checks.integer("channels", channels, minimum=1)
     images = X.reshape(-1, 1, 28, 28)

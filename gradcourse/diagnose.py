@@ -16,6 +16,7 @@ import torch
 
 from . import _checks
 from .monitor import GradientMonitor, batch_loss, find_layers
+from .train import first_nonfinite_output
 
 THRESHOLDS = {
     "vanishing_ratio": 1e-3,    # first-layer / last-layer gradient norm below this: vanishing
@@ -118,7 +119,7 @@ def diagnose(model, X, y, *, optimizer=None, loss_fn=None, compute_loss=None, la
     dead units; update ratios far from ~1e-3 (Karpathy's rule of thumb, CS231n).
     """
     if not isinstance(model, torch.nn.Module):
-        raise ValueError(f"model={_checks._describe(model)} is not allowed; it must be a torch.nn.Module")
+        raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
     _checks.batch(X, y)
     limits = dict(THRESHOLDS)
     for key, value in (thresholds or {}).items():
@@ -293,6 +294,4 @@ def _copy_optimizer(optimizer, model, patient):
 
 @torch.no_grad()
 def _first_nonfinite(patient, X):
-    from .train import _first_nonfinite_output
-
-    return [_first_nonfinite_output(patient, X)]
+    return [first_nonfinite_output(patient, X)]

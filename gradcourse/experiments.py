@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 
 from . import _checks
-from .models import MLP, init_linear_
-from .monitor import _require_course_model, activation_gradient_norms, layer_gradient_norms, norm
+from .models import MLP, init_linear_, require_course_model
+from .monitor import activation_gradient_norms, layer_gradient_norms, norm
 from .runtime import set_seed
 from .theory import activation_derivative
 
@@ -55,9 +55,9 @@ def unit_activity(model, X):
     A LeakyReLU unit there still has ``f' = 0.01``, an ELU unit ``f' = exp(z)`` (Maas et al. 2013;
     Clevert et al. 2016).
     """
-    _require_course_model(model)
+    require_course_model(model)
     if not isinstance(X, torch.Tensor) or X.dim() != 2:
-        raise ValueError(f"X={_checks._describe(X)} is not allowed; it must be a 2-D torch.Tensor")
+        raise ValueError(f"X={_checks.describe(X)} is not allowed; it must be a 2-D torch.Tensor")
     pre_activations = []
     handles = [block.norm.register_forward_hook(lambda m, i, out: pre_activations.append(out)) for block in model.blocks]
     was_training = model.training

@@ -97,6 +97,15 @@ class HiddenBlock(nn.Module):
         return x + h if self.residual else h
 
 
+def require_course_model(model, name="model"):
+    """Return ``model`` if it is a course network with ``blocks``, ``hidden_linears()`` and
+    ``hidden_activations()`` (an :class:`MLP`), else raise a ValueError that names ``name``."""
+    if not isinstance(model, nn.Module) or not all(hasattr(model, a) for a in ("blocks", "hidden_linears", "hidden_activations")):
+        raise ValueError(f"{name}={_checks.describe(model)} is not allowed; it must be a gradcourse "
+                         "model with hidden_linears(), such as gradcourse.models.MLP")
+    return model
+
+
 class MLP(nn.Module):
     """A multilayer perceptron with ``depth`` hidden layers of ``width`` units.
 
@@ -166,7 +175,7 @@ class MLP(nn.Module):
 def remove_batchnorm_(model):
     """Replace every BatchNorm layer of ``model`` by ``nn.Identity``, in place; return the model."""
     if not isinstance(model, nn.Module):
-        raise ValueError(f"model={_checks._describe(model)} is not allowed; it must be a torch.nn.Module")
+        raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
             if isinstance(child, nn.modules.batchnorm._BatchNorm):
@@ -178,7 +187,7 @@ def remove_batchnorm_(model):
 def scale_weights_(model, factor):
     """Multiply every weight matrix or kernel (parameters with 2 or more dimensions) by ``factor``, in place."""
     if not isinstance(model, nn.Module):
-        raise ValueError(f"model={_checks._describe(model)} is not allowed; it must be a torch.nn.Module")
+        raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
     factor = _checks.number("factor", factor)
     for p in model.parameters():
         if p.dim() >= 2:

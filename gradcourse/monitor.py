@@ -16,6 +16,7 @@ from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from . import _checks
+from .models import require_course_model
 from .update_step import replayed_steps
 
 SATURATION = {"tanh": (-0.97, 0.97), "sigmoid": (0.03, 0.97)}
@@ -79,13 +80,6 @@ def _norm_without_sync(tensor, direct):
     return torch.where((direct > SAFE_FLOAT32_NORM) & torch.isfinite(direct), direct.double(), scaled)
 
 
-def _require_course_model(model, name="model"):
-    if not isinstance(model, nn.Module) or not all(hasattr(model, a) for a in ("blocks", "hidden_linears", "hidden_activations")):
-        raise ValueError(f"{name}={_checks._describe(model)} is not allowed; it must be a gradcourse "
-                         "model with hidden_linears(), such as gradcourse.models.MLP")
-    return model
-
-
 LOSSES = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss}
 
 ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
@@ -119,11 +113,11 @@ def batch_loss(model, X, y, loss_fn=None, compute_loss=None):
     else:
         loss_fn = resolve_loss(loss_fn)
         if loss_fn is F.cross_entropy and (y.is_floating_point() and y.dim() == 1):
-            raise ValueError(f"y={_checks._describe(y)} is not allowed with cross-entropy; it must hold integer "
+            raise ValueError(f"y={_checks.describe(y)} is not allowed with cross-entropy; it must hold integer "
                              "class labels (pass loss_fn='mse' or another loss for real-valued targets)")
         loss = loss_fn(model(X), y)
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        raise ValueError(f"the loss must be a scalar tensor; got {_checks._describe(loss)}")
+        raise ValueError(f"the loss must be a scalar tensor; got {_checks.describe(loss)}")
     return loss
 
 
@@ -148,13 +142,13 @@ def find_layers(model, layers=None, include=None):
     * ``include(name, module) -> bool`` filters the candidates.
     """
     if not isinstance(model, nn.Module):
-        raise ValueError(f"model={_checks._describe(model)} is not allowed; it must be a torch.nn.Module")
+        raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
     names = {id(m): (name or type(m).__name__) for name, m in model.named_modules()}
     if layers is not None:
         layers = list(layers)
         for i, module in enumerate(layers):
             if id(module) not in names:
-                raise ValueError(f"layers[{i}]={_checks._describe(module)} is not allowed; every entry must be "
+                raise ValueError(f"layers[{i}]={_checks.describe(module)} is not allowed; every entry must be "
                                  "a submodule of the model")
         found = [(names[id(m)], m) for m in layers]
     elif hasattr(model, "hidden_linears"):
@@ -246,7 +240,7 @@ def activation_gradient_norms(model, X, y):
     This is the back-propagated signal itself (the ``delta`` that reaches layer l),
     before it is multiplied by the layer's input to give the weight gradient.
     """
-    _require_course_model(model)
+    require_course_model(model)
     _checks.features_and_labels(X, y)
     outputs = []
     handles = [block.register_forward_hook(lambda m, i, out: outputs.append(out)) for block in model.blocks]

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from . import _checks
-from .monitor import _require_course_model
+from .models import require_course_model
 from .train import accuracy
 
 CONSTRAINTS = ("max_norm", "weight_norm", "spectral_norm")
@@ -70,7 +70,7 @@ class PreactivationQuantiles(_SingleHook):
     """
 
     def __init__(self, model, layer=-1, quantiles=(0.15, 0.5, 0.85), unit=None):
-        _require_course_model(model)
+        require_course_model(model)
         activations = list(model.hidden_activations())
         _checks.integer("layer", layer, minimum=-len(activations), maximum=len(activations) - 1)
         if unit is not None:
@@ -156,7 +156,7 @@ class AccuracyOverSteps(_SingleHook):
     """
 
     def __init__(self, model, X, y, every=10):
-        _require_course_model(model)
+        require_course_model(model)
         _checks.features_and_labels(X, y)
         self.every = _checks.integer("every", every, minimum=1)
         self.model = model
@@ -217,7 +217,7 @@ def scale_invariance(model, X, y, layer=0, scale=2.0):
     ``max |scale * grad_scaled - grad| / max |grad|``, and ``cosine_weight_grad``, the
     cosine between ``W`` and ``grad L(W)``.
     """
-    _require_course_model(model)
+    require_course_model(model)
     _checks.features_and_labels(X, y)
     depth = len(model.hidden_linears())
     _checks.integer("layer", layer, minimum=-depth, maximum=depth - 1)
@@ -282,7 +282,7 @@ def constrain_weights_(model, constraint, max_norm=None):
     computes from them; :func:`weight_norms` reports the constrained weights.
     Returns ``model``.
     """
-    _require_course_model(model)
+    require_course_model(model)
     _checks.choice("constraint", constraint, CONSTRAINTS)
     if constraint == "max_norm":
         if max_norm is None:
@@ -307,7 +307,7 @@ def weight_norms(model):
     """Per hidden layer, input side first: the largest row norm ``max_i ||w_i||`` and the
     spectral norm ``sigma_max(W)`` (exact, by ``torch.linalg.matrix_norm(W, ord=2)``),
     as ``{"max_row_norm": [...], "spectral_norm": [...]}``."""
-    _require_course_model(model)
+    require_course_model(model)
     was_training = model.training
     model.eval()  # spectral_norm runs a power iteration at every weight access in training mode
     weights = [layer.weight.detach().double() for layer in model.hidden_linears()]
@@ -334,9 +334,9 @@ def norm_statistics(model, X, layer=0, subset=8):
     LayerNorm's ``eps`` (1e-5) makes them ``1 / sqrt(1 + eps / var)``, slightly below 1. The
     learned scale and shift are at their initial values 1 and 0 for a fresh model.
     """
-    _require_course_model(model)
+    require_course_model(model)
     if not isinstance(X, torch.Tensor) or X.dim() != 2 or not X.is_floating_point():
-        raise ValueError(f"X={_checks._describe(X)} is not allowed; it must be a 2-D floating-point torch.Tensor (n, features)")
+        raise ValueError(f"X={_checks.describe(X)} is not allowed; it must be a 2-D floating-point torch.Tensor (n, features)")
     depth = len(model.blocks)
     _checks.integer("layer", layer, minimum=-depth, maximum=depth - 1)
     _checks.integer("subset", subset, minimum=2, maximum=max(2, len(X) - 1))

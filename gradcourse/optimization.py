@@ -57,7 +57,7 @@ def loss_scaling_steps(model, X, y, optimizer="adam", lr=1e-3, scale=1e-4, steps
     are well above ``eps / scale``, and falls towards ``scale`` in layers whose are below it.
     """
     if not isinstance(model, nn.Module):
-        raise ValueError(f"model={_checks._describe(model)} is not allowed; it must be a torch.nn.Module")
+        raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
     _checks.features_and_labels(X, y)
     _checks.choice("optimizer", optimizer, OPTIMIZERS)
     _checks.number("lr", lr, minimum=0, strict_minimum=True)
@@ -156,7 +156,7 @@ def learning_rates(scheduler, lr, steps):
     """The learning rate a ``scheduler`` factory (such as :func:`linear_warmup`) gives at each
     of the first ``steps`` optimizer steps, starting from ``lr``, as a list of floats."""
     if not callable(scheduler):
-        raise ValueError(f"scheduler={_checks._describe(scheduler)} is not allowed; it must be a callable "
+        raise ValueError(f"scheduler={_checks.describe(scheduler)} is not allowed; it must be a callable "
                          "optimizer -> torch.optim.lr_scheduler.LRScheduler")
     lr = _checks.number("lr", lr, minimum=0, strict_minimum=True)
     steps = _checks.integer("steps", steps, minimum=1)

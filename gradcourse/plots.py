@@ -25,7 +25,7 @@ def _as_runs(values, name="values"):
             seq = [float(v) for v in seq]
         except (TypeError, ValueError):
             raise ValueError(f"{name} must be a sequence of numbers or a dict of such sequences; "
-                             f"got {_checks._describe(seq)} for {label!r}") from None
+                             f"got {_checks.describe(seq)} for {label!r}") from None
         if not seq:
             raise ValueError(f"{name} for {label!r} is empty; give at least one value per layer")
         out[label] = seq
@@ -52,7 +52,7 @@ def _as_histories(histories, attribute):
     runs = histories if isinstance(histories, dict) else {None: histories}
     for label, history in runs.items():
         if not hasattr(history, "loss") or not hasattr(history, attribute):
-            raise ValueError(f"histories must be a History or a dict of them; got {_checks._describe(history)} for {label!r}")
+            raise ValueError(f"histories must be a History or a dict of them; got {_checks.describe(history)} for {label!r}")
     return runs
 
 
@@ -63,7 +63,7 @@ def _as_styles(styles):
     if styles is None:
         return {}
     if not isinstance(styles, dict) or not all(isinstance(style, dict) for style in styles.values()):
-        raise ValueError(f"styles={_checks._describe(styles)} is not allowed; it must be None or a dict "
+        raise ValueError(f"styles={_checks.describe(styles)} is not allowed; it must be None or a dict "
                          "{label: {line property: value}}, e.g. {'plain': {'color': 'C0'}}")
     return styles
 
@@ -217,9 +217,38 @@ def plot_history(histories, title=None, legend="inside", styles=None):
     return _finish(fig, title)
 
 
+def plot_activation_and_flow(z, values, derivative, norms, title=None, flow_title=None):
+    """An activation ``f(z)`` and its derivative ``f'(z)`` over ``z`` (left) beside the per-layer
+    gradient norms ``||dL/dW_l||`` of a network built with it (right, log scale, first/last ratio in
+    the title). ``z``, ``values``, ``derivative``: sequences of the same length; ``norms``: one per layer."""
+    z, values, derivative = (torch.as_tensor(v, dtype=torch.float64).reshape(-1) for v in (z, values, derivative))
+    if not len(z) == len(values) == len(derivative):
+        raise ValueError(f"z, values and derivative must have the same length; got {len(z)}, {len(values)}, {len(derivative)}")
+    norms = [float(v) for v in norms]
+    if not norms:
+        raise ValueError("norms=[] is not allowed; give one gradient norm per layer")
+    fig, (ax_f, ax_g) = plt.subplots(1, 2, figsize=(11, 3.8))
+    ax_f.plot(z, values, label="f(z)")
+    ax_f.plot(z, derivative, label="f'(z)")
+    ax_f.axhline(0, color="black", linewidth=0.5)
+    ax_f.set_xlabel("z")
+    ax_f.legend(fontsize="small")
+    ax_f.grid(True, alpha=0.3)
+    if title:
+        ax_f.set_title(title, fontsize="medium")
+    ax_g.plot(range(1, len(norms) + 1), _positive(norms), marker="o", markersize=3)
+    ax_g.set_yscale("log")
+    ax_g.set_xlabel("layer (1 = input side)")
+    ax_g.set_ylabel("||dL/dW_l|| (log scale)")
+    ratio = f"first/last = {norms[0] / norms[-1]:.2e}"
+    ax_g.set_title(f"{flow_title}: {ratio}" if flow_title else ratio, fontsize="medium")
+    ax_g.grid(True, alpha=0.3)
+    return _finish(fig)
+
+
 def _require_monitor(monitor):
     if not hasattr(monitor, "series"):
-        raise ValueError(f"monitor={_checks._describe(monitor)} is not allowed; it must be a GradientMonitor")
+        raise ValueError(f"monitor={_checks.describe(monitor)} is not allowed; it must be a GradientMonitor")
 
 
 def plot_activation_stats(monitor, step=-1, title=None):
@@ -309,7 +338,7 @@ def plot_layer_histograms(per_layer, title=None, bins=60):
     and drawn as a line, so the layers' spreads can be compared on one axis.
     """
     if not isinstance(per_layer, dict) or not per_layer:
-        raise ValueError(f"per_layer={_checks._describe(per_layer)} is not allowed; it must be a non-empty "
+        raise ValueError(f"per_layer={_checks.describe(per_layer)} is not allowed; it must be a non-empty "
                          "dict {panel title: [tensor per layer]}")
     _checks.integer("bins", bins, minimum=2)
     fig, axes = plt.subplots(1, len(per_layer), figsize=(5.5 * len(per_layer), 3.6), squeeze=False)
@@ -498,7 +527,7 @@ def plot_cliff_surface(surface, title=None):
     from .clipping import CliffSurface, cliff_wall
 
     if not isinstance(surface, CliffSurface):
-        raise ValueError(f"surface={_checks._describe(surface)} is not allowed; it must be a CliffSurface")
+        raise ValueError(f"surface={_checks.describe(surface)} is not allowed; it must be a CliffSurface")
     fig, ax = plt.subplots(figsize=(6.5, 4.6))
     image = _cliff_background(ax, surface)
     fig.colorbar(image, ax=ax, label="log10 loss")
@@ -520,7 +549,7 @@ def plot_cliff_section(section, title=None):
     from .clipping import CliffSlice
 
     if not isinstance(section, CliffSlice):
-        raise ValueError(f"section={_checks._describe(section)} is not allowed; it must be a CliffSlice")
+        raise ValueError(f"section={_checks.describe(section)} is not allowed; it must be a CliffSlice")
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     above = section.offsets > 0
     for ax, values, label in zip(axes, (section.loss, section.grad_norm), ("loss L", "||grad L||")):
@@ -545,9 +574,9 @@ def plot_cliff_descent(surface, runs, huge_step=1.0, title=None):
     from .clipping import CliffDescent, CliffSurface
 
     if not isinstance(surface, CliffSurface):
-        raise ValueError(f"surface={_checks._describe(surface)} is not allowed; it must be a CliffSurface")
+        raise ValueError(f"surface={_checks.describe(surface)} is not allowed; it must be a CliffSurface")
     if not isinstance(runs, dict) or not runs or not all(isinstance(r, CliffDescent) for r in runs.values()):
-        raise ValueError(f"runs={_checks._describe(runs)} is not allowed; it must be a non-empty dict {{label: CliffDescent}}")
+        raise ValueError(f"runs={_checks.describe(runs)} is not allowed; it must be a non-empty dict {{label: CliffDescent}}")
     huge_step = _checks.number("huge_step", huge_step, minimum=0, strict_minimum=True)
     fig, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 4.6), squeeze=False)
     for ax, (label, run) in zip(axes[0], runs.items()):
@@ -604,7 +633,7 @@ def plot_quantiles(series, quantiles=(0.15, 0.5, 0.85), title=None):
     Szegedy (2015), Figure 1(b, c).
     """
     if not isinstance(series, dict) or not series:
-        raise ValueError(f"series={_checks._describe(series)} is not allowed; it must be a non-empty dict {{label: tensor (steps, quantiles)}}")
+        raise ValueError(f"series={_checks.describe(series)} is not allowed; it must be a non-empty dict {{label: tensor (steps, quantiles)}}")
     quantiles = list(quantiles)
     for q in quantiles:
         _checks.number("quantiles[i]", q, minimum=0, maximum=1)
@@ -632,12 +661,12 @@ def plot_accuracy_over_steps(curves, title=None, ylabel="test accuracy"):
     :class:`~gradcourse.normalization.AccuracyOverSteps` -- the view of Ioffe & Szegedy (2015),
     Figure 1(a)."""
     if not isinstance(curves, dict) or not curves:
-        raise ValueError(f"curves={_checks._describe(curves)} is not allowed; it must be a non-empty dict "
+        raise ValueError(f"curves={_checks.describe(curves)} is not allowed; it must be a non-empty dict "
                          "{label: (steps, accuracies)}")
     for label, curve in curves.items():
         if (not isinstance(curve, (tuple, list)) or len(curve) != 2 or not all(hasattr(c, "__len__") for c in curve)
                 or len(curve[0]) != len(curve[1]) or not len(curve[0])):
-            raise ValueError(f"curves[{label!r}]={_checks._describe(curve)} is not allowed; it must be a pair "
+            raise ValueError(f"curves[{label!r}]={_checks.describe(curve)} is not allowed; it must be a pair "
                              "(steps, accuracies) of equal, non-zero lengths")
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for label, (steps, accuracies) in curves.items():

@@ -43,7 +43,7 @@ def cast_losses(values, dtype="float16", scale=1.0):
     infinite (overflow) after multiplying by ``scale`` and casting.
     """
     if not isinstance(values, torch.Tensor) or not values.is_floating_point():
-        raise ValueError(f"values={_checks._describe(values)} is not allowed; it must be a floating-point torch.Tensor")
+        raise ValueError(f"values={_checks.describe(values)} is not allowed; it must be a floating-point torch.Tensor")
     scale = _checks.number("scale", scale, minimum=0, strict_minimum=True)
     v = values.detach().double().flatten()
     v = v[(v != 0) & torch.isfinite(v)]
@@ -121,7 +121,7 @@ def cast_sweep(gradients, log2_scales=range(0, 41), dtype="float16"):
       (``None`` if none): about ``log2(2^-25 / min|g|)``.
     """
     if not isinstance(gradients, (list, tuple)) or not gradients:
-        raise ValueError(f"gradients={_checks._describe(gradients)} is not allowed; it must be a non-empty list of tensors")
+        raise ValueError(f"gradients={_checks.describe(gradients)} is not allowed; it must be a non-empty list of tensors")
     log2_scales = list(log2_scales)
     if not log2_scales:
         raise ValueError("log2_scales=[] is not allowed; give at least one exponent")
@@ -131,7 +131,7 @@ def cast_sweep(gradients, log2_scales=range(0, 41), dtype="float16"):
     flushed, overflowed = [], []
     for g in gradients:
         if not isinstance(g, torch.Tensor) or not g.is_floating_point():
-            raise ValueError(f"gradients[i]={_checks._describe(g)} is not allowed; it must be a floating-point torch.Tensor")
+            raise ValueError(f"gradients[i]={_checks.describe(g)} is not allowed; it must be a floating-point torch.Tensor")
         v = g.detach().double().flatten()
         v = v[(v != 0) & torch.isfinite(v)]
         rows = [(v * 2.0 ** k).to(target) for k in log2_scales] if len(v) else []
@@ -155,7 +155,7 @@ def dot_product(a, b, accumulate="float16"):
     """
     for name, t in (("a", a), ("b", b)):
         if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.dim() != 1:
-            raise ValueError(f"{name}={_checks._describe(t)} is not allowed; it must be a 1-D floating-point torch.Tensor")
+            raise ValueError(f"{name}={_checks.describe(t)} is not allowed; it must be a 1-D floating-point torch.Tensor")
     if len(a) != len(b):
         raise ValueError(f"a has {len(a)} entries and b has {len(b)}; they must match")
     accumulators = {"float16": torch.float16, "float32": torch.float32}
@@ -204,7 +204,7 @@ def train_mixed_precision(model, X, y, *, precision="float16", loss_scaling=True
     (the trained copy).
     """
     if not isinstance(model, nn.Module) or not any(True for _ in model.parameters()):
-        raise ValueError(f"model={_checks._describe(model)} is not allowed; it must be a torch.nn.Module with parameters")
+        raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module with parameters")
     _checks.features_and_labels(X, y)
     _checks.choice("precision", precision, PRECISIONS)
     _checks.boolean("loss_scaling", loss_scaling)

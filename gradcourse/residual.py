@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from . import _checks
-from .monitor import _require_course_model
+from .models import require_course_model
 
 
 @torch.no_grad()
@@ -31,9 +31,9 @@ def stream_statistics(model, X):
     """
     import copy
 
-    _require_course_model(model)
+    require_course_model(model)
     if not isinstance(X, torch.Tensor) or X.dim() != 2 or not X.is_floating_point():
-        raise ValueError(f"X={_checks._describe(X)} is not allowed; it must be a 2-D floating-point torch.Tensor (n, features)")
+        raise ValueError(f"X={_checks.describe(X)} is not allowed; it must be a 2-D floating-point torch.Tensor (n, features)")
     model = copy.deepcopy(model).train()
     outputs = []
     handles = [block.register_forward_hook(lambda m, i, out: outputs.append(out)) for block in model.blocks]
@@ -64,13 +64,13 @@ def line_styles(labels, linestyles=None):
     labels = list(labels)
     linestyles = {} if linestyles is None else linestyles
     if not isinstance(linestyles, dict) or not set(linestyles) <= set(labels):
-        raise ValueError(f"linestyles={_checks._describe(linestyles)} is not allowed; it must be None or a dict "
+        raise ValueError(f"linestyles={_checks.describe(linestyles)} is not allowed; it must be None or a dict "
                          f"{{label: linestyle}} whose labels are among {labels}")
     styles = {}
     for label in labels:
         kinds = [kind for kind in KIND_COLORS if isinstance(label, str) and label.startswith(kind)]
         if not kinds:
-            raise ValueError(f"labels={_checks._describe(labels)} is not allowed; {label!r} starts with none of "
+            raise ValueError(f"labels={_checks.describe(labels)} is not allowed; {label!r} starts with none of "
                              f"{', '.join(KIND_COLORS)}, and each label must start with one")
         styles[label] = {"color": KIND_COLORS[kinds[0]], "linestyle": linestyles.get(label, "-")}
     return styles
@@ -87,7 +87,7 @@ def he_2016_table(train_error, shallow, deep):
     _checks.integer("deep", deep, minimum=shallow + 1)
     needed = [(False, shallow), (False, deep), (True, deep)]
     if not isinstance(train_error, dict) or not all(key in train_error for key in needed):
-        raise ValueError(f"train_error={_checks._describe(train_error)} is not allowed; it must be a dict with "
+        raise ValueError(f"train_error={_checks.describe(train_error)} is not allowed; it must be a dict with "
                          f"the keys {needed}")
     he = HE_2016_IMAGENET_TOP1_ERROR
     ours = [100 * train_error[key] for key in needed]

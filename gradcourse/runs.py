@@ -67,7 +67,7 @@ def train_mlp(X, y, *, seed=0, progress=False, monitor_every=1, **options):
     _checks.integer("monitor_every", monitor_every, minimum=1)
     for name in options:
         if name not in MODEL_OPTIONS + FIT_OPTIONS:
-            raise ValueError(f"{name}={_checks._describe(options[name])} is not allowed; train_mlp takes the "
+            raise ValueError(f"{name}={_checks.describe(options[name])} is not allowed; train_mlp takes the "
                              f"MLP options {', '.join(MODEL_OPTIONS)} and the fit options {', '.join(FIT_OPTIONS)}")
     model_options = {k: v for k, v in options.items() if k in MODEL_OPTIONS}
     fit_options = {k: v for k, v in options.items() if k in FIT_OPTIONS}
@@ -86,7 +86,7 @@ def train_mlps(X, y, configs, *, progress=True, **shared):
     Returns ``{label: TrainedMLP}`` in the order of ``configs``.
     """
     if not isinstance(configs, dict) or not configs or not all(isinstance(c, dict) for c in configs.values()):
-        raise ValueError(f"configs={_checks._describe(configs)} is not allowed; it must be a non-empty "
+        raise ValueError(f"configs={_checks.describe(configs)} is not allowed; it must be a non-empty "
                          "dict {label: {option: value}}")
     _checks.boolean("progress", progress)
     runs = {}
@@ -113,7 +113,7 @@ def initial_gradient_norms(X, y, *, signal="activations", seed=0, **model_option
     _checks.integer("seed", seed, minimum=0)
     for name in model_options:
         if name not in MODEL_OPTIONS:
-            raise ValueError(f"{name}={_checks._describe(model_options[name])} is not allowed; "
+            raise ValueError(f"{name}={_checks.describe(model_options[name])} is not allowed; "
                              f"initial_gradient_norms takes the MLP options {', '.join(MODEL_OPTIONS)}")
     set_seed(seed)
     model = MLP(in_features=X.shape[1], **model_options).double()

@@ -29,7 +29,7 @@ WRT = ("hidden", "input")
 
 def _require_sequence_model(model):
     if not isinstance(model, SequenceRegressor):
-        raise ValueError(f"model={_checks._describe(model)} is not allowed; it must be a "
+        raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a "
                          "gradcourse.models.SequenceRegressor")
     return model
 
@@ -37,7 +37,7 @@ def _require_sequence_model(model):
 def _check_sequences(model, X, y):
     _checks.inputs_and_targets(X, y)
     if X.dim() != 3 or X.shape[2] != model.rnn.input_size:
-        raise ValueError(f"X={_checks._describe(X)} is not allowed; it must have shape (n, T, {model.rnn.input_size})")
+        raise ValueError(f"X={_checks.describe(X)} is not allowed; it must have shape (n, T, {model.rnn.input_size})")
 
 
 def unrolled_states(model, X):
@@ -53,7 +53,7 @@ def unrolled_states(model, X):
     _require_sequence_model(model)
     if not isinstance(X, torch.Tensor) or X.dim() != 3 or not X.is_floating_point() \
             or X.shape[2] != model.rnn.input_size or X.shape[1] == 0:
-        raise ValueError(f"X={_checks._describe(X)} is not allowed; it must be a floating-point torch.Tensor "
+        raise ValueError(f"X={_checks.describe(X)} is not allowed; it must be a floating-point torch.Tensor "
                          f"of shape (n, T, {model.rnn.input_size}) with T >= 1")
     lstm = model.cell == "lstm"
     hidden, cell = [], []
@@ -128,7 +128,7 @@ def lstm_gates(model, X):
     if model.cell != "lstm":
         raise ValueError(f"model has cell={model.cell!r}; lstm_gates needs an LSTM (cell='lstm')")
     if not isinstance(X, torch.Tensor) or X.dim() != 3 or not X.is_floating_point() or X.shape[2] != model.rnn.input_size:
-        raise ValueError(f"X={_checks._describe(X)} is not allowed; it must be a floating-point torch.Tensor "
+        raise ValueError(f"X={_checks.describe(X)} is not allowed; it must be a floating-point torch.Tensor "
                          f"of shape (n, T, {model.rnn.input_size})")
     rnn = model.rnn
     n, T, H = X.shape[0], X.shape[1], model.hidden
@@ -175,7 +175,7 @@ def first_step_below(losses, level, window=20):
     if isinstance(losses, torch.Tensor):
         losses = losses.tolist()
     if not isinstance(losses, (list, tuple)) or not all(isinstance(v, (int, float)) for v in losses):
-        raise ValueError(f"losses={_checks._describe(losses)} is not allowed; it must be a list of numbers "
+        raise ValueError(f"losses={_checks.describe(losses)} is not allowed; it must be a list of numbers "
                          "(one per step, e.g. History.loss)")
     level = _checks.number("level", level)
     window = _checks.integer("window", window, minimum=1)

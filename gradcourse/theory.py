@@ -39,7 +39,7 @@ def sigmoid_derivative_from_output(s):
     if isinstance(s, torch.Tensor):
         outside = ~((s > 0) & (s < 1))  # NaN counts as outside
         if outside.any():
-            raise ValueError(f"s={_checks._describe(s)} is not allowed; it must lie strictly between 0 and 1 "
+            raise ValueError(f"s={_checks.describe(s)} is not allowed; it must lie strictly between 0 and 1 "
                              f"(a sigmoid output), but it holds {s[outside].flatten()[0].item()!r}")
         return s * (1 - s)
     s = _checks.number("s", s, minimum=0, strict_minimum=True, maximum=1)
@@ -62,7 +62,7 @@ def activation_derivative(activation, z):
     """``f'(z)`` of a course activation, computed by autograd, elementwise over tensor ``z``."""
     _checks.choice("activation", activation, tuple(ACTIVATIONS))
     if not isinstance(z, torch.Tensor) or not z.is_floating_point():
-        raise ValueError(f"z={_checks._describe(z)} is not allowed; it must be a floating-point torch.Tensor")
+        raise ValueError(f"z={_checks.describe(z)} is not allowed; it must be a floating-point torch.Tensor")
     z = z.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         (grad,) = torch.autograd.grad(ACTIVATIONS[activation]()(z).sum(), z)
@@ -166,7 +166,7 @@ def recurrent_jacobian_norms(W, U, inputs, h0=None, activation="tanh"):
     _checks.choice("activation", activation, tuple(RECURRENT_ACTIVATIONS))
     for name, tensor, dims in (("W", W, 2), ("U", U, 2), ("inputs", inputs, 2)):
         if not isinstance(tensor, torch.Tensor) or tensor.dim() != dims:
-            raise ValueError(f"{name}={_checks._describe(tensor)} is not allowed; it must be a {dims}-D torch.Tensor")
+            raise ValueError(f"{name}={_checks.describe(tensor)} is not allowed; it must be a {dims}-D torch.Tensor")
     n = W.shape[0]
     if W.shape != (n, n) or U.shape[0] != n or inputs.shape[1] != U.shape[1]:
         raise ValueError(f"shapes do not fit: W {tuple(W.shape)} must be (n, n), U {tuple(U.shape)} (n, d), "

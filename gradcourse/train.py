@@ -180,7 +180,7 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
     (Jupyter's stop button) also returns the history so far.
     """
     if not isinstance(model, nn.Module):
-        raise ValueError(f"model={_checks._describe(model)} is not allowed; it must be a torch.nn.Module")
+        raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
     _checks.choice("loss", loss, LOSSES)
     check_data = _checks.features_and_labels if loss == "cross_entropy" else _checks.inputs_and_targets
     check_data(X, y)
@@ -195,7 +195,7 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
     _checks.integer("seed", seed)
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
-            raise ValueError(f"validation={_checks._describe(validation)} is not allowed; it must be (X_val, y_val) or None")
+            raise ValueError(f"validation={_checks.describe(validation)} is not allowed; it must be (X_val, y_val) or None")
         check_data(*validation, x_name="validation[0]", y_name="validation[1]")
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()) and min(batch_size, len(X)) < 2:
         raise ValueError(f"batch_size={batch_size} with {len(X)} examples is not allowed for a model with BatchNorm; "
@@ -205,7 +205,7 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
         raise ValueError(f"normalize_grad=True is not allowed with clip_norm={clip_norm!r} or clip_value={clip_value!r}; "
                          "normalizing sets every gradient's norm to 1, so leave both None")
     if scheduler is not None and not callable(scheduler):
-        raise ValueError(f"scheduler={_checks._describe(scheduler)} is not allowed; it must be None or a callable "
+        raise ValueError(f"scheduler={_checks.describe(scheduler)} is not allowed; it must be None or a callable "
                          "optimizer -> torch.optim.lr_scheduler.LRScheduler")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, optimizer, lr, momentum)
@@ -223,7 +223,7 @@ def _step_options(opt, normalize_grad, scheduler):
     if scheduler is not None:
         lr_scheduler = scheduler(opt)
         if not isinstance(lr_scheduler, torch.optim.lr_scheduler.LRScheduler):
-            raise ValueError(f"scheduler returned {_checks._describe(lr_scheduler)}; it must return a "
+            raise ValueError(f"scheduler returned {_checks.describe(lr_scheduler)}; it must return a "
                              "torch.optim.lr_scheduler.LRScheduler built on the optimizer it is given")
     return {"normalize_grad": normalize_grad, "scheduler": lr_scheduler}
 
@@ -248,7 +248,7 @@ def _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, 
                 loss = loss_fn(model(Xb), yb)
                 if not torch.isfinite(loss):
                     _stop(history, step, epoch, f"the loss became {loss.item()}",
-                          _first_nonfinite_output(model, Xb), bar)
+                          first_nonfinite_output(model, Xb), bar)
                     return history
                 loss.backward()
                 norm = torch.nn.utils.clip_grad_norm_(params, max_norm=clip_norm or math.inf).item()
@@ -315,9 +315,11 @@ def named_layers(model):
 
 
 @torch.no_grad()
-def _first_nonfinite_output(model, Xb):
-    """Rerun the forward pass on a copy of the model (so that BatchNorm's running statistics
-    stay as they were) and name the first layer whose output is non-finite."""
+def first_nonfinite_output(model, Xb):
+    """The name of the first layer (as :func:`named_layers` names it) whose output on the batch ``Xb``
+    is not finite: ``"the input batch"`` when ``Xb`` itself is not, ``"the loss"`` when every layer's
+    output is. The forward pass runs on a copy of the model, so BatchNorm's running statistics stay
+    as they were."""
     if not torch.isfinite(Xb).all():
         return "the input batch"
     model = copy.deepcopy(model)

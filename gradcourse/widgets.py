@@ -9,13 +9,16 @@ their tests under Colab's ipywidgets and IPython.
 from __future__ import annotations
 
 import ipywidgets as widgets
+import torch
 from IPython.display import display
 
 from . import _checks
 from .experiments import gradient_flow
 from .models import ACTIVATIONS, INITS
-from .plots import plot_gradient_flow, plot_log_lines
-from .theory import derivative_bound, max_derivative, scalar_chain
+from .plots import plot_activation_and_flow, plot_gradient_flow, plot_log_lines, plot_training_and_layers
+from .runs import train_mlp
+from .theory import activation_derivative, derivative_bound, max_derivative, scalar_chain
+from .train import OPTIMIZERS
 
 
 
@@ -168,33 +171,13 @@ def init_explorer(X, y, depth=20, activation="tanh", init="default", width=256, 
 
 def activation_figure(X, y, activation="relu", low=-4.0, high=4.0, depth=20, init="kaiming", width=64, seed=0):
     """The activation f and its derivative f' on [low, high] (left), and the gradient flow of a
-    ``depth``-layer MLP built with it (right)."""
-    import matplotlib.pyplot as plt
-    import torch
-
-    from .models import ACTIVATIONS as FUNCTIONS
-    from .plots import _finish
-    from .theory import activation_derivative
-
+    ``depth``-layer MLP built with it (right): :func:`~gradcourse.plots.plot_activation_and_flow`."""
     _checks.number("low", low)
     _checks.number("high", high, minimum=low, strict_minimum=True)
     norms = gradient_flow(X, y, depth, activation, init, 1.0, width, seed)
     z = torch.linspace(low, high, 401)
-    fig, (ax_f, ax_g) = plt.subplots(1, 2, figsize=(11, 3.8))
-    ax_f.plot(z, FUNCTIONS[activation]()(z), label="f(z)")
-    ax_f.plot(z, activation_derivative(activation, z), label="f'(z)")
-    ax_f.axhline(0, color="black", linewidth=0.5)
-    ax_f.set_xlabel("z")
-    ax_f.legend(fontsize="small")
-    ax_f.grid(True, alpha=0.3)
-    ax_f.set_title(activation, fontsize="medium")
-    ax_g.plot(range(1, depth + 1), norms, marker="o", markersize=3)
-    ax_g.set_yscale("log")
-    ax_g.set_xlabel("layer (1 = input side)")
-    ax_g.set_ylabel("||dL/dW_l|| (log scale)")
-    ax_g.set_title(f"{depth} layers, init={init}: first/last = {norms[0] / norms[-1]:.2e}", fontsize="medium")
-    ax_g.grid(True, alpha=0.3)
-    return _finish(fig)
+    return plot_activation_and_flow(z, ACTIVATIONS[activation]()(z), activation_derivative(activation, z), norms,
+                                    title=activation, flow_title=f"{depth} layers, init={init}")
 
 
 def activation_explorer(X, y, activation="relu", depth=20, init="kaiming", width=64, seed=0):
@@ -239,7 +222,7 @@ def precision_explorer(gradients, log2_scale=0, dtype="float16"):
     from .precision import LOW_PRECISION
 
     if not isinstance(gradients, (list, tuple)) or not gradients:
-        raise ValueError(f"gradients={_checks._describe(gradients)} is not allowed; it must be a non-empty list of tensors")
+        raise ValueError(f"gradients={_checks.describe(gradients)} is not allowed; it must be a non-empty list of tensors")
     _checks.integer("log2_scale", log2_scale, minimum=0, maximum=40)
     _checks.choice("dtype", dtype, tuple(LOW_PRECISION))
     controls = {
@@ -339,9 +322,6 @@ def timestep_gradient_explorer(length=50, cell="lstm", forget_bias=1.0, hidden=3
 
 # ---------------------------------------------------------------- training explorers (notebooks 07, 09, 10)
 
-from .plots import plot_training_and_layers  # noqa: E402
-from .runs import train_mlp  # noqa: E402
-from .train import OPTIMIZERS  # noqa: E402
 
 RESIDUAL_CHOICES = (("plain", False), ("residual", True), ("pre-activation", "pre"))
 NORM_CHOICES = (("none", None), ("batch", "batch"), ("layer", "layer"))

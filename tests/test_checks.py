@@ -103,8 +103,8 @@ def test_features_and_labels_uses_the_given_names():
 
 
 def test_describe_shortens_long_values():
-    assert _checks._describe(list(range(100))) == "<list>"
-    assert _checks._describe("sigmod") == "'sigmod'"
+    assert _checks.describe(list(range(100))) == "<list>"
+    assert _checks.describe("sigmod") == "'sigmod'"
 
 
 def test_set_seed_repeats_every_generator():

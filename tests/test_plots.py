@@ -293,3 +293,22 @@ def test_plots_reject_bad_styles(styles):
         plots.plot_log_lines([1], {"plain": [1]}, "x", "y", styles=styles)
     with pytest.raises(ValueError, match="styles="):
         plots.plot_history(_history([1.0], [0.5]), styles=styles)
+
+
+# ---------------------------------------------------------------- plot_activation_and_flow
+
+def test_plot_activation_and_flow_draws_f_and_its_derivative_beside_the_flow():
+    z = torch.linspace(-3, 3, 7)
+    fig = plots.plot_activation_and_flow(z, torch.tanh(z), 1 - torch.tanh(z) ** 2, [1e-3, 1e-2, 1.0],
+                                         title="tanh", flow_title="3 layers")
+    ax_f, ax_g = fig.axes
+    assert [line.get_label() for line in ax_f.get_lines()[:2]] == ["f(z)", "f'(z)"]
+    assert ax_g.get_yscale() == "log" and list(ax_g.get_lines()[0].get_ydata()) == [1e-3, 1e-2, 1.0]
+    assert ax_g.get_title() == "3 layers: first/last = 1.00e-03"
+
+
+def test_plot_activation_and_flow_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="same length"):
+        plots.plot_activation_and_flow([0, 1], [0, 1, 2], [1, 1], [1.0])
+    with pytest.raises(ValueError, match="norms"):
+        plots.plot_activation_and_flow([0, 1], [0, 1], [1, 1], [])

@@ -329,12 +329,12 @@ def test_batchnorm_model_rejects_batch_size_one():
 
 
 def test_locating_a_nonfinite_output_leaves_batchnorm_statistics_alone():
-    from gradcourse.train import _first_nonfinite_output
+    from gradcourse.train import first_nonfinite_output
 
     model = _model(in_features=4, out_features=2, width=8, depth=3, norm="batch")
     with torch.no_grad():
         model.blocks[1].linear.weight.fill_(float("inf"))
     before = copy.deepcopy(model.state_dict())
-    assert _first_nonfinite_output(model, torch.randn(16, 4)) == "hidden layer 2"
+    assert first_nonfinite_output(model, torch.randn(16, 4)) == "hidden layer 2"
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), key
