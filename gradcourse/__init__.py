@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import importlib
 
-from . import clipping, data, experiments, models, monitor, normalization, optimization, precision, residual, runs
-from . import sequences, theory, train
+from . import clipping, data, experiments, layers, models, monitor, normalization, norms, optimization, precision
+from . import probes, residual, runs, sequences, theory, train
 from .data import batches, load_mnist
 from .diagnose import diagnose  # (the function; the module stays importable as gradcourse.diagnose)
 from .models import MLP
-from .monitor import GradientMonitor, activation_gradient_norms, layer_gradient_norms
+from .monitor import GradientMonitor
+from .probes import activation_gradient_norms, layer_gradient_norms
 from .runtime import device, environment_report, set_seed, usable_cpus, use_cpus
 from .train import History, fit
 
@@ -30,7 +31,7 @@ _DISPLAY = ("plots", "widgets")
 
 __all__ = ["GradientMonitor", "History", "MLP", "activation_gradient_norms", "batches", "clipping", "data", "device",
            "diagnose", "environment_report", "experiments", "fit", "layer_gradient_norms", "load_mnist", "models",
-           "monitor", "normalization", "optimization", "precision", "residual", "runs", "sequences", "set_seed",
+           "layers", "monitor", "normalization", "norms", "optimization", "precision", "probes", "residual", "runs", "sequences", "set_seed",
            "theory", "train", "usable_cpus", "use_cpus", *_DISPLAY]
 
 

@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from . import _checks
-from .monitor import GradientMonitor, batch_loss, find_layers
+from .layers import find_layers
+from .monitor import GradientMonitor
+from .probes import batch_loss
 from .train import first_nonfinite_output
 
 THRESHOLDS = {
@@ -108,9 +110,9 @@ def diagnose(model, X, y, *, optimizer=None, loss_fn=None, compute_loss=None, la
         optimizer: optional ``torch.optim`` optimizer of ``model``; one step of an identical
             optimizer (same hyper-parameters and state) is taken on the copy, to measure the
             update-to-weight ratios ``||dW|| / ||W||``.
-        loss_fn, compute_loss: the loss, as in :func:`gradcourse.monitor.batch_loss`
+        loss_fn, compute_loss: the loss, as in :func:`gradcourse.probes.batch_loss`
             (cross-entropy by default).
-        layers, include: which layers to look at, as in :func:`gradcourse.monitor.find_layers`.
+        layers, include: which layers to look at, as in :func:`gradcourse.layers.find_layers`.
         thresholds: overrides for :data:`THRESHOLDS`.
 
     Symptoms checked: non-finite loss or gradients; vanishing gradients (first-layer to

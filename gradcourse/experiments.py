@@ -10,7 +10,8 @@ import torch
 
 from . import _checks
 from .models import MLP, init_linear_, require_course_model
-from .monitor import activation_gradient_norms, layer_gradient_norms, norm
+from .norms import norm
+from .probes import activation_gradient_norms, layer_gradient_norms
 from .runtime import set_seed
 from .theory import activation_derivative
 

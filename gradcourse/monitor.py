@@ -1,9 +1,7 @@
-"""Measure gradient flow: per-layer gradient norms, activation statistics, update ratios.
+"""Watch gradient flow during training: :class:`GradientMonitor` records per-layer gradient norms,
+activation statistics and update-to-weight ratios at every (or every k-th) training step.
 
-For a network ``x -> h_1 -> ... -> h_L -> logits`` with ``h_l = f(W_l h_{l-1} + b_l)``,
-backpropagation gives ``dL/dW_l = delta_l h_{l-1}^T`` with
-``delta_l = diag(f'(z_l)) W_{l+1}^T delta_{l+1}``: a product of Jacobians that can
-shrink (vanish) or grow (explode) geometrically with depth. These tools measure it.
+For one-shot measurements on a single batch see :mod:`gradcourse.probes`.
 """
 
 from __future__ import annotations
@@ -11,12 +9,12 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from . import _checks
-from .models import require_course_model
+from .layers import ForwardOrder, find_layers, layer_weights
+from .norms import norm
 from .update_step import replayed_steps
 
 SATURATION = {"tanh": (-0.97, 0.97), "sigmoid": (0.03, 0.97)}
@@ -34,224 +32,12 @@ rounding absorbs more and more of the step, :class:`GradientMonitor` replays it 
 gradient and its optimizer state, so the layers with larger steps are differenced instead."""
 
 
-SAFE_FLOAT32_NORM = 1e-14
-"""Above this norm, a float32 sum of squares is accurate: squares that underflow or turn subnormal
-(entries below about 1e-19) are each off by at most 1.4e-45, so ``n`` entries move ``||g||**2``
-(at least 1e-28 here) by at most ``n * 1.4e-45``, under 1e-7 of it for tensors of up to 7e9 entries."""
-
-
-def norm(tensor):
-    """The Frobenius norm ``||g|| = sqrt(sum g_i**2)`` as a float64 scalar tensor, without underflow.
-
-    In float32, ``sqrt(sum(g**2))`` underflows to exactly 0 once the entries fall
-    below about 1e-23 (their squares are below float32's smallest subnormal,
-    1.4e-45), which is precisely the regime a vanishing-gradient course measures.
-    Below :data:`SAFE_FLOAT32_NORM` (and on overflow), the entries are therefore first divided
-    by the largest magnitude ``m = max_i |g_i|``: ``||g|| = m * ||g / m||``, the scaling of
-    LAPACK's ``xNRM2`` (Blue 1978, "A portable Fortran program to find the Euclidean norm of a
-    vector", ACM TOMS 4(1)). Every scaled entry lies in [-1, 1] and the largest is 1, so the
-    scaled sum of squares is at least 1, and an entry whose square underflows would have added
-    less than 1e-45 to it. Either way the result is as accurate as float32 arithmetic (about
-    1e-7 relative); an infinite entry gives inf, a NaN gives NaN. Float64 tensors are summed directly.
-
-    Why not simply sum in float64? Converting a float32 tensor allocates a copy twice its size at
-    every call; the monitor calls this for every weight at every step, and those short-lived
-    copies, interleaved with the monitor's records, grew a notebook's memory by a gigabyte.
-    """
-    tensor = tensor.detach()
-    if tensor.dtype == torch.float64:
-        return torch.linalg.vector_norm(tensor)
-    tensor = tensor.float()
-    direct = torch.linalg.vector_norm(tensor)
-    if tensor.numel() == 0:
-        return direct.double()        # 0
-    if tensor.device.type == "cpu" and SAFE_FLOAT32_NORM < direct.item() < math.inf:
-        return direct.double()        # the common case; on CPU, reading the value costs nothing
-    return _norm_without_sync(tensor, direct)
-
-
-def _norm_without_sync(tensor, direct):
-    """:func:`norm` of a non-empty float32 ``tensor`` given its float32 norm ``direct``, choosing
-    between ``direct`` and the scaled norm with tensor operations only, so that a GPU never waits."""
-    largest = torch.linalg.vector_norm(tensor, ord=math.inf)
-    scale = torch.where(largest > 0, largest, torch.ones_like(largest))
-    scaled = torch.linalg.vector_norm(tensor / scale).double() * scale.double()
-    scaled = torch.where(torch.isinf(largest), torch.full_like(scaled, math.inf), scaled)
-    return torch.where((direct > SAFE_FLOAT32_NORM) & torch.isfinite(direct), direct.double(), scaled)
-
-
-LOSSES = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss}
-
 ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
                       nn.SiLU, nn.Mish, nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardsigmoid, nn.Hardswish,
                       nn.Softplus, nn.Softsign, nn.LogSigmoid, nn.Tanhshrink)
 """Module types whose outputs GradientMonitor summarizes as activations."""
 
 _SATURATION_BY_TYPE = {nn.Tanh: SATURATION["tanh"], nn.Sigmoid: SATURATION["sigmoid"]}
-
-
-def resolve_loss(loss_fn=None):
-    """A loss ``(outputs, targets) -> scalar``: None or ``"cross_entropy"`` (the default),
-    ``"mse"``, or any callable such as ``torch.nn.MSELoss()``."""
-    if loss_fn is None:
-        return F.cross_entropy
-    if isinstance(loss_fn, str):
-        return LOSSES[_checks.choice("loss_fn", loss_fn, tuple(LOSSES))]
-    if not callable(loss_fn):
-        raise ValueError(f"loss_fn={loss_fn!r} is not allowed; it must be None, 'cross_entropy', 'mse' "
-                         "or a callable (outputs, targets) -> loss")
-    return loss_fn
-
-
-def batch_loss(model, X, y, loss_fn=None, compute_loss=None):
-    """The loss of one batch: ``compute_loss(model, X, y)`` when given, else ``loss_fn(model(X), y)``."""
-    if compute_loss is not None:
-        if not callable(compute_loss):
-            raise ValueError(f"compute_loss={compute_loss!r} is not allowed; it must be a callable "
-                             "(model, X, y) -> loss, or None")
-        loss = compute_loss(model, X, y)
-    else:
-        loss_fn = resolve_loss(loss_fn)
-        if loss_fn is F.cross_entropy and (y.is_floating_point() and y.dim() == 1):
-            raise ValueError(f"y={_checks.describe(y)} is not allowed with cross-entropy; it must hold integer "
-                             "class labels (pass loss_fn='mse' or another loss for real-valued targets)")
-        loss = loss_fn(model(X), y)
-    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        raise ValueError(f"the loss must be a scalar tensor; got {_checks.describe(loss)}")
-    return loss
-
-
-def layer_weights(module):
-    """A layer's weights: its own parameters except biases (all of them when it has only biases),
-    including weights held by ``torch.nn.utils.parametrize`` (``weight_norm``, ``spectral_norm``, ...)."""
-    own = list(module.named_parameters(recurse=False))
-    if hasattr(module, "parametrizations"):
-        own += list(module.parametrizations.named_parameters())
-    weights = [p for name, p in own if "bias" not in name.split(".")[-1] and p.requires_grad]
-    return weights or [p for _, p in own if p.requires_grad]
-
-
-def find_layers(model, layers=None, include=None):
-    """The layers to monitor, as ``[(name, module)]`` in the model's registration order.
-
-    * ``layers``: an explicit list of submodules of ``model``;
-    * otherwise, for a course :class:`~gradcourse.models.MLP`, its hidden ``nn.Linear`` layers;
-    * otherwise every module that holds trainable parameters itself (Linear, Conv, RNN/LSTM/GRU,
-      Embedding, normalization layers, attention, ...), named by its module path
-      (e.g. ``"layer1.0.conv1"``; the model itself is named by its class);
-    * ``include(name, module) -> bool`` filters the candidates.
-    """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
-    names = {id(m): (name or type(m).__name__) for name, m in model.named_modules()}
-    if layers is not None:
-        layers = list(layers)
-        for i, module in enumerate(layers):
-            if id(module) not in names:
-                raise ValueError(f"layers[{i}]={_checks.describe(module)} is not allowed; every entry must be "
-                                 "a submodule of the model")
-        found = [(names[id(m)], m) for m in layers]
-    elif hasattr(model, "hidden_linears"):
-        found = [(names[id(m)], m) for m in model.hidden_linears()]
-    else:
-        found = [(names[id(m)], m) for _, m in model.named_modules()
-                 if not isinstance(m, torch.nn.utils.parametrize.ParametrizationList)
-                 and any(p.requires_grad for p in m.parameters(recurse=False))]
-    if include is not None:
-        if not callable(include):
-            raise ValueError(f"include={include!r} is not allowed; it must be a callable (name, module) -> bool, or None")
-        found = [(name, m) for name, m in found if include(name, m)]
-    if not found or not all(layer_weights(m) for _, m in found):
-        raise ValueError("no layer with trainable parameters to monitor; check the model, layers= and include=")
-    return found
-
-
-class _ForwardOrder:
-    """Records the order in which a forward pass calls the modules of a model."""
-
-    def __init__(self, model):
-        self.seen = {}
-        self._handles = [m.register_forward_pre_hook(self._hook) for m in model.modules()]
-
-    def _hook(self, module, inputs):
-        self.seen.setdefault(id(module), len(self.seen))
-
-    def remove(self):
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-    def sort(self, named_layers):
-        """Sort ``[(name, module)]`` by first call; a module never called directly (e.g. attention's
-        ``out_proj``) goes where its nearest called ancestor does."""
-        positions = {name: self.seen.get(id(m)) for name, m in named_layers}
-
-        def key(item):
-            index, (name, module) = item
-            position = positions[name]
-            if position is None:
-                ancestors = [n for n in positions if name.startswith(n + ".") and positions[n] is not None]
-                position = positions[max(ancestors, key=len)] + 0.5 if ancestors else float("inf")
-            return (position, index)
-
-        return [item for _, item in sorted(enumerate(named_layers), key=key)]
-
-
-def named_layer_gradient_norms(model, X, y, *, loss_fn=None, compute_loss=None, layers=None, include=None):
-    """One forward/backward; ``[(name, ||dL/dW||)]`` per layer, in the order the forward pass meets them.
-
-    The loss is ``loss_fn(model(X), y)`` (cross-entropy by default) or ``compute_loss(model, X, y)``.
-    The norm covers each layer's weights (:func:`layer_weights`), as a float64 number that does not
-    underflow (:func:`norm`). Uses :func:`torch.autograd.grad`, so the model's ``.grad`` fields are
-    left untouched.
-    """
-    found = find_layers(model, layers, include)
-    _checks.batch(X, y)
-    order = _ForwardOrder(model)
-    try:
-        with torch.enable_grad():
-            loss = batch_loss(model, X, y, loss_fn, compute_loss)
-    finally:
-        order.remove()
-    found = order.sort(found)
-    weights = [layer_weights(m) for _, m in found]
-    grads = torch.autograd.grad(loss, [p for ws in weights for p in ws], allow_unused=True)
-    result, i = [], 0
-    for (name, _), ws in zip(found, weights):
-        squares = [norm(g) ** 2 for g in grads[i:i + len(ws)] if g is not None]
-        result.append((name, torch.stack(squares).sum().sqrt().item() if squares else float("nan")))
-        i += len(ws)
-    return result
-
-
-def layer_gradient_norms(model, X, y, *, loss_fn=None, compute_loss=None, layers=None, include=None):
-    """One forward/backward; return ``||dL/dW_l||`` per layer as a list of floats, input side first.
-
-    For a course MLP, the layers are its hidden ``nn.Linear`` layers; for any other model,
-    see :func:`find_layers` and :func:`named_layer_gradient_norms` (which also gives the names).
-    """
-    return [value for _, value in named_layer_gradient_norms(
-        model, X, y, loss_fn=loss_fn, compute_loss=compute_loss, layers=layers, include=include)]
-
-
-def activation_gradient_norms(model, X, y):
-    """Return ``||dL/dh_l||`` for the output ``h_l`` of every hidden layer, input side first.
-
-    This is the back-propagated signal itself (the ``delta`` that reaches layer l),
-    before it is multiplied by the layer's input to give the weight gradient.
-    """
-    require_course_model(model)
-    _checks.features_and_labels(X, y)
-    outputs = []
-    handles = [block.register_forward_hook(lambda m, i, out: outputs.append(out)) for block in model.blocks]
-    try:
-        with torch.enable_grad():
-            loss = F.cross_entropy(model(X), y)
-            grads = torch.autograd.grad(loss, outputs)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return [norm(g).item() for g in grads]
 
 
 class GradientMonitor:
@@ -416,7 +202,7 @@ class GradientMonitor:
             self._recording = self._training_steps % self.every == 0
             self._training_steps += 1
         if self._order == list(range(len(self._layers))) and self._order_recorder is None and not self._sites:
-            self._order_recorder = _ForwardOrder(self.model)
+            self._order_recorder = ForwardOrder(self.model)
 
     def _forward_ends(self, module, inputs, output):
         if self._order_recorder is not None:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _checks
-from .monitor import find_layers, layer_weights
+from .layers import find_layers, layer_weights
 from .train import OPTIMIZERS, make_optimizer, named_layers
 
 
@@ -113,7 +113,7 @@ def adam_ratio_ceiling(model, lr, layers=None, include=None):
     and the ceiling is ``lr * sqrt(3 n_in)``: 0.059 for ``lr = 3e-3`` and ``n_in = 128``, far above
     the ~1e-3 that suits SGD. Steps whose gradient changes sign from step to step are smaller.
 
-    ``layers`` and ``include`` choose the layers as in :func:`~gradcourse.monitor.find_layers`
+    ``layers`` and ``include`` choose the layers as in :func:`~gradcourse.layers.find_layers`
     (for a course MLP its hidden layers, as :class:`~gradcourse.monitor.GradientMonitor` records
     them). Returns a list of floats, one per layer, in registration order.
 

@@ -101,12 +101,12 @@ def initial_gradient_norms(X, y, *, signal="activations", seed=0, **model_option
     on ``(X, y)``, computed in float64, input side first.
 
     ``signal="activations"``: ``||dL/dh_l||`` for every hidden block's output (the signal that
-    reaches layer l, :func:`~gradcourse.monitor.activation_gradient_norms`);
-    ``signal="weights"``: ``||dL/dW_l||`` (:func:`~gradcourse.monitor.layer_gradient_norms`).
+    reaches layer l, :func:`~gradcourse.probes.activation_gradient_norms`);
+    ``signal="weights"``: ``||dL/dW_l||`` (:func:`~gradcourse.probes.layer_gradient_norms`).
     Float64 keeps gradients far below float32's smallest number (about 1e-45) measurable.
     """
     from . import set_seed
-    from .monitor import activation_gradient_norms, layer_gradient_norms
+    from .probes import activation_gradient_norms, layer_gradient_norms
 
     _checks.features_and_labels(X, y)
     _checks.choice("signal", signal, ("activations", "weights"))

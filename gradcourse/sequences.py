@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from . import _checks
 from .models import SequenceRegressor
-from .monitor import norm
+from .norms import norm
 
 WRT = ("hidden", "input")
 
@@ -84,7 +84,7 @@ def timestep_gradient_norms(model, X, y, wrt="hidden"):
 
     Returns:
         A list of T floats, entry ``t - 1`` for step t: the Frobenius norm (in float64, see
-        :func:`gradcourse.monitor.norm`) of the gradient with respect to that step's (n, ·) tensor.
+        :func:`gradcourse.norms.norm`) of the gradient with respect to that step's (n, ·) tensor.
 
     For ``h_t`` the layer is unrolled step by step (:func:`unrolled_states`), so each norm
     includes every path from step t to the loss:

@@ -14,7 +14,8 @@ from tqdm.auto import tqdm
 
 from . import _checks
 from .data import batches
-from .monitor import GradientMonitor, find_layers
+from .layers import find_layers
+from .monitor import GradientMonitor
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 LOSSES = ("cross_entropy", "mse")
@@ -303,7 +304,7 @@ def named_layers(model):
 
     A course :class:`~gradcourse.models.MLP` gives ``hidden layer 1 .. L`` and ``output layer``;
     a model with a ``named_layers()`` method gives its own list (``SequenceRegressor``: ``LSTM layer``,
-    ``output layer``); any other module gives the layers of :func:`gradcourse.monitor.find_layers`,
+    ``output layer``); any other module gives the layers of :func:`gradcourse.layers.find_layers`,
     by module path, in registration order.
     """
     if callable(getattr(model, "named_layers", None)):  # a model that names its own layers (SequenceRegressor)

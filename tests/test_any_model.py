@@ -7,7 +7,9 @@ import torchvision
 from torch import nn
 from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
-from gradcourse.monitor import GradientMonitor, find_layers, layer_gradient_norms, named_layer_gradient_norms
+from gradcourse.layers import find_layers
+from gradcourse.monitor import GradientMonitor
+from gradcourse.probes import layer_gradient_norms, named_layer_gradient_norms
 
 
 def _parameterized(model):

@@ -1,0 +1,86 @@
+"""Which modules of a model are its layers, which parameters are their weights, and in which order
+a forward pass meets them: the layers :class:`~gradcourse.monitor.GradientMonitor`,
+:func:`~gradcourse.probes.layer_gradient_norms` and :func:`~gradcourse.diagnose` report on.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import _checks
+
+def layer_weights(module):
+    """A layer's weights: its own parameters except biases (all of them when it has only biases),
+    including weights held by ``torch.nn.utils.parametrize`` (``weight_norm``, ``spectral_norm``, ...)."""
+    own = list(module.named_parameters(recurse=False))
+    if hasattr(module, "parametrizations"):
+        own += list(module.parametrizations.named_parameters())
+    weights = [p for name, p in own if "bias" not in name.split(".")[-1] and p.requires_grad]
+    return weights or [p for _, p in own if p.requires_grad]
+
+
+def find_layers(model, layers=None, include=None):
+    """The layers to monitor, as ``[(name, module)]`` in the model's registration order.
+
+    * ``layers``: an explicit list of submodules of ``model``;
+    * otherwise, for a course :class:`~gradcourse.models.MLP`, its hidden ``nn.Linear`` layers;
+    * otherwise every module that holds trainable parameters itself (Linear, Conv, RNN/LSTM/GRU,
+      Embedding, normalization layers, attention, ...), named by its module path
+      (e.g. ``"layer1.0.conv1"``; the model itself is named by its class);
+    * ``include(name, module) -> bool`` filters the candidates.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
+    names = {id(m): (name or type(m).__name__) for name, m in model.named_modules()}
+    if layers is not None:
+        layers = list(layers)
+        for i, module in enumerate(layers):
+            if id(module) not in names:
+                raise ValueError(f"layers[{i}]={_checks.describe(module)} is not allowed; every entry must be "
+                                 "a submodule of the model")
+        found = [(names[id(m)], m) for m in layers]
+    elif hasattr(model, "hidden_linears"):
+        found = [(names[id(m)], m) for m in model.hidden_linears()]
+    else:
+        found = [(names[id(m)], m) for _, m in model.named_modules()
+                 if not isinstance(m, torch.nn.utils.parametrize.ParametrizationList)
+                 and any(p.requires_grad for p in m.parameters(recurse=False))]
+    if include is not None:
+        if not callable(include):
+            raise ValueError(f"include={include!r} is not allowed; it must be a callable (name, module) -> bool, or None")
+        found = [(name, m) for name, m in found if include(name, m)]
+    if not found or not all(layer_weights(m) for _, m in found):
+        raise ValueError("no layer with trainable parameters to monitor; check the model, layers= and include=")
+    return found
+
+
+class ForwardOrder:
+    """Records the order in which a forward pass calls the modules of a model."""
+
+    def __init__(self, model):
+        self.seen = {}
+        self._handles = [m.register_forward_pre_hook(self._hook) for m in model.modules()]
+
+    def _hook(self, module, inputs):
+        self.seen.setdefault(id(module), len(self.seen))
+
+    def remove(self):
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def sort(self, named_layers):
+        """Sort ``[(name, module)]`` by first call; a module never called directly (e.g. attention's
+        ``out_proj``) goes where its nearest called ancestor does."""
+        positions = {name: self.seen.get(id(m)) for name, m in named_layers}
+
+        def key(item):
+            index, (name, module) = item
+            position = positions[name]
+            if position is None:
+                ancestors = [n for n in positions if name.startswith(n + ".") and positions[n] is not None]
+                position = positions[max(ancestors, key=len)] + 0.5 if ancestors else float("inf")
+            return (position, index)
+
+        return [item for _, item in sorted(enumerate(named_layers), key=key)]

@@ -1,0 +1,109 @@
+"""One-shot measurements of gradient flow: one forward and one backward pass, per-layer norms.
+
+For a network ``x -> h_1 -> ... -> h_L -> logits`` with ``h_l = f(W_l h_{l-1} + b_l)``,
+backpropagation gives ``dL/dW_l = delta_l h_{l-1}^T`` with
+``delta_l = diag(f'(z_l)) W_{l+1}^T delta_{l+1}``: a product of Jacobians that can
+shrink (vanish) or grow (explode) geometrically with depth. :func:`layer_gradient_norms` measures
+``||dL/dW_l||``, :func:`activation_gradient_norms` the signal ``||dL/dh_l|| = ||delta_l||`` itself;
+:class:`~gradcourse.monitor.GradientMonitor` records the same during training.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from . import _checks
+from .layers import ForwardOrder, find_layers, layer_weights
+from .models import require_course_model
+from .norms import norm
+
+LOSSES = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss}
+
+
+def resolve_loss(loss_fn=None):
+    """A loss ``(outputs, targets) -> scalar``: None or ``"cross_entropy"`` (the default),
+    ``"mse"``, or any callable such as ``torch.nn.MSELoss()``."""
+    if loss_fn is None:
+        return F.cross_entropy
+    if isinstance(loss_fn, str):
+        return LOSSES[_checks.choice("loss_fn", loss_fn, tuple(LOSSES))]
+    if not callable(loss_fn):
+        raise ValueError(f"loss_fn={loss_fn!r} is not allowed; it must be None, 'cross_entropy', 'mse' "
+                         "or a callable (outputs, targets) -> loss")
+    return loss_fn
+
+
+def batch_loss(model, X, y, loss_fn=None, compute_loss=None):
+    """The loss of one batch: ``compute_loss(model, X, y)`` when given, else ``loss_fn(model(X), y)``."""
+    if compute_loss is not None:
+        if not callable(compute_loss):
+            raise ValueError(f"compute_loss={compute_loss!r} is not allowed; it must be a callable "
+                             "(model, X, y) -> loss, or None")
+        loss = compute_loss(model, X, y)
+    else:
+        loss_fn = resolve_loss(loss_fn)
+        if loss_fn is F.cross_entropy and (y.is_floating_point() and y.dim() == 1):
+            raise ValueError(f"y={_checks.describe(y)} is not allowed with cross-entropy; it must hold integer "
+                             "class labels (pass loss_fn='mse' or another loss for real-valued targets)")
+        loss = loss_fn(model(X), y)
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise ValueError(f"the loss must be a scalar tensor; got {_checks.describe(loss)}")
+    return loss
+
+
+def named_layer_gradient_norms(model, X, y, *, loss_fn=None, compute_loss=None, layers=None, include=None):
+    """One forward/backward; ``[(name, ||dL/dW||)]`` per layer, in the order the forward pass meets them.
+
+    The loss is ``loss_fn(model(X), y)`` (cross-entropy by default) or ``compute_loss(model, X, y)``.
+    The norm covers each layer's weights (:func:`layer_weights`), as a float64 number that does not
+    underflow (:func:`norm`). Uses :func:`torch.autograd.grad`, so the model's ``.grad`` fields are
+    left untouched.
+    """
+    found = find_layers(model, layers, include)
+    _checks.batch(X, y)
+    order = ForwardOrder(model)
+    try:
+        with torch.enable_grad():
+            loss = batch_loss(model, X, y, loss_fn, compute_loss)
+    finally:
+        order.remove()
+    found = order.sort(found)
+    weights = [layer_weights(m) for _, m in found]
+    grads = torch.autograd.grad(loss, [p for ws in weights for p in ws], allow_unused=True)
+    result, i = [], 0
+    for (name, _), ws in zip(found, weights):
+        squares = [norm(g) ** 2 for g in grads[i:i + len(ws)] if g is not None]
+        result.append((name, torch.stack(squares).sum().sqrt().item() if squares else float("nan")))
+        i += len(ws)
+    return result
+
+
+def layer_gradient_norms(model, X, y, *, loss_fn=None, compute_loss=None, layers=None, include=None):
+    """One forward/backward; return ``||dL/dW_l||`` per layer as a list of floats, input side first.
+
+    For a course MLP, the layers are its hidden ``nn.Linear`` layers; for any other model,
+    see :func:`find_layers` and :func:`named_layer_gradient_norms` (which also gives the names).
+    """
+    return [value for _, value in named_layer_gradient_norms(
+        model, X, y, loss_fn=loss_fn, compute_loss=compute_loss, layers=layers, include=include)]
+
+
+def activation_gradient_norms(model, X, y):
+    """Return ``||dL/dh_l||`` for the output ``h_l`` of every hidden layer, input side first.
+
+    This is the back-propagated signal itself (the ``delta`` that reaches layer l),
+    before it is multiplied by the layer's input to give the weight gradient.
+    """
+    require_course_model(model)
+    _checks.features_and_labels(X, y)
+    outputs = []
+    handles = [block.register_forward_hook(lambda m, i, out: outputs.append(out)) for block in model.blocks]
+    try:
+        with torch.enable_grad():
+            loss = F.cross_entropy(model(X), y)
+            grads = torch.autograd.grad(loss, outputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [norm(g).item() for g in grads]
