@@ -8,6 +8,8 @@ their tests under Colab's ipywidgets and IPython.
 
 from __future__ import annotations
 
+from functools import partial
+
 import ipywidgets as widgets
 import torch
 from IPython.display import display
@@ -20,6 +22,30 @@ from .runs import train_mlp
 from .theory import activation_derivative, derivative_bound, max_derivative, scalar_chain
 from .train import OPTIMIZERS
 
+
+
+def explorer(figure, controls, rows=None):
+    """An explorer: ``controls`` (``{name: widget}``) above an output area that shows
+    ``figure(**{name: widget.value})`` and redraws it whenever a control changes.
+
+    ``ipywidgets.interactive_output`` clears the output with ``wait=True``, so a redraw does not
+    flicker; every figure function closes its figure in pyplot, so old ones do not pile up.
+    ``rows`` lays out the controls: a list whose entries are a list of names (one ``HBox``) or a
+    single name (the control alone); by default all controls sit in one row. Returns a ``VBox``.
+    """
+    if not isinstance(controls, dict) or not controls:
+        raise ValueError(f"controls={_checks.describe(controls)} is not allowed; it must be a non-empty dict {{name: widget}}")
+    rows = [list(controls)] if rows is None else rows
+    placed = [name for row in rows for name in ([row] if isinstance(row, str) else row)]
+    if sorted(placed) != sorted(controls):
+        raise ValueError(f"rows={rows!r} is not allowed; it must place each of {list(controls)} exactly once")
+
+    def draw(**values):
+        display(figure(**values))
+
+    output = widgets.interactive_output(draw, controls)
+    boxes = [controls[row] if isinstance(row, str) else widgets.HBox([controls[name] for name in row]) for row in rows]
+    return widgets.VBox([*boxes, output])
 
 
 def gradient_flow_figure(X, y, depth=20, activation="sigmoid", init="default", init_scale=1.0, width=64, seed=0):
@@ -56,12 +82,8 @@ def gradient_flow_explorer(X, y, depth=20, activation="sigmoid", init="default",
                                              description="init scale", continuous_update=False),
     }
 
-    def draw(depth, activation, init, init_scale):
-        display(gradient_flow_figure(X, y, depth, activation, init, init_scale, width, seed))
-
-    output = widgets.interactive_output(draw, controls)
-    return widgets.VBox([widgets.HBox([controls["depth"], controls["init_scale"]]),
-                         widgets.HBox([controls["activation"], controls["init"]]), output])
+    return explorer(partial(gradient_flow_figure, X, y, width=width, seed=seed), controls,
+                    [["depth", "init_scale"], ["activation", "init"]])
 
 
 def chain_figure(depth=10, weight=1.0, bias=0.0, activation="sigmoid"):
@@ -91,12 +113,7 @@ def chain_explorer(depth=10, weight=1.0, bias=0.0, activation="sigmoid"):
         "activation": widgets.Dropdown(options=list(ACTIVATIONS), value=activation, description="activation"),
     }
 
-    def draw(depth, weight, bias, activation):
-        display(chain_figure(depth, weight, bias, activation))
-
-    output = widgets.interactive_output(draw, controls)
-    return widgets.VBox([widgets.HBox([controls["depth"], controls["activation"]]),
-                         widgets.HBox([controls["weight"], controls["bias"]]), output])
+    return explorer(chain_figure, controls, [["depth", "activation"], ["weight", "bias"]])
 
 
 def recurrent_figure(sigma_max=1.5, steps=60, activation="tanh", width=32, input_scale=0.1, seed=0):
@@ -130,11 +147,7 @@ def recurrent_explorer(sigma_max=1.5, steps=60, activation="tanh"):
         "activation": widgets.Dropdown(options=list(RECURRENT_ACTIVATIONS), value=activation, description="activation"),
     }
 
-    def draw(sigma_max, steps, activation):
-        display(recurrent_figure(sigma_max, steps, activation))
-
-    output = widgets.interactive_output(draw, controls)
-    return widgets.VBox([widgets.HBox(list(controls.values())), output])
+    return explorer(recurrent_figure, controls)
 
 
 def init_figure(X, y, depth=20, activation="tanh", init="default", width=256, seed=0):
@@ -162,11 +175,7 @@ def init_explorer(X, y, depth=20, activation="tanh", init="default", width=256, 
         "depth": widgets.IntSlider(value=depth, min=2, max=50, description="depth", continuous_update=False),
     }
 
-    def draw(init, activation, depth):
-        display(init_figure(X, y, depth, activation, init, width, seed))
-
-    output = widgets.interactive_output(draw, controls)
-    return widgets.VBox([widgets.HBox(list(controls.values())), output])
+    return explorer(partial(init_figure, X, y, width=width, seed=seed), controls)
 
 
 def activation_figure(X, y, activation="relu", low=-4.0, high=4.0, depth=20, init="kaiming", width=64, seed=0):
@@ -195,12 +204,10 @@ def activation_explorer(X, y, activation="relu", depth=20, init="kaiming", width
         "init": widgets.Dropdown(options=list(INITS), value=init, description="init"),
     }
 
-    def draw(activation, z_range, depth, init):
-        display(activation_figure(X, y, activation, z_range[0], z_range[1], depth, init, width, seed))
+    def figure(activation, z_range, depth, init):
+        return activation_figure(X, y, activation, z_range[0], z_range[1], depth, init, width, seed)
 
-    output = widgets.interactive_output(draw, controls)
-    return widgets.VBox([widgets.HBox([controls["activation"], controls["z_range"]]),
-                         widgets.HBox([controls["depth"], controls["init"]]), output])
+    return explorer(figure, controls, [["activation", "z_range"], ["depth", "init"]])
 
 
 def precision_figure(gradients, log2_scale=16, dtype="float16"):
@@ -230,11 +237,7 @@ def precision_explorer(gradients, log2_scale=0, dtype="float16"):
         "dtype": widgets.Dropdown(options=list(LOW_PRECISION), value=dtype, description="dtype"),
     }
 
-    def draw(log2_scale, dtype):
-        display(precision_figure(gradients, log2_scale, dtype))
-
-    output = widgets.interactive_output(draw, controls)
-    return widgets.VBox([widgets.HBox(list(controls.values())), output])
+    return explorer(partial(precision_figure, gradients), controls)
 
 
 # ---------------------------------------------------------------- clipping and recurrent networks (notebooks 06, 08)
@@ -313,11 +316,8 @@ def timestep_gradient_explorer(length=50, cell="lstm", forget_bias=1.0, hidden=3
                                            description="forget bias", continuous_update=False),
     }
 
-    def draw(length, cell, forget_bias):
-        display(timestep_gradient_figure(length, cell, forget_bias, hidden, batch, seed))
-
-    output = widgets.interactive_output(draw, controls)
-    return widgets.VBox([widgets.HBox([controls["length"], controls["cell"]]), controls["forget_bias"], output])
+    return explorer(partial(timestep_gradient_figure, hidden=hidden, batch=batch, seed=seed), controls,
+                    [["length", "cell"], "forget_bias"])
 
 
 # ---------------------------------------------------------------- training explorers (notebooks 07, 09, 10)
@@ -359,12 +359,8 @@ def residual_explorer(X, y, depth=50, residual=True, width=64, norm="batch", epo
         "residual": widgets.ToggleButtons(options=list(RESIDUAL_CHOICES), value=residual, description="blocks"),
     }
 
-    def draw(depth, residual):
-        display(residual_figure(X, y, depth, residual, width, norm, epochs, batch_size, optimizer, lr, seed,
-                                activation))
-
-    output = widgets.interactive_output(draw, controls)
-    return widgets.VBox([widgets.HBox([controls["depth"], controls["residual"]]), output])
+    return explorer(partial(residual_figure, X, y, width=width, norm=norm, epochs=epochs, batch_size=batch_size,
+                            optimizer=optimizer, lr=lr, seed=seed, activation=activation), controls)
 
 
 def normalization_figure(X, y, norm="batch", depth=3, width=100, activation="sigmoid", init="normal",
@@ -392,11 +388,8 @@ def normalization_explorer(X, y, norm="batch", depth=3, width=100, activation="s
         "depth": widgets.IntSlider(value=depth, min=1, max=10, description="depth", continuous_update=False),
     }
 
-    def draw(norm, depth):
-        display(normalization_figure(X, y, norm, depth, width, activation, init, init_scale, epochs, batch_size, lr, seed))
-
-    output = widgets.interactive_output(draw, controls)
-    return widgets.VBox([widgets.HBox([controls["norm"], controls["depth"]]), output])
+    return explorer(partial(normalization_figure, X, y, width=width, activation=activation, init=init,
+                            init_scale=init_scale, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed), controls)
 
 
 def optimizer_figure(X, y, optimizer="adam", lr=1e-3, epochs=2, batch_size=64, seed=0, **model_options):
@@ -422,8 +415,5 @@ def optimizer_explorer(X, y, optimizer="adam", lr=1e-3, epochs=2, batch_size=64,
                                      continuous_update=False, readout_format=".0e"),
     }
 
-    def draw(optimizer, lr):
-        display(optimizer_figure(X, y, optimizer, lr, epochs, batch_size, seed, **model_options))
-
-    output = widgets.interactive_output(draw, controls)
-    return widgets.VBox([controls["optimizer"], controls["lr"], output])
+    return explorer(partial(optimizer_figure, X, y, epochs=epochs, batch_size=batch_size, seed=seed, **model_options),
+                    controls, ["optimizer", "lr"])

@@ -125,3 +125,37 @@ def test_chain_explorer_redraws_on_change(monkeypatch, capsys):
 def test_chain_explorer_rejects_bad_arguments(kwargs, name, value, raises_bad):
     with raises_bad(name, value):
         widgets.chain_explorer(**kwargs)
+
+
+# ---------------------------------------------------------------- the explorer scaffold
+
+def test_explorer_lays_out_the_controls_and_draws_the_figure_from_their_values():
+    drawn = []
+
+    def figure(a, b, c):
+        drawn.append((a, b, c))
+        return f"{a}-{b}-{c}"
+
+    controls = {name: ipywidgets.IntSlider(value=i) for i, name in enumerate("abc")}
+    box = widgets.explorer(figure, controls, [["a", "b"], "c"])
+    first, second, output = box.children
+    assert isinstance(first, ipywidgets.HBox) and list(first.children) == [controls["a"], controls["b"]]
+    assert second is controls["c"] and isinstance(output, ipywidgets.Output)
+    assert drawn[-1] == (0, 1, 2)
+    controls["b"].value = 7
+    assert drawn[-1] == (0, 7, 2)
+    one_row = widgets.explorer(figure, controls)
+    assert list(one_row.children[0].children) == list(controls.values())
+
+
+@pytest.mark.parametrize("controls, rows, name", [({}, None, "controls"), ("sliders", None, "controls")])
+def test_explorer_rejects_bad_controls(controls, rows, name):
+    with pytest.raises(ValueError, match=f"{name}="):
+        widgets.explorer(lambda **values: None, controls, rows)
+
+
+def test_explorer_rejects_rows_that_do_not_place_every_control_once():
+    controls = {"a": ipywidgets.IntSlider(), "b": ipywidgets.IntSlider()}
+    for rows in (["a"], ["a", "a", "b"], [["a", "b", "c"]]):
+        with pytest.raises(ValueError, match="rows="):
+            widgets.explorer(lambda **values: None, controls, rows)
