@@ -1,5 +1,5 @@
-"""Which modules of a model are its layers, which parameters are their weights, and in which order
-a forward pass meets them: the layers :class:`~gradcourse.monitor.GradientMonitor`,
+"""Which modules of a model are its layers, how they are named, which parameters are their weights,
+and in which order a forward pass meets them: the layers :class:`~gradcourse.monitor.GradientMonitor`,
 :func:`~gradcourse.probes.layer_gradient_norms` and :func:`~gradcourse.diagnose` report on.
 """
 
@@ -53,6 +53,22 @@ def find_layers(model, layers=None, include=None):
     if not found or not all(layer_weights(m) for _, m in found):
         raise ValueError("no layer with trainable parameters to monitor; check the model, layers= and include=")
     return found
+
+
+def named_layers(model):
+    """``(name, module)`` for each layer of ``model`` that holds parameters, input side first.
+
+    A course :class:`~gradcourse.models.MLP` gives ``hidden layer 1 .. L`` and ``output layer``;
+    a model with a ``named_layers()`` method gives its own list (``SequenceRegressor``: ``LSTM layer``,
+    ``output layer``); any other module gives the layers of :func:`find_layers`,
+    by module path, in registration order.
+    """
+    if callable(getattr(model, "named_layers", None)):  # a model that names its own layers (SequenceRegressor)
+        return list(model.named_layers())
+    if hasattr(model, "hidden_linears") and hasattr(model, "output"):
+        layers = [(f"hidden layer {i + 1}", m) for i, m in enumerate(model.hidden_linears())]
+        return layers + [("output layer", model.output)]
+    return find_layers(model)
 
 
 class ForwardOrder:

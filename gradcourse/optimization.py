@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _checks
-from .layers import find_layers, layer_weights
-from .train import OPTIMIZERS, make_optimizer, named_layers
+from .layers import find_layers, layer_weights, named_layers
+from .train import OPTIMIZERS, make_optimizer
 
 
 ADAM_EPS = 1e-8
@@ -35,7 +35,7 @@ def loss_scaling_steps(model, X, y, optimizer="adam", lr=1e-3, scale=1e-4, steps
 
     Everything runs in float64 on copies (``model`` is left untouched), so that a step far
     below a weight's float32 resolution still shows. Returns a dict of per-layer lists
-    (layers as in :func:`~gradcourse.train.named_layers`, weights only):
+    (layers as in :func:`~gradcourse.layers.named_layers`, weights only):
 
     * ``"layers"``: the layer names;
     * ``"grad_rms"``: the root-mean-square of ``dL/dW`` at the start;

@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 
 from . import _checks
 from .data import batches
-from .train import accuracy, named_layers
+from .layers import named_layers
+from .train import accuracy
 
 LOW_PRECISION = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -198,7 +199,7 @@ def train_mixed_precision(model, X, y, *, precision="float16", loss_scaling=True
 
     Returns a dict: ``"loss"`` (``L`` per step, unweighted and unscaled), ``"scale"`` (the ``S``
     each step used), ``"skipped"`` (0-based indices of the skipped steps), ``"layers"`` (names as
-    in :func:`~gradcourse.train.named_layers`), ``"zero_share"`` (per layer, the share of its
+    in :func:`~gradcourse.layers.named_layers`), ``"zero_share"`` (per layer, the share of its
     weight-gradient entries that are exactly 0, averaged over steps), ``"moved"`` (per layer,
     ``||W_end - W_0|| / ||W_0||``), ``"accuracy"`` (on ``(X, y)`` after training) and ``"model"``
     (the trained copy).

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from . import _checks
 from .data import batches
-from .layers import find_layers
+from .layers import named_layers
 from .monitor import GradientMonitor
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
@@ -297,22 +297,6 @@ def _stop(history, step, epoch, what, layer, bar):
                             f"first non-finite values at {layer}. Lower the learning rate or the init scale, "
                             "or clip gradients (notebooks 03, 04, 06).")
     print(history.stop_message)
-
-
-def named_layers(model):
-    """``(name, module)`` for each layer of ``model`` that holds parameters, input side first.
-
-    A course :class:`~gradcourse.models.MLP` gives ``hidden layer 1 .. L`` and ``output layer``;
-    a model with a ``named_layers()`` method gives its own list (``SequenceRegressor``: ``LSTM layer``,
-    ``output layer``); any other module gives the layers of :func:`gradcourse.layers.find_layers`,
-    by module path, in registration order.
-    """
-    if callable(getattr(model, "named_layers", None)):  # a model that names its own layers (SequenceRegressor)
-        return list(model.named_layers())
-    if hasattr(model, "hidden_linears") and hasattr(model, "output"):
-        layers = [(f"hidden layer {i + 1}", m) for i, m in enumerate(model.hidden_linears())]
-        return layers + [("output layer", model.output)]
-    return find_layers(model)
 
 
 @torch.no_grad()

@@ -13,7 +13,8 @@ from gradcourse.data import ADDING_BASELINE_MSE, adding_problem
 from gradcourse.models import SequenceRegressor
 from gradcourse.sequences import (first_step_below, gate_saturation, latching_trials, lstm_gates,
                                   timestep_gradient_norms, unrolled_states)
-from gradcourse.train import mean_squared_error, named_layers
+from gradcourse.layers import named_layers
+from gradcourse.train import mean_squared_error
 
 
 def _model(cell="lstm", **kwargs):
