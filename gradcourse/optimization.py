@@ -21,6 +21,7 @@ from torch import nn
 
 from . import _checks
 from .layers import find_layers, layer_weights, named_layers
+from .norms import norm
 from .train import OPTIMIZERS, make_optimizer
 
 
@@ -126,9 +127,10 @@ def adam_ratio_ceiling(model, lr, layers=None, include=None):
     lr = _checks.number("lr", lr, minimum=0, strict_minimum=True)
     ceilings = []
     for _, module in find_layers(model, layers, include):
-        weights = torch.cat([p.detach().reshape(-1).double() for p in layer_weights(module)])
-        rms = weights.pow(2).mean().sqrt().item()
-        ceilings.append(lr / rms if rms > 0 else float("inf"))
+        weights = layer_weights(module)
+        size = torch.stack([norm(p) ** 2 for p in weights]).sum().sqrt().item()   # ||W||, as GradientMonitor divides by
+        count = sum(p.numel() for p in weights)
+        ceilings.append(lr * count ** 0.5 / size if size > 0 else float("inf"))
     return ceilings
 
 
