@@ -14,7 +14,7 @@ import time
 import torch
 
 import gradcourse
-from gradcourse import widgets
+from gradcourse import figures
 
 
 def latency(make_figure, repeats):
@@ -32,14 +32,14 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     X, y = gradcourse.load_mnist("train", limit=256, source="bundled")
-    gradients = gradcourse.experiments.layer_statistics(X, y, 10, "sigmoid", "default", width=128)["gradients"]
+    gradients = gradcourse.at_init.layer_statistics(X, y, 10, "sigmoid", "default", width=128)["gradients"]
     cases = {
-        "gradient_flow_explorer (depth 20 -> 21)": lambda: widgets.gradient_flow_figure(X, y, depth=21),
-        "chain_explorer (depth 10 -> 11)": lambda: widgets.chain_figure(depth=11),
-        "recurrent_explorer (steps 60 -> 61)": lambda: widgets.recurrent_figure(steps=61),
-        "init_explorer (depth 20 -> 21)": lambda: widgets.init_figure(X, y, depth=21),
-        "activation_explorer (depth 20 -> 21)": lambda: widgets.activation_figure(X, y, depth=21),
-        "precision_explorer (scale 2^0 -> 2^1)": lambda: widgets.precision_figure(gradients, log2_scale=1),
+        "gradient_flow_explorer (depth 20 -> 21)": lambda: figures.gradient_flow_figure(X, y, depth=21),
+        "chain_explorer (depth 10 -> 11)": lambda: figures.chain_figure(depth=11),
+        "recurrent_explorer (steps 60 -> 61)": lambda: figures.recurrent_figure(steps=61),
+        "init_explorer (depth 20 -> 21)": lambda: figures.init_figure(X, y, depth=21),
+        "activation_explorer (depth 20 -> 21)": lambda: figures.activation_figure(X, y, depth=21),
+        "precision_explorer (scale 2^0 -> 2^1)": lambda: figures.precision_figure(gradients, log2_scale=1),
     }
     print(f"median of {args.repeats}, {torch.get_num_threads()} threads; goal <= 0.3 s")
     for name, make in cases.items():

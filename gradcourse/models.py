@@ -6,10 +6,13 @@ notebooks study; ``init``, ``norm`` and ``residual`` switch on the remedies.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
 from . import _checks
+from .runtime import set_seed
 
 ACTIVATIONS = {
     "sigmoid": nn.Sigmoid,
@@ -170,6 +173,31 @@ class MLP(nn.Module):
 
     def extra_repr(self):
         return f"activation={self.activation!r}, init={self.init!r}, init_scale={self.init_scale}"
+
+
+MLP_OPTIONS = tuple(name for name in inspect.signature(MLP).parameters if name != "in_features")
+"""The keyword arguments of :class:`MLP` besides ``in_features``."""
+
+
+def seeded_mlp(X, seed=0, **options):
+    """The network a seed names, sized for the features ``X``: ``set_seed(seed)``, then
+    ``MLP(in_features=X.shape[1], **options)`` with ``options`` from :data:`MLP_OPTIONS`.
+
+    Example::
+
+        >>> X = torch.randn(8, 5)
+        >>> torch.equal(seeded_mlp(X, 3, depth=2).output.weight, seeded_mlp(X, 3, depth=2).output.weight)
+        True
+    """
+    if not isinstance(X, torch.Tensor) or X.dim() != 2:
+        raise ValueError(f"X={_checks.describe(X)} is not allowed; it must be a 2-D torch.Tensor (rows of features)")
+    _checks.integer("seed", seed, minimum=0)
+    for name in options:
+        if name not in MLP_OPTIONS:
+            raise ValueError(f"{name}={_checks.describe(options[name])} is not allowed; the MLP options are "
+                             f"{', '.join(MLP_OPTIONS)}")
+    set_seed(seed)
+    return MLP(in_features=X.shape[1], **options)
 
 
 def remove_batchnorm_(model):

@@ -261,3 +261,23 @@ def latching_trials(lengths, trials=100, latched_steps=3, noise=0.2, sequences=1
                           "first_gradient": first_gradient[part].median().item(),
                           "final_loss": loss.detach()[part].median().item()}
     return result
+
+
+def random_recurrence(sigma_max, steps, width=32, input_size=4, input_scale=0.1, seed=0):
+    """A seeded recurrence for :func:`gradcourse.theory.recurrent_jacobian_norms`: returns ``(W, U, inputs)``.
+
+    ``W`` is a random orthogonal matrix (QR of a Gaussian matrix) times ``sigma_max``, so every
+    singular value of W equals ``sigma_max``; ``U`` has N(0, input_scale^2) entries; the
+    ``steps`` inputs are N(0, 1). All float64.
+    """
+    _checks.number("sigma_max", sigma_max, minimum=0, strict_minimum=True)
+    _checks.integer("steps", steps, minimum=1)
+    _checks.integer("width", width, minimum=1)
+    _checks.integer("input_size", input_size, minimum=1)
+    _checks.number("input_scale", input_scale, minimum=0)
+    _checks.integer("seed", seed, minimum=0)
+    g = torch.Generator().manual_seed(seed)
+    Q, _ = torch.linalg.qr(torch.randn(width, width, generator=g, dtype=torch.float64))
+    U = input_scale * torch.randn(width, input_size, generator=g, dtype=torch.float64)
+    inputs = torch.randn(steps, input_size, generator=g, dtype=torch.float64)
+    return sigma_max * Q, U, inputs

@@ -1,4 +1,4 @@
-"""ipywidgets explorers built on :mod:`gradcourse.plots`.
+"""ipywidgets explorers: controls wired to the figures of :mod:`gradcourse.figures`.
 
 They use only widgets that exist in ipywidgets 7.7 and 8 (IntSlider, FloatSlider, FloatLogSlider,
 FloatRangeSlider, Dropdown, ToggleButtons, HBox, VBox, interactive_output), so they render in
@@ -8,20 +8,18 @@ their tests under Colab's ipywidgets and IPython.
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import ipywidgets as widgets
-import torch
 from IPython.display import display
 
-from . import _checks
-from .experiments import gradient_flow
-from .models import ACTIVATIONS, INITS
-from .plots import plot_activation_and_flow, plot_gradient_flow, plot_log_lines, plot_training_and_layers
-from .runs import train_mlp
-from .theory import activation_derivative, derivative_bound, max_derivative, scalar_chain
+from . import _checks, figures
+from .figures import NORM_CHOICES, RESIDUAL_CHOICES
+from .models import ACTIVATIONS, CELLS, INITS
+from .precision import LOW_PRECISION
+from .theory import RECURRENT_ACTIVATIONS
 from .train import OPTIMIZERS
-
 
 
 def explorer(figure, controls, rows=None):
@@ -48,24 +46,11 @@ def explorer(figure, controls, rows=None):
     return widgets.VBox([*boxes, output])
 
 
-def gradient_flow_figure(X, y, depth=20, activation="sigmoid", init="default", init_scale=1.0, width=64, seed=0):
-    """Build a fresh seeded :class:`~gradcourse.models.MLP`, measure ``||dL/dW_l||`` on ``(X, y)``
-    and plot it per layer, next to the bound ``(max f')^(L - l)`` that the activation's
-    derivatives alone put on the signal reaching layer l from the last hidden layer."""
-    _checks.integer("depth", depth, minimum=1, maximum=200)
-    norms = gradient_flow(X, y, depth, activation, init, init_scale, width, seed)
-    bound = [norms[-1] * derivative_bound(activation, depth - l) if l < depth else norms[-1]
-             for l in range(1, depth + 1)]
-    title = f"{depth} layers, {activation}, init={init}, scale={init_scale:g}: first/last = {norms[0] / norms[-1]:.2e}"
-    return plot_gradient_flow({"measured": norms}, title=title,
-                              references={"last layer × (max f')^(L−l)": bound})
-
-
 def gradient_flow_explorer(X, y, depth=20, activation="sigmoid", init="default", init_scale=1.0, width=64, seed=0):
     """Sliders for depth and init scale, menus for activation and init; redraws the gradient flow.
 
     Each change builds a new seeded network and redraws the figure of
-    :func:`gradient_flow_figure` in place (the output is cleared with ``wait=True``,
+    :func:`~gradcourse.figures.gradient_flow_figure` in place (the output is cleared with ``wait=True``,
     so there is no flicker, and the old figure is closed). Returns the widget.
     """
     _checks.features_and_labels(X, y)
@@ -82,19 +67,8 @@ def gradient_flow_explorer(X, y, depth=20, activation="sigmoid", init="default",
                                              description="init scale", continuous_update=False),
     }
 
-    return explorer(partial(gradient_flow_figure, X, y, width=width, seed=seed), controls,
+    return explorer(partial(figures.gradient_flow_figure, X, y, width=width, seed=seed), controls,
                     [["depth", "init_scale"], ["activation", "init"]])
-
-
-def chain_figure(depth=10, weight=1.0, bias=0.0, activation="sigmoid"):
-    """Plot ``|dy_L/dy_l|`` along the one-unit chain of :func:`~gradcourse.theory.scalar_chain`,
-    next to the bound ``(max f' |w|)^(L - l)``."""
-    chain = scalar_chain(depth, weight, bias, x0=1.0, activation=activation)
-    gradients = [abs(g) for g in chain.gradients]
-    bound = [(max_derivative(activation) * abs(weight)) ** (depth - l) for l in range(depth)]
-    title = f"{activation}, w={weight:g}, b={bias:g}: |dy_L/dy_0| = {gradients[0]:.2e}"
-    return plot_log_lines(range(depth), {"|dy_L/dy_l| (autograd)": gradients}, "l (the output y_L differentiated with respect to y_l)",
-                          "gradient (log scale)", title=title, references={"(max f' |w|)^(L-l)": bound})
 
 
 def chain_explorer(depth=10, weight=1.0, bias=0.0, activation="sigmoid"):
@@ -113,30 +87,11 @@ def chain_explorer(depth=10, weight=1.0, bias=0.0, activation="sigmoid"):
         "activation": widgets.Dropdown(options=list(ACTIVATIONS), value=activation, description="activation"),
     }
 
-    return explorer(chain_figure, controls, [["depth", "activation"], ["weight", "bias"]])
-
-
-def recurrent_figure(sigma_max=1.5, steps=60, activation="tanh", width=32, input_scale=0.1, seed=0):
-    """``||dh_T/dh_0||`` for ``T = 1..steps`` of ``h_t = f(W h_{t-1} + U x_t)`` where ``W`` is a random
-    orthogonal matrix times ``sigma_max`` (all its singular values equal ``sigma_max``), next to
-    the bound ``(gamma sigma_max)^T``; see :func:`gradcourse.theory.recurrent_jacobian_norms`."""
-    from .experiments import random_recurrence
-    from .theory import recurrent_derivative_bound, recurrent_jacobian_norms
-
-    _checks.integer("steps", steps, minimum=1, maximum=1000)
-    W, U, inputs = random_recurrence(sigma_max, steps, width, input_scale=input_scale, seed=seed)
-    norms = recurrent_jacobian_norms(W, U, inputs, activation=activation)
-    gamma = recurrent_derivative_bound(activation)
-    bound = [(gamma * sigma_max) ** T for T in range(1, steps + 1)]
-    title = f"{activation} RNN, σ_max(W) = {sigma_max:g} (1/γ = {1 / gamma:g}): ||dh_T/dh_0|| at T={steps}: {norms[-1]:.2e}"
-    return plot_log_lines(range(1, steps + 1), {"||dh_T/dh_0|| (measured)": norms}, "T (time steps back)",
-                          "Jacobian norm (log scale)", title=title, references={"(γ σ_max)^T": bound})
+    return explorer(figures.chain_figure, controls, [["depth", "activation"], ["weight", "bias"]])
 
 
 def recurrent_explorer(sigma_max=1.5, steps=60, activation="tanh"):
     """Sliders for the recurrent matrix's largest singular value and the number of steps."""
-    from .theory import RECURRENT_ACTIVATIONS
-
     _checks.number("sigma_max", sigma_max, minimum=0.1, maximum=6.0)
     _checks.integer("steps", steps, minimum=5, maximum=200)
     _checks.choice("activation", activation, tuple(RECURRENT_ACTIVATIONS))
@@ -147,24 +102,11 @@ def recurrent_explorer(sigma_max=1.5, steps=60, activation="tanh"):
         "activation": widgets.Dropdown(options=list(RECURRENT_ACTIVATIONS), value=activation, description="activation"),
     }
 
-    return explorer(recurrent_figure, controls)
-
-
-def init_figure(X, y, depth=20, activation="tanh", init="default", width=256, seed=0):
-    """Per-layer activation standard deviation (left) and weight-gradient norm (right) at
-    initialization, for one init scheme; see :func:`gradcourse.experiments.layer_statistics`."""
-    from .experiments import layer_statistics, std_per_layer
-    from .plots import plot_two_per_layer
-
-    stats = layer_statistics(X, y, depth, activation, init, 1.0, width, seed)
-    stds = std_per_layer(stats["activations"])
-    return plot_two_per_layer({init: stds}, {init: stats["weight_gradient_norms"]},
-                              "activation std (log scale)", "||dL/dW_l|| (log scale)",
-                              title=f"{depth} {activation} layers of {width} units at initialization")
+    return explorer(figures.recurrent_figure, controls)
 
 
 def init_explorer(X, y, depth=20, activation="tanh", init="default", width=256, seed=0):
-    """Menus for the init scheme and the activation and a depth slider; redraws :func:`init_figure`."""
+    """Menus for the init scheme and the activation and a depth slider; redraws :func:`~gradcourse.figures.init_figure`."""
     _checks.features_and_labels(X, y)
     _checks.integer("depth", depth, minimum=2, maximum=50)
     _checks.choice("activation", activation, tuple(ACTIVATIONS))
@@ -175,23 +117,12 @@ def init_explorer(X, y, depth=20, activation="tanh", init="default", width=256, 
         "depth": widgets.IntSlider(value=depth, min=2, max=50, description="depth", continuous_update=False),
     }
 
-    return explorer(partial(init_figure, X, y, width=width, seed=seed), controls)
-
-
-def activation_figure(X, y, activation="relu", low=-4.0, high=4.0, depth=20, init="kaiming", width=64, seed=0):
-    """The activation f and its derivative f' on [low, high] (left), and the gradient flow of a
-    ``depth``-layer MLP built with it (right): :func:`~gradcourse.plots.plot_activation_and_flow`."""
-    _checks.number("low", low)
-    _checks.number("high", high, minimum=low, strict_minimum=True)
-    norms = gradient_flow(X, y, depth, activation, init, 1.0, width, seed)
-    z = torch.linspace(low, high, 401)
-    return plot_activation_and_flow(z, ACTIVATIONS[activation]()(z), activation_derivative(activation, z), norms,
-                                    title=activation, flow_title=f"{depth} layers, init={init}")
+    return explorer(partial(figures.init_figure, X, y, width=width, seed=seed), controls)
 
 
 def activation_explorer(X, y, activation="relu", depth=20, init="kaiming", width=64, seed=0):
     """A menu for the activation, a range slider for the inputs z and menus for depth and init;
-    redraws :func:`activation_figure`."""
+    redraws :func:`~gradcourse.figures.activation_figure`."""
     _checks.features_and_labels(X, y)
     _checks.choice("activation", activation, tuple(ACTIVATIONS))
     _checks.integer("depth", depth, minimum=2, maximum=50)
@@ -205,29 +136,13 @@ def activation_explorer(X, y, activation="relu", depth=20, init="kaiming", width
     }
 
     def figure(activation, z_range, depth, init):
-        return activation_figure(X, y, activation, z_range[0], z_range[1], depth, init, width, seed)
+        return figures.activation_figure(X, y, activation, z_range[0], z_range[1], depth, init, width, seed)
 
     return explorer(figure, controls, [["activation", "z_range"], ["depth", "init"]])
 
 
-def precision_figure(gradients, log2_scale=16, dtype="float16"):
-    """Per layer, the share of ``gradients`` (a list of tensors, input side first) that underflow
-    to 0 and that overflow to inf when multiplied by ``2**log2_scale`` and cast to ``dtype``."""
-    from .plots import plot_per_layer_shares
-    from .precision import cast_losses
-
-    _checks.integer("log2_scale", log2_scale, minimum=0, maximum=40)
-    losses = [cast_losses(g, dtype, 2.0 ** log2_scale) for g in gradients]
-    return plot_per_layer_shares({"flushed to 0": [l["flushed"] for l in losses],
-                                  "overflowed to inf": [l["overflowed"] for l in losses]},
-                                 "share of the layer's gradients",
-                                 title=f"{dtype}, loss scale 2^{log2_scale}")
-
-
 def precision_explorer(gradients, log2_scale=0, dtype="float16"):
-    """A slider for the loss scale (as a power of 2) and a menu for the dtype; redraws :func:`precision_figure`."""
-    from .precision import LOW_PRECISION
-
+    """A slider for the loss scale (as a power of 2) and a menu for the dtype; redraws :func:`~gradcourse.figures.precision_figure`."""
     if not isinstance(gradients, (list, tuple)) or not gradients:
         raise ValueError(f"gradients={_checks.describe(gradients)} is not allowed; it must be a non-empty list of tensors")
     _checks.integer("log2_scale", log2_scale, minimum=0, maximum=40)
@@ -237,18 +152,10 @@ def precision_explorer(gradients, log2_scale=0, dtype="float16"):
         "dtype": widgets.Dropdown(options=list(LOW_PRECISION), value=dtype, description="dtype"),
     }
 
-    return explorer(partial(precision_figure, gradients), controls)
+    return explorer(partial(figures.precision_figure, gradients), controls)
 
 
 # ---------------------------------------------------------------- clipping and recurrent networks (notebooks 06, 08)
-
-def clipping_figure(grad_norms, threshold):
-    """The gradient-norm trace and histogram of :func:`~gradcourse.plots.plot_gradient_norms`
-    with a clipping threshold, titled with the share of steps it would clip."""
-    from .plots import plot_gradient_norms
-
-    return plot_gradient_norms(grad_norms, threshold, title=f"threshold c = {threshold:.3g}")
-
 
 def clipping_explorer(grad_norms, threshold):
     """A log-scale slider for the clipping threshold over a recorded gradient-norm trace
@@ -257,8 +164,6 @@ def clipping_explorer(grad_norms, threshold):
 
     The returned box's ``figure`` attribute is the figure it drew last, so code can move the
     slider (``box.children[0].value = c``) and read what the learner would see."""
-    import math
-
     norms = [float(v) for v in grad_norms]
     finite = [v for v in norms if math.isfinite(v) and v > 0]
     if not finite:
@@ -272,38 +177,16 @@ def clipping_explorer(grad_norms, threshold):
     box = widgets.VBox([slider])
 
     def draw(threshold):
-        box.figure = clipping_figure(norms, threshold)
+        box.figure = figures.clipping_figure(norms, threshold)
         display(box.figure)
 
     box.children = (slider, widgets.interactive_output(draw, {"threshold": slider}))
     return box
 
 
-def timestep_gradient_figure(length=50, cell="lstm", forget_bias=1.0, hidden=32, batch=256, seed=0):
-    """Build a fresh seeded :class:`~gradcourse.models.SequenceRegressor` and plot ``||dL/dh_t||``
-    over a batch of the adding problem of that ``length``, at initialization.
-    ``forget_bias`` is used by the LSTM only."""
-    from .data import adding_problem
-    from .models import SequenceRegressor
-    from .plots import plot_timestep_gradients
-    from .sequences import timestep_gradient_norms
-    from . import set_seed
-
-    _checks.integer("length", length, minimum=2)
-    X, y = adding_problem(batch, length, seed=seed)
-    set_seed(seed)
-    model = SequenceRegressor(cell, hidden, forget_bias=forget_bias if cell == "lstm" else None)
-    norms = timestep_gradient_norms(model, X, y)
-    name = f"lstm, forget bias {forget_bias:g}" if cell == "lstm" else cell
-    return plot_timestep_gradients({name: norms}, title=f"{name}, T = {length}: "
-                                   f"||dL/dh_1|| / ||dL/dh_T|| = {norms[0] / norms[-1]:.1e}")
-
-
 def timestep_gradient_explorer(length=50, cell="lstm", forget_bias=1.0, hidden=32, batch=256, seed=0):
     """A slider for the sequence length, a menu for the cell and a slider for the LSTM's forget
     bias; redraws the gradient reaching every time step of a fresh network (at initialization)."""
-    from .models import CELLS
-
     _checks.choice("cell", cell, tuple(CELLS))
     # Within the sliders' ranges: ipywidgets would silently clamp a value outside them.
     _checks.integer("length", length, minimum=5, maximum=200)
@@ -316,39 +199,17 @@ def timestep_gradient_explorer(length=50, cell="lstm", forget_bias=1.0, hidden=3
                                            description="forget bias", continuous_update=False),
     }
 
-    return explorer(partial(timestep_gradient_figure, hidden=hidden, batch=batch, seed=seed), controls,
+    return explorer(partial(figures.timestep_gradient_figure, hidden=hidden, batch=batch, seed=seed), controls,
                     [["length", "cell"], "forget_bias"])
 
 
 # ---------------------------------------------------------------- training explorers (notebooks 07, 09, 10)
 
 
-RESIDUAL_CHOICES = (("plain", False), ("residual", True), ("pre-activation", "pre"))
-NORM_CHOICES = (("none", None), ("batch", "batch"), ("layer", "layer"))
-
-
-def _final_accuracy(run):
-    return f"train accuracy {run.history.train_accuracy[-1]:.2f}" if run.history.train_accuracy else "diverged"
-
-
-def residual_figure(X, y, depth=50, residual=True, width=64, norm="batch", epochs=2, batch_size=128,
-                    optimizer="adam", lr=1e-3, seed=0, activation="relu"):
-    """Train a seeded MLP with He init on ``(X, y)`` (plain, ``residual=True`` or
-    ``residual="pre"``; ReLU unless ``activation`` says otherwise) and plot its training loss next
-    to ``||dL/dW_l||`` per layer at the first step."""
-    _checks.integer("depth", depth, minimum=2, maximum=100)
-    run = train_mlp(X, y, depth=depth, residual=residual, width=width, norm=norm, activation=activation,
-                    init="kaiming", epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, seed=seed)
-    label = dict((value, name) for name, value in RESIDUAL_CHOICES)[residual]
-    return plot_training_and_layers({label: run.history}, {label: run.monitor.series("grad_norm")[0].tolist()},
-                                    "||dL/dW_l|| at the first step",
-                                    title=f"{depth} layers, {label}, {activation}, norm={norm}: {_final_accuracy(run)}")
-
-
 def residual_explorer(X, y, depth=50, residual=True, width=64, norm="batch", epochs=2, batch_size=128,
                       optimizer="adam", lr=1e-3, seed=0, activation="relu"):
     """A depth slider and plain / residual / pre-activation buttons; each change trains a fresh
-    seeded network and redraws :func:`residual_figure`. Returns the widget."""
+    seeded network and redraws :func:`~gradcourse.figures.residual_figure`. Returns the widget."""
     _checks.features_and_labels(X, y)
     _checks.integer("depth", depth, minimum=2, maximum=60)
     _checks.choice("activation", activation, tuple(ACTIVATIONS))
@@ -359,27 +220,14 @@ def residual_explorer(X, y, depth=50, residual=True, width=64, norm="batch", epo
         "residual": widgets.ToggleButtons(options=list(RESIDUAL_CHOICES), value=residual, description="blocks"),
     }
 
-    return explorer(partial(residual_figure, X, y, width=width, norm=norm, epochs=epochs, batch_size=batch_size,
+    return explorer(partial(figures.residual_figure, X, y, width=width, norm=norm, epochs=epochs, batch_size=batch_size,
                             optimizer=optimizer, lr=lr, seed=seed, activation=activation), controls)
-
-
-def normalization_figure(X, y, norm="batch", depth=3, width=100, activation="sigmoid", init="normal",
-                         init_scale=0.01, epochs=2, batch_size=60, lr=0.5, seed=0):
-    """Train a seeded MLP (by default the scaled-down sigmoid network of Ioffe & Szegedy 2015)
-    with SGD and plot its training loss next to ``||dL/dW_l||`` per layer at the first step."""
-    _checks.integer("depth", depth, minimum=1, maximum=30)
-    run = train_mlp(X, y, norm=norm, depth=depth, width=width, activation=activation, init=init,
-                    init_scale=init_scale, epochs=epochs, batch_size=batch_size, optimizer="sgd", lr=lr, seed=seed)
-    label = f"norm={norm}"
-    return plot_training_and_layers({label: run.history}, {label: run.monitor.series("grad_norm")[0].tolist()},
-                                    "||dL/dW_l|| at the first step",
-                                    title=f"{depth} {activation} layers, {label}: {_final_accuracy(run)}")
 
 
 def normalization_explorer(X, y, norm="batch", depth=3, width=100, activation="sigmoid", init="normal",
                            init_scale=0.01, epochs=2, batch_size=60, lr=0.5, seed=0):
     """none / batch / layer buttons and a depth slider; each change trains a fresh seeded
-    network and redraws :func:`normalization_figure`. Returns the widget."""
+    network and redraws :func:`~gradcourse.figures.normalization_figure`. Returns the widget."""
     _checks.features_and_labels(X, y)
     _checks.choice("norm", norm, tuple(value for _, value in NORM_CHOICES))
     _checks.integer("depth", depth, minimum=1, maximum=10)
@@ -388,24 +236,13 @@ def normalization_explorer(X, y, norm="batch", depth=3, width=100, activation="s
         "depth": widgets.IntSlider(value=depth, min=1, max=10, description="depth", continuous_update=False),
     }
 
-    return explorer(partial(normalization_figure, X, y, width=width, activation=activation, init=init,
+    return explorer(partial(figures.normalization_figure, X, y, width=width, activation=activation, init=init,
                             init_scale=init_scale, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed), controls)
-
-
-def optimizer_figure(X, y, optimizer="adam", lr=1e-3, epochs=2, batch_size=64, seed=0, **model_options):
-    """Train a seeded MLP (``model_options`` as for :class:`~gradcourse.models.MLP`) with one
-    optimizer and learning rate; plot its training loss next to the mean update-to-weight
-    ratio ``||dW_l|| / ||W_l||`` per layer, with the 1e-3 rule of thumb."""
-    _checks.choice("optimizer", optimizer, OPTIMIZERS)
-    run = train_mlp(X, y, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed, **model_options)
-    ratios = run.monitor.mean("update_ratio") if run.monitor.steps("update_ratio") else [float("nan")]
-    return plot_training_and_layers({optimizer: run.history}, {optimizer: ratios}, "mean ||ΔW|| / ||W|| per step",
-                                    hline=1e-3, title=f"{optimizer}, lr={lr:.3g}: {_final_accuracy(run)}")
 
 
 def optimizer_explorer(X, y, optimizer="adam", lr=1e-3, epochs=2, batch_size=64, seed=0, **model_options):
     """Optimizer buttons and a log-scale learning-rate slider (1e-5 to 1); each change trains
-    a fresh seeded network and redraws :func:`optimizer_figure`. Returns the widget."""
+    a fresh seeded network and redraws :func:`~gradcourse.figures.optimizer_figure`. Returns the widget."""
     _checks.features_and_labels(X, y)
     _checks.choice("optimizer", optimizer, OPTIMIZERS)
     _checks.number("lr", lr, minimum=1e-5, maximum=1.0)
@@ -415,5 +252,5 @@ def optimizer_explorer(X, y, optimizer="adam", lr=1e-3, epochs=2, batch_size=64,
                                      continuous_update=False, readout_format=".0e"),
     }
 
-    return explorer(partial(optimizer_figure, X, y, epochs=epochs, batch_size=batch_size, seed=seed, **model_options),
+    return explorer(partial(figures.optimizer_figure, X, y, epochs=epochs, batch_size=batch_size, seed=seed, **model_options),
                     controls, ["optimizer", "lr"])

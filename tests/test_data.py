@@ -14,6 +14,7 @@ import torch
 
 import gradcourse
 from gradcourse import data
+from gradcourse.data import ADDING_BASELINE_MSE, adding_problem
 
 MEAN, STD = 0.1307, 0.3081
 
@@ -326,3 +327,44 @@ def test_no_notebook_chooses_a_source_of_its_own():
         for cell in nbformat.read(path, as_version=4).cells:
             calls = re.findall(r"load_mnist\([^)]*\)", cell.source) if cell.cell_type == "code" else []
             assert not any("source" in call for call in calls), (path.name, calls)
+
+
+def test_adding_problem_shapes_markers_and_targets():
+    X, y = adding_problem(500, 20, seed=3)
+    assert X.shape == (500, 20, 2) and y.shape == (500,)
+    assert X.dtype == y.dtype == torch.float32
+    values, markers = X[..., 0], X[..., 1]
+    assert ((values >= 0) & (values < 1)).all()
+    assert set(markers.unique().tolist()) == {0.0, 1.0}
+    assert (markers[:, :10].sum(dim=1) == 1).all() and (markers[:, 10:].sum(dim=1) == 1).all()  # one per half
+    assert torch.allclose(y, (values * markers).sum(dim=1))
+
+
+def test_adding_problem_is_seeded():
+    first, second, other = adding_problem(50, 10, seed=1), adding_problem(50, 10, seed=1), adding_problem(50, 10, seed=2)
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+    assert not torch.equal(first[0], other[0])
+
+
+def test_adding_problem_odd_length_puts_the_second_marker_in_the_longer_half():
+    X, _ = adding_problem(2000, 5, seed=0)
+    first, second = X[:, :2, 1].sum(dim=1), X[:, 2:, 1].sum(dim=1)
+    assert (first == 1).all() and (second == 1).all()
+
+
+def test_predicting_one_scores_the_baseline():
+    _, y = adding_problem(200_000, 4, seed=0)
+    assert ADDING_BASELINE_MSE == 1 / 6
+    assert ((y - 1) ** 2).mean().item() == pytest.approx(1 / 6, rel=0.01)
+    assert y.mean().item() == pytest.approx(1.0, abs=0.005)
+
+
+@pytest.mark.parametrize("kwargs, name, value", [
+    (dict(n=0, length=10), "n", 0),
+    (dict(n=10, length=1), "length", 1),
+    (dict(n=10, length=10.0), "length", 10.0),
+    (dict(n=10, length=10, seed=-1), "seed", -1),
+])
+def test_adding_problem_rejects_bad_arguments(kwargs, name, value, raises_bad):
+    with raises_bad(name, value):
+        adding_problem(**kwargs)

@@ -1,7 +1,5 @@
 """gradcourse.diagnose: one network per symptom, a healthy one, any model, and the model left untouched."""
 
-import math
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -26,6 +24,20 @@ def _dead_mlp():
     with torch.no_grad():
         model.blocks[2].linear.bias.sub_(3.0)  # most of layer 3's units negative on every digit
     return model
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _assert_untouched(model, before, X, output_before):
+    after = model.state_dict()
+    assert set(after) == set(before) and all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None for p in model.parameters())
+    torch.manual_seed(1)
+    output = model(X)
+    output = output[0] if isinstance(output, tuple) else output
+    assert torch.equal(output.detach(), output_before)
 
 
 CASES = {
@@ -75,20 +87,6 @@ def test_thresholds_can_be_overridden(mnist_small):
     assert gradcourse.diagnose(model, *mnist_small).healthy
     strict = gradcourse.diagnose(model, *mnist_small, thresholds={"vanishing_ratio": 10.0})
     assert strict.symptom_names == ["vanishing gradients"]
-
-
-def _state(model):
-    return {k: v.clone() for k, v in model.state_dict().items()}
-
-
-def _assert_untouched(model, before, X, output_before):
-    after = model.state_dict()
-    assert set(after) == set(before) and all(torch.equal(before[k], after[k]) for k in before)
-    assert all(p.grad is None for p in model.parameters())
-    torch.manual_seed(1)
-    output = model(X)
-    output = output[0] if isinstance(output, tuple) else output
-    assert torch.equal(output.detach(), output_before)
 
 
 @pytest.mark.parametrize("kind", ["resnet18", "transformer", "lstm"])
@@ -156,30 +154,6 @@ def test_bad_arguments(mnist_small, raises_bad):
     with pytest.raises(ValueError, match="y has 3"):
         gradcourse.diagnose(model, X, y[:3])
     assert set(THRESHOLDS) >= {"vanishing_ratio", "dead_share"}
-
-
-def test_train_and_diagnose_reports_then_trains(mnist_small):
-    X, y = mnist_small
-    result = gradcourse.experiments.train_and_diagnose(X, y, (X, y), lr=0.05, epochs=1, probe=64, depth=2, width=16,
-                                                       activation="relu", init="kaiming")
-    assert result["report"].healthy and result["history"].steps == 4
-    assert result["accuracy"] == result["history"].val_accuracy[-1]
-    blown = gradcourse.experiments.train_and_diagnose(X, y, (X, y), lr=50.0, epochs=1, depth=8, width=16,
-                                                      activation="relu", init="kaiming", init_scale=3.0)
-    assert blown["history"].diverged and blown["accuracy"] is None
-
-
-def test_train_and_diagnose_small_output_layer_starts_at_ln_c(mnist_small, raises_bad):
-    X, y = mnist_small
-    for seed in range(2):
-        plain, small = (gradcourse.experiments.train_and_diagnose(X, y, (X, y), lr=0.05, epochs=1, seed=seed, depth=8,
-                                                                  width=64, activation="relu", init="kaiming",
-                                                                  output_scale=scale)["report"] for scale in (1.0, 0.1))
-        assert abs(small.loss - math.log(10)) < 0.1 < plain.loss - math.log(10)
-        # the hidden layers' gradients pass through the output weights: they shrink with them
-        assert all(s < 0.2 * p for s, p in zip(small.grad_norms, plain.grad_norms))
-    with raises_bad("output_scale", 0):
-        gradcourse.experiments.train_and_diagnose(X, y, (X, y), lr=0.05, output_scale=0, depth=2, width=8)
 
 
 def test_remove_batchnorm_and_scale_weights():

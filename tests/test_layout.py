@@ -24,7 +24,8 @@ def test_the_core_imports_without_matplotlib_or_ipywidgets(module):
 
 
 def test_the_display_is_there_on_first_use():
-    code = "import sys, gradcourse as gc\nassert callable(gc.plots.plot_log_lines) and callable(gc.widgets.activation_figure)\n" \
+    code = "import sys, gradcourse as gc\nassert callable(gc.plots.plot_log_lines) and callable(gc.figures.activation_figure)\n" \
+           "assert callable(gc.widgets.explorer)\n" \
            "assert 'matplotlib' in sys.modules and 'ipywidgets' in sys.modules\nfrom gradcourse import plots, widgets"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

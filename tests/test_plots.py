@@ -2,14 +2,15 @@
 
 import math
 
+import matplotlib.pyplot as plt
 import pytest
 import torch
 from matplotlib.figure import Figure
 
 import gradcourse
-from gradcourse import MLP, GradientMonitor, plots
+from gradcourse import MLP, GradientMonitor, clipping, plots
+from gradcourse.plots import plot_layer_histograms, plot_two_per_layer
 from gradcourse.train import History
-
 
 pytestmark = pytest.mark.usefixtures("no_figure_left_open")
 
@@ -312,3 +313,191 @@ def test_plot_activation_and_flow_rejects_mismatched_lengths():
         plots.plot_activation_and_flow([0, 1], [0, 1, 2], [1, 1], [1.0])
     with pytest.raises(ValueError, match="norms"):
         plots.plot_activation_and_flow([0, 1], [0, 1], [1, 1], [])
+
+
+def _regression_history(val, loss=(0.3, 0.2, 0.1), stop_step=None):
+    history = History(loss=list(loss), val_loss=list(val), train_loss=list(val))
+    history.stop_step = stop_step
+    return history
+
+
+def test_layer_histograms_one_line_per_layer():
+    tensors = [torch.randn(500) * s for s in (1.0, 0.5, 0.25)]
+    before = plt.get_fignums()
+    fig = plot_layer_histograms({"a": tensors, "b": tensors}, title="t")
+    assert isinstance(fig, Figure) and plt.get_fignums() == before
+    assert [len(ax.get_lines()) for ax in fig.axes] == [3, 3]
+
+
+def test_layer_histograms_reject_bad_input():
+    with pytest.raises(ValueError, match="per_layer"):
+        plot_layer_histograms({})
+    with pytest.raises(ValueError, match="finite"):
+        plot_layer_histograms({"a": [torch.zeros(4)]})
+    with pytest.raises(ValueError, match="non-empty tensors"):
+        plot_layer_histograms({"a": []})
+
+
+def test_two_per_layer_draws_both_panels():
+    fig = plot_two_per_layer({"x": [1, 0.5]}, {"x": [2, 4], "y": [1, 1]}, "left", "right")
+    assert [len(ax.get_lines()) for ax in fig.axes] == [1, 2]
+    assert fig.axes[0].get_ylabel() == "left"
+
+
+def test_training_and_layers_draws_losses_and_per_layer_values():
+    histories = {"a": History(loss=[2.0, 1.0, 0.5]), "b": History(loss=[2.0, 3.0], stop_step=3, stop_layer="x")}
+    fig = plots.plot_training_and_layers(histories, {"a": [1e-3, 1e-2], "b": [0.0, 1e-4]}, "ratio", hline=1e-3, title="t")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    ax_loss, ax_layers = fig.axes
+    assert list(ax_loss.get_lines()[0].get_ydata()) == [2.0, 1.0, 0.5]
+    assert len(ax_loss.get_lines()) == 3  # two runs and the divergence marker
+    assert ax_layers.get_yscale() == "log" and ax_loss.get_yscale() == "log"
+    b_line = ax_layers.get_lines()[1]
+    assert math.isnan(b_line.get_ydata()[0])  # zero cannot sit on a log axis
+    assert ax_layers.get_lines()[-1].get_ydata()[0] == 1e-3  # the hline
+    assert fig._suptitle.get_text() == "t"
+
+
+def test_training_and_layers_accepts_a_single_run():
+    fig = plots.plot_training_and_layers(History(loss=[1.0, 0.9]), [0.1, 0.2, 0.3], "grad")
+    assert list(fig.axes[1].get_lines()[0].get_xdata()) == [1, 2, 3]
+
+
+def test_training_and_layers_rejects_bad_input():
+    with pytest.raises(ValueError, match="histories must be a History"):
+        plots.plot_training_and_layers({"a": [1.0]}, [1.0], "y")
+    with pytest.raises(ValueError, match="per_layer"):
+        plots.plot_training_and_layers(History(loss=[1.0]), {"a": []}, "y")
+    with pytest.raises(ValueError, match="ylabel=3"):
+        plots.plot_training_and_layers(History(loss=[1.0]), [1.0], 3)
+
+
+def test_quantiles_plot_one_panel_per_run_and_one_line_per_quantile():
+    series = {"without": torch.tensor([[-1.0, 0.0, 1.0], [-2.0, -1.0, 0.0]]), "with": torch.zeros(3, 3)}
+    fig = plots.plot_quantiles(series, title="q")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    assert [ax.get_title() for ax in fig.axes] == ["without", "with"]
+    assert [len(ax.get_lines()) for ax in fig.axes] == [3, 3]
+    assert list(fig.axes[0].get_lines()[1].get_ydata()) == [0.0, -1.0]
+
+
+@pytest.mark.parametrize("series", [{}, [torch.zeros(2, 3)], {"a": torch.zeros(2, 2)}, {"a": torch.zeros(0, 3)}])
+def test_quantiles_plot_rejects_bad_series(series):
+    with pytest.raises(ValueError, match="series"):
+        plots.plot_quantiles(series)
+
+
+def test_quantiles_plot_rejects_bad_quantiles(raises_bad):
+    with raises_bad("quantiles[i]", 2.0):
+        plots.plot_quantiles({"a": torch.zeros(2, 2)}, quantiles=(0.5, 2.0))
+
+
+def test_plot_timestep_gradients_draws_one_log_line_per_cell():
+    fig = plots.plot_timestep_gradients({"rnn": [1e-9, 1e-3, 1.0], "lstm": [1e-2, 1e-1, 1.0]}, title="T")
+    ax = fig.axes[0]
+    assert isinstance(fig, Figure) and ax.get_yscale() == "log" and ax.get_title() == "T"
+    rnn, lstm = ax.get_lines()
+    assert list(rnn.get_xdata()) == [1, 2, 3] and list(lstm.get_ydata()) == [1e-2, 1e-1, 1.0]
+    assert "time step" in ax.get_xlabel()
+
+
+def test_plot_timestep_gradients_styles_runs_and_references():
+    fig = plots.plot_timestep_gradients({"lstm": [1e-2, 1e-1, 1.0]}, styles={"lstm": {"color": "tab:green"}},
+                                        references={"0.5^(T-t)": [0.25, 0.5, 1.0], "0.7^(T-t)": [0.49, 0.7, 1.0]},
+                                        reference_styles={"0.7^(T-t)": {"color": "tab:green", "linestyle": ":"}})
+    run, plain, styled = fig.axes[0].get_lines()
+    assert run.get_color() == "tab:green"
+    assert (plain.get_color(), plain.get_linestyle()) == ("grey", "--")   # the default look of a reference
+    assert (styled.get_color(), styled.get_linestyle()) == ("tab:green", ":")
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["lstm", "0.5^(T-t)", "0.7^(T-t)"]
+
+
+def test_plot_regression_history_shows_steps_epochs_and_the_baseline():
+    fig = plots.plot_regression_history({"rnn": _regression_history([0.17, 0.17]), "lstm": _regression_history([0.1, 0.01])},
+                                        baseline=1 / 6, title="adding")
+    ax_step, ax_epoch = fig.axes
+    assert ax_step.get_yscale() == ax_epoch.get_yscale() == "log"
+    assert ax_epoch.get_ylabel() == "validation MSE"
+    lines = ax_epoch.get_lines()
+    assert list(lines[1].get_ydata()) == [0.1, 0.01]
+    assert any(list(line.get_ydata()) == [1 / 6, 1 / 6] for line in lines)  # the baseline
+    assert fig._suptitle.get_text() == "adding"
+
+
+def test_plot_regression_history_marks_divergence_and_uses_training_mse_without_validation():
+    history = History(loss=[0.3, 0.2], train_loss=[0.25])
+    history.stop_step = 3
+    fig = plots.plot_regression_history(history)
+    assert fig.axes[1].get_ylabel() == "training MSE"
+    assert any(line.get_marker() == "x" for line in fig.axes[0].get_lines())
+
+
+def test_plot_regression_history_rejects_bad_input():
+    with pytest.raises(ValueError, match="histories must be a History"):
+        plots.plot_regression_history({"a": [0.1]})
+    with pytest.raises(ValueError, match="baseline=-1"):
+        plots.plot_regression_history(_regression_history([0.1]), baseline=-1)
+
+
+def test_plot_gradient_norms_marks_the_steps_above_the_threshold():
+    norms = [0.1, 0.2, 5.0, 0.15, 9.0]
+    fig = plots.plot_gradient_norms(norms, threshold=1.0)
+    ax_trace, ax_hist = fig.axes
+    assert ax_trace.get_yscale() == "log" and ax_hist.get_xscale() == "log"
+    clipped = [line for line in ax_trace.get_lines() if line.get_label() == "above the threshold"][0]
+    assert list(clipped.get_xdata()) == [3, 5] and list(clipped.get_ydata()) == [5.0, 9.0]
+    assert "40% of 5 steps above the threshold" in fig._suptitle.get_text()
+    assert plots.plot_gradient_norms(norms).axes[0].get_lines()[0].get_ydata().tolist() == norms
+    median = [line for line in ax_hist.get_lines() if line.get_label().startswith("median")][0]
+    assert median.get_xdata()[0] == 0.2
+    fig = plots.plot_gradient_norms([0.4, 0.1, 0.3, 0.2])  # an even count: torch's median, the lower middle value
+    median = [line for line in fig.axes[1].get_lines() if line.get_label().startswith("median")][0]
+    assert median.get_xdata()[0] == 0.2
+
+
+@pytest.mark.parametrize("norms, threshold, match", [
+    ({"a": [1.0]}, None, "not a dict"),
+    ([0.0, -1.0], None, "no positive finite value"),
+    ([1.0], 0.0, "threshold=0.0"),
+])
+def test_plot_gradient_norms_rejects_bad_input(norms, threshold, match):
+    with pytest.raises(ValueError, match=match):
+        plots.plot_gradient_norms(norms, threshold)
+
+
+@pytest.fixture(scope="module")
+def surface():
+    return clipping.cliff_surface((3.0, 7.0), (-4.0, -1.0), points=31)
+
+
+def test_plot_cliff_surface_draws_the_loss_and_the_wall(surface):
+    fig = plots.plot_cliff_surface(surface)
+    ax = fig.axes[0]
+    (wall,) = ax.get_lines()
+    w = wall.get_xdata()
+    assert w[0] == pytest.approx(1 / (0.6224593 * (1 - 0.6224593)), rel=1e-5)  # where w sigma'(x0) = 1
+    assert wall.get_ydata()[-1] == pytest.approx(clipping.cliff_wall(w[-1]))
+    assert ax.get_xlim() == (3.0, 7.0)
+
+
+def test_plot_cliff_section_and_descent(surface):
+    fig = plots.plot_cliff_section(clipping.cliff_slice(6.0, points=20))
+    assert [ax.get_xscale() for ax in fig.axes] == ["log", "log"]
+    starts = clipping.start_grid((3.0, 7.0), (-4.0, -1.0), 3)
+    runs = {"free": clipping.cliff_descent(starts, 0.05, 20), "clipped": clipping.cliff_descent(starts, 0.05, 20, 10.0)}
+    fig = plots.plot_cliff_descent(surface, runs, huge_step=1.0)
+    assert len(fig.axes) == 2
+    assert fig.axes[1].get_title().startswith("clipped: 0 of 9 runs")
+    assert len(fig.axes[0].get_lines()) == 9 + 1  # one path per run and the start dots
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda s: plots.plot_cliff_surface("s"), "surface='s'"),
+    (lambda s: plots.plot_cliff_section(s), "section="),
+    (lambda s: plots.plot_cliff_descent(s, {}), "runs={}"),
+    (lambda s: plots.plot_cliff_descent(s, {"a": clipping.cliff_descent(torch.ones(1, 2), 0.1, 1)}, huge_step=0),
+     "huge_step=0"),
+])
+def test_cliff_plots_reject_bad_input(surface, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(surface)

@@ -8,7 +8,12 @@ import torch
 from matplotlib.figure import Figure
 
 import gradcourse
-from gradcourse import plots, precision, widgets
+from gradcourse import plots, precision
+
+
+def _tiny_net(seed=0):
+    gradcourse.set_seed(seed)
+    return gradcourse.MLP(depth=2, width=16, activation="tanh", init="xavier")
 
 
 def test_cast_losses_counts_underflow_and_overflow():
@@ -74,19 +79,6 @@ def test_bad_arguments(raises_bad):
         precision.train_mixed_precision("net", X, y)
     with pytest.raises(ValueError, match="entries but log2_scales has"):
         plots.plot_loss_scale_sweep([0, 1], {"a": [0.0]}, {})
-    with raises_bad("log2_scale", 41):
-        widgets.precision_figure([torch.ones(2)], log2_scale=41)
-    with pytest.raises(ValueError, match="gradients"):
-        widgets.precision_explorer([])
-
-
-def test_precision_figure_and_explorer():
-    grads = [torch.full((10,), 1e-9), torch.full((10,), 1e-3)]
-    fig = widgets.precision_figure(grads, log2_scale=0)
-    assert isinstance(fig, Figure)
-    flushed_line = fig.axes[0].get_lines()[0]
-    assert list(flushed_line.get_ydata()) == [1.0, 0.0]
-    assert widgets.precision_explorer(grads).__class__.__name__ == "VBox"
 
 
 def test_cast_sweep_finds_the_window_between_underflow_and_overflow():
@@ -108,11 +100,6 @@ def test_dot_product_stalls_in_float16_accumulation_only():
     assert precision.dot_product(a, a, "float16") == 32.0                     # half of 32's spacing 2^-5 exceeds 0.01
     assert precision.dot_product(a, a, "float32") == pytest.approx(40.96, abs=0.05)
     assert precision.dot_product(a[:10], a[:10], "float16") == pytest.approx(0.1, rel=1e-3)  # a short sum is fine
-
-
-def _tiny_net(seed=0):
-    gradcourse.set_seed(seed)
-    return gradcourse.MLP(depth=2, width=16, activation="tanh", init="xavier")
 
 
 def test_loss_weight_is_the_same_training_in_float32(mnist_small):

@@ -91,8 +91,6 @@ def test_pre_activation_block_rejects_bad_arguments(kwargs, name, value, raises_
         PreActivationBlock(**arguments)
 
 
-# ---------------------------------------------------------------- stream_statistics
-
 def test_stream_statistics_match_the_block_outputs(mnist_small):
     X, _ = mnist_small
     gradcourse.set_seed(0)
@@ -131,8 +129,6 @@ def test_stream_statistics_reject_bad_input(raises_bad):
     with pytest.raises(ValueError, match="X="):
         stream_statistics(MLP(in_features=3, width=4, depth=2), torch.randn(3))
 
-
-# ---------------------------------------------------------------- figure styles and He et al.'s numbers
 
 def test_line_styles_give_each_kind_its_colour_whatever_the_depth():
     from gradcourse.residual import KIND_COLORS, line_styles
@@ -173,26 +169,3 @@ def test_he_2016_table_rejects_bad_arguments(raises_bad):
         he_2016_table(errors, 6, 6)
     with pytest.raises(ValueError, match="train_error="):
         he_2016_table({(False, 6): 0.04}, 6, 18)
-
-
-def test_residual_figure_trains_the_chosen_activation(Xy, monkeypatch):
-    from gradcourse import widgets
-
-    seen = {}
-    real = widgets.train_mlp
-
-    def recording(*args, **kwargs):
-        seen.update(kwargs)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(widgets, "train_mlp", recording)
-    fig = widgets.residual_figure(*Xy, depth=3, residual=True, width=8, epochs=1, batch_size=32, activation="tanh")
-    assert seen["activation"] == "tanh"
-    assert fig._suptitle.get_text().startswith("3 layers, residual, tanh, norm=batch")
-
-
-def test_residual_explorer_rejects_an_unknown_activation(Xy, raises_bad):
-    from gradcourse import widgets
-
-    with raises_bad("activation", "relu6"):
-        widgets.residual_explorer(*Xy, depth=3, activation="relu6")

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from gradcourse import theory
+import gradcourse
+from gradcourse import sequences, theory
 from gradcourse.models import ACTIVATIONS
 
 
@@ -168,3 +169,61 @@ def test_sigmoid_network_loss_rejects_mismatched_shapes():
         theory.sigmoid_network_loss([W], [b], torch.zeros(4), torch.zeros(3))
     with pytest.raises(ValueError, match=r"target has shape \(2,\)"):
         theory.sigmoid_network_loss([W], [b], torch.zeros(2), torch.zeros(2))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+@pytest.mark.parametrize("sigma", [0.7, 1.5])
+def test_recurrent_jacobian_norms_match_autograd(activation, sigma):
+    W, U, inputs = sequences.random_recurrence(sigma, 8, width=6, seed=1)
+    h0 = 0.1 * torch.ones(6, dtype=torch.float64)
+    norms = theory.recurrent_jacobian_norms(W, U, inputs, h0=h0, activation=activation)
+    for T in (1, 4, 8):
+        J = torch.autograd.functional.jacobian(
+            lambda h: theory.recurrent_final_state(W, U, inputs[:T], h, activation=activation), h0)
+        assert norms[T - 1] == pytest.approx(torch.linalg.matrix_norm(J, ord=2).item(), rel=1e-10)
+
+
+@pytest.mark.parametrize("activation, sigma", [("tanh", 0.9), ("sigmoid", 3.5)])
+def test_below_one_over_gamma_the_norms_stay_under_the_bound(activation, sigma):
+    W, U, inputs = sequences.random_recurrence(sigma, 40, seed=0)
+    gamma = theory.recurrent_derivative_bound(activation)
+    norms = theory.recurrent_jacobian_norms(W, U, inputs, activation=activation)
+    assert all(n <= (gamma * sigma) ** T * (1 + 1e-9) for T, n in enumerate(norms, start=1))
+
+
+def test_recurrent_derivative_bounds():
+    assert theory.recurrent_derivative_bound("tanh") == 1.0
+    assert theory.recurrent_derivative_bound("sigmoid") == 0.25
+
+
+def test_recurrent_functions_reject_bad_arguments(raises_bad):
+    W, U, inputs = sequences.random_recurrence(1.0, 3, width=4)
+    with raises_bad("activation", "relu"):
+        theory.recurrent_jacobian_norms(W, U, inputs, activation="relu")
+    with raises_bad("W", [[1.0]]):
+        theory.recurrent_jacobian_norms([[1.0]], U, inputs)
+    with pytest.raises(ValueError, match="shapes do not fit"):
+        theory.recurrent_jacobian_norms(W[:, :3], U, inputs)
+    with raises_bad("sigma_max", 0):
+        sequences.random_recurrence(0, 3)
+    with raises_bad("steps", 0):
+        sequences.random_recurrence(1.0, 0)
+    with raises_bad("activation", "elu"):
+        theory.recurrent_derivative_bound("elu")
+
+
+def test_activation_table_ranges():
+    rows = {row["name"]: row for row in theory.activation_table()}
+    assert set(rows) == set(gradcourse.models.ACTIVATIONS)
+    assert rows["sigmoid"]["d_max"] == pytest.approx(0.25) and rows["sigmoid"]["saturates_both_sides"]
+    assert 0 < rows["tanh"]["d_min"] and rows["tanh"]["d_max"] == 1.0
+    assert rows["relu"]["d_min"] == 0.0 and not rows["relu"]["saturates_both_sides"]
+    assert rows["gelu"]["d_max"] == pytest.approx(1.1289, abs=1e-3) and rows["gelu"]["d_min"] < 0
+    assert rows["silu"]["d_max"] == pytest.approx(1.0998, abs=1e-3)
+
+
+def test_activation_table_rejects_bad_arguments(raises_bad):
+    with raises_bad("activations[i]", "swish"):
+        theory.activation_table(["swish"])
+    with raises_bad("high", -20.0):
+        theory.activation_table(high=-20.0)

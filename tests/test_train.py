@@ -10,7 +10,9 @@ from torch import nn
 
 import gradcourse
 from gradcourse import MLP, GradientMonitor, fit
-from gradcourse.train import History, accuracy, make_optimizer
+from gradcourse.data import adding_problem
+from gradcourse.models import SequenceRegressor
+from gradcourse.train import History, accuracy, make_optimizer, mean_squared_error
 
 
 def _model(**kwargs):
@@ -338,3 +340,81 @@ def test_locating_a_nonfinite_output_leaves_batchnorm_statistics_alone():
     assert first_nonfinite_output(model, torch.randn(16, 4)) == "hidden layer 2"
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), key
+
+
+def _sequence_model(cell="lstm", **kwargs):
+    gradcourse.set_seed(0)
+    return SequenceRegressor(cell, **{"hidden": 8, **kwargs})
+
+
+def test_fit_mse_trains_a_sequence_model_and_records_per_epoch_losses():
+    X, y = adding_problem(256, 8, seed=0)
+    Xv, yv = adding_problem(64, 8, seed=1)
+    model = _sequence_model("gru")
+    history = fit(model, X, y, epochs=3, batch_size=32, optimizer="adam", lr=0.01, loss="mse",
+                  validation=(Xv, yv), progress=False)
+    assert history.steps == 3 * 8 and not history.diverged
+    assert len(history.train_loss) == len(history.val_loss) == 3
+    assert history.train_accuracy == [] and history.val_accuracy == []
+    assert history.val_loss[-1] == pytest.approx(mean_squared_error(model, Xv, yv))
+    assert history.train_loss[-1] == pytest.approx(F.mse_loss(model(X), y).item(), rel=1e-5)
+    assert history.train_loss[-1] < history.train_loss[0]
+    assert "val loss=" in repr(history)
+
+
+def test_fit_mse_first_loss_is_the_first_batch_mse():
+    X, y = adding_problem(64, 6)
+    model = _sequence_model("rnn")
+    Xb, yb = next(gradcourse.batches(X, y, 16, shuffle=True, seed=0))
+    expected = F.mse_loss(model(Xb), yb).item()
+    history = fit(model, X, y, epochs=1, batch_size=16, lr=0.01, loss="mse", progress=False)
+    assert history.loss[0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_fit_mse_rejects_integer_targets_and_a_mismatched_output(raises_bad):
+    X, y = adding_problem(32, 6)
+    with pytest.raises(ValueError, match=r"y=<tensor shape=\(32,\) dtype=torch.int64> is not allowed"):
+        fit(_sequence_model(), X, y.long(), epochs=1, batch_size=8, lr=0.1, loss="mse", progress=False)
+    with pytest.raises(ValueError, match="validation\\[1\\]"):
+        fit(_sequence_model(), X, y, epochs=1, batch_size=8, lr=0.1, loss="mse", progress=False, validation=(X, y.long()))
+    with raises_bad("loss", "l2"):
+        fit(_sequence_model(), X, y, epochs=1, batch_size=8, lr=0.1, loss="l2", progress=False)
+    wide = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 1))  # output (n, 1), targets (n,)
+    with pytest.raises(ValueError, match=r"the model returned shape \(8, 1\)"):
+        fit(wide, X, y, epochs=1, batch_size=8, lr=0.1, loss="mse", progress=False)
+
+
+def test_cross_entropy_fit_still_rejects_sequences(raises_bad):
+    X, y = adding_problem(32, 6)
+    with pytest.raises(ValueError, match="2-D floating-point"):
+        fit(_sequence_model(), X, y.long(), epochs=1, batch_size=8, lr=0.1, progress=False)
+
+
+def test_mean_squared_error_matches_the_formula_and_keeps_the_mode():
+    X, y = adding_problem(100, 6)
+    model = _sequence_model("lstm")
+    model.train()
+    assert mean_squared_error(model, X, y, batch_size=7) == pytest.approx(((model(X) - y) ** 2).mean().item(), rel=1e-5)
+    assert model.training
+    with pytest.raises(ValueError, match="batch_size=0"):
+        mean_squared_error(model, X, y, batch_size=0)
+
+
+def test_a_diverging_sequence_model_stops_cleanly_and_names_its_layer(capsys):
+    X, y = adding_problem(64, 10)
+    model = _sequence_model("lstm")
+    with torch.no_grad():
+        model.rnn.weight_ih_l0.fill_(math.inf)
+    history = fit(model, X, y, epochs=1, batch_size=16, lr=0.1, loss="mse", progress=False)
+    assert history.diverged and history.stop_step == 1
+    assert history.stop_layer == "LSTM layer"  # found although nn.LSTM returns a tuple
+    assert "first non-finite values at LSTM layer" in capsys.readouterr().out
+
+
+def test_an_exploding_lr_on_a_sequence_model_stops_cleanly(capsys):
+    X, y = adding_problem(256, 10)
+    history = fit(_sequence_model("rnn"), X, y, epochs=5, batch_size=16, optimizer="momentum", lr=50.0, loss="mse",
+                  progress=False)
+    assert history.diverged
+    assert all(math.isfinite(v) for v in history.loss + history.grad_norm)
+    assert "Training stopped at step" in capsys.readouterr().out

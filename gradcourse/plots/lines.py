@@ -144,20 +144,25 @@ def plot_layer_histograms(per_layer, title=None, bins=60):
 
     ``per_layer`` maps a panel title to a list of tensors, one per layer (input side first),
     e.g. ``{"activations": [...], "back-propagated gradients dL/dz": [...]}`` from
-    :func:`gradcourse.experiments.layer_statistics`. Each histogram is normalized to unit area
+    :func:`gradcourse.at_init.layer_statistics`. Each histogram is normalized to unit area
     and drawn as a line, so the layers' spreads can be compared on one axis.
     """
     if not isinstance(per_layer, dict) or not per_layer:
         raise ValueError(f"per_layer={_checks.describe(per_layer)} is not allowed; it must be a non-empty "
                          "dict {panel title: [tensor per layer]}")
     _checks.integer("bins", bins, minimum=2)
-    fig, axes = plt.subplots(1, len(per_layer), figsize=(5.5 * len(per_layer), 3.6), squeeze=False)
-    for ax, (panel, tensors) in zip(axes[0], per_layer.items()):
+    panels = {}
+    for panel, tensors in per_layer.items():
         tensors = [torch.as_tensor(t).detach().flatten().double() for t in tensors]
+        if not tensors or any(t.numel() == 0 for t in tensors):
+            raise ValueError(f"per_layer[{panel!r}] is not allowed; it must be a list of non-empty tensors, one per layer")
         low = min(t.min().item() for t in tensors)
         high = max(t.max().item() for t in tensors)
         if not (math.isfinite(low) and math.isfinite(high)) or low == high:
             raise ValueError(f"the values for {panel!r} must be finite and not all equal")
+        panels[panel] = tensors, low, high
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.6), squeeze=False)
+    for ax, (panel, (tensors, low, high)) in zip(axes[0], panels.items()):
         colors = plt.cm.viridis([i / max(1, len(tensors) - 1) for i in range(len(tensors))])
         for i, (t, color) in enumerate(zip(tensors, colors)):
             density, edges = torch.histogram(t, bins=bins, range=(low, high), density=True)

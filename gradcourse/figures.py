@@ -1,0 +1,162 @@
+"""The figures the explorers of :mod:`gradcourse.widgets` redraw: each runs one of the lessons'
+experiments with the values of the controls and draws the result with :mod:`gradcourse.plots`.
+
+Each figure function takes plain arguments and returns a closed matplotlib figure, so it can be
+called (and tested) without a widget.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import _checks
+from .at_init import gradient_norms, layer_statistics, std_per_layer
+from .data import adding_problem
+from .models import ACTIVATIONS, SequenceRegressor
+from .plots import (plot_activation_and_flow, plot_gradient_flow, plot_gradient_norms, plot_log_lines,
+                    plot_per_layer_shares, plot_timestep_gradients, plot_training_and_layers, plot_two_per_layer)
+from .precision import cast_losses
+from .runtime import set_seed
+from .sequences import random_recurrence, timestep_gradient_norms
+from .theory import (activation_derivative, derivative_bound, max_derivative, recurrent_derivative_bound,
+                     recurrent_jacobian_norms, scalar_chain)
+from .train import OPTIMIZERS
+from .training_runs import train_mlp
+
+
+def gradient_flow_figure(X, y, depth=20, activation="sigmoid", init="default", init_scale=1.0, width=64, seed=0):
+    """Build a fresh seeded :class:`~gradcourse.models.MLP`, measure ``||dL/dW_l||`` on ``(X, y)``
+    and plot it per layer, next to the bound ``(max f')^(L - l)`` that the activation's
+    derivatives alone put on the signal reaching layer l from the last hidden layer."""
+    _checks.integer("depth", depth, minimum=1, maximum=200)
+    norms = gradient_norms(X, y, depth=depth, activation=activation, init=init, init_scale=init_scale,
+                           width=width, seed=seed)
+    bound = [norms[-1] * derivative_bound(activation, depth - l) if l < depth else norms[-1]
+             for l in range(1, depth + 1)]
+    title = f"{depth} layers, {activation}, init={init}, scale={init_scale:g}: first/last = {norms[0] / norms[-1]:.2e}"
+    return plot_gradient_flow({"measured": norms}, title=title,
+                              references={"last layer × (max f')^(L−l)": bound})
+
+
+def chain_figure(depth=10, weight=1.0, bias=0.0, activation="sigmoid"):
+    """Plot ``|dy_L/dy_l|`` along the one-unit chain of :func:`~gradcourse.theory.scalar_chain`,
+    next to the bound ``(max f' |w|)^(L - l)``."""
+    chain = scalar_chain(depth, weight, bias, x0=1.0, activation=activation)
+    gradients = [abs(g) for g in chain.gradients]
+    bound = [(max_derivative(activation) * abs(weight)) ** (depth - l) for l in range(depth)]
+    title = f"{activation}, w={weight:g}, b={bias:g}: |dy_L/dy_0| = {gradients[0]:.2e}"
+    return plot_log_lines(range(depth), {"|dy_L/dy_l| (autograd)": gradients}, "l (the output y_L differentiated with respect to y_l)",
+                          "gradient (log scale)", title=title, references={"(max f' |w|)^(L-l)": bound})
+
+
+def recurrent_figure(sigma_max=1.5, steps=60, activation="tanh", width=32, input_scale=0.1, seed=0):
+    """``||dh_T/dh_0||`` for ``T = 1..steps`` of ``h_t = f(W h_{t-1} + U x_t)`` where ``W`` is a random
+    orthogonal matrix times ``sigma_max`` (all its singular values equal ``sigma_max``), next to
+    the bound ``(gamma sigma_max)^T``; see :func:`gradcourse.theory.recurrent_jacobian_norms`."""
+    _checks.integer("steps", steps, minimum=1, maximum=1000)
+    W, U, inputs = random_recurrence(sigma_max, steps, width, input_scale=input_scale, seed=seed)
+    norms = recurrent_jacobian_norms(W, U, inputs, activation=activation)
+    gamma = recurrent_derivative_bound(activation)
+    bound = [(gamma * sigma_max) ** T for T in range(1, steps + 1)]
+    title = f"{activation} RNN, σ_max(W) = {sigma_max:g} (1/γ = {1 / gamma:g}): ||dh_T/dh_0|| at T={steps}: {norms[-1]:.2e}"
+    return plot_log_lines(range(1, steps + 1), {"||dh_T/dh_0|| (measured)": norms}, "T (time steps back)",
+                          "Jacobian norm (log scale)", title=title, references={"(γ σ_max)^T": bound})
+
+
+def init_figure(X, y, depth=20, activation="tanh", init="default", width=256, seed=0):
+    """Per-layer activation standard deviation (left) and weight-gradient norm (right) at
+    initialization, for one init scheme; see :func:`gradcourse.at_init.layer_statistics`."""
+
+    stats = layer_statistics(X, y, depth, activation, init, 1.0, width, seed)
+    stds = std_per_layer(stats["activations"])
+    return plot_two_per_layer({init: stds}, {init: stats["weight_gradient_norms"]},
+                              "activation std (log scale)", "||dL/dW_l|| (log scale)",
+                              title=f"{depth} {activation} layers of {width} units at initialization")
+
+
+def activation_figure(X, y, activation="relu", low=-4.0, high=4.0, depth=20, init="kaiming", width=64, seed=0):
+    """The activation f and its derivative f' on [low, high] (left), and the gradient flow of a
+    ``depth``-layer MLP built with it (right): :func:`~gradcourse.plots.plot_activation_and_flow`."""
+    _checks.number("low", low)
+    _checks.number("high", high, minimum=low, strict_minimum=True)
+    norms = gradient_norms(X, y, depth=depth, activation=activation, init=init, width=width, seed=seed)
+    z = torch.linspace(low, high, 401)
+    return plot_activation_and_flow(z, ACTIVATIONS[activation]()(z), activation_derivative(activation, z), norms,
+                                    title=activation, flow_title=f"{depth} layers, init={init}")
+
+
+def precision_figure(gradients, log2_scale=16, dtype="float16"):
+    """Per layer, the share of ``gradients`` (a list of tensors, input side first) that underflow
+    to 0 and that overflow to inf when multiplied by ``2**log2_scale`` and cast to ``dtype``."""
+    _checks.integer("log2_scale", log2_scale, minimum=0, maximum=40)
+    losses = [cast_losses(g, dtype, 2.0 ** log2_scale) for g in gradients]
+    return plot_per_layer_shares({"flushed to 0": [l["flushed"] for l in losses],
+                                  "overflowed to inf": [l["overflowed"] for l in losses]},
+                                 "share of the layer's gradients",
+                                 title=f"{dtype}, loss scale 2^{log2_scale}")
+
+
+def clipping_figure(grad_norms, threshold):
+    """The gradient-norm trace and histogram of :func:`~gradcourse.plots.plot_gradient_norms`
+    with a clipping threshold, titled with the share of steps it would clip."""
+    return plot_gradient_norms(grad_norms, threshold, title=f"threshold c = {threshold:.3g}")
+
+
+def timestep_gradient_figure(length=50, cell="lstm", forget_bias=1.0, hidden=32, batch=256, seed=0):
+    """Build a fresh seeded :class:`~gradcourse.models.SequenceRegressor` and plot ``||dL/dh_t||``
+    over a batch of the adding problem of that ``length``, at initialization.
+    ``forget_bias`` is used by the LSTM only."""
+    _checks.integer("length", length, minimum=2)
+    X, y = adding_problem(batch, length, seed=seed)
+    set_seed(seed)
+    model = SequenceRegressor(cell, hidden, forget_bias=forget_bias if cell == "lstm" else None)
+    norms = timestep_gradient_norms(model, X, y)
+    name = f"lstm, forget bias {forget_bias:g}" if cell == "lstm" else cell
+    return plot_timestep_gradients({name: norms}, title=f"{name}, T = {length}: "
+                                   f"||dL/dh_1|| / ||dL/dh_T|| = {norms[0] / norms[-1]:.1e}")
+
+
+RESIDUAL_CHOICES = (("plain", False), ("residual", True), ("pre-activation", "pre"))
+NORM_CHOICES = (("none", None), ("batch", "batch"), ("layer", "layer"))
+
+
+def _final_accuracy(run):
+    return f"train accuracy {run.history.train_accuracy[-1]:.2f}" if run.history.train_accuracy else "diverged"
+
+
+def residual_figure(X, y, depth=50, residual=True, width=64, norm="batch", epochs=2, batch_size=128,
+                    optimizer="adam", lr=1e-3, seed=0, activation="relu"):
+    """Train a seeded MLP with He init on ``(X, y)`` (plain, ``residual=True`` or
+    ``residual="pre"``; ReLU unless ``activation`` says otherwise) and plot its training loss next
+    to ``||dL/dW_l||`` per layer at the first step."""
+    _checks.integer("depth", depth, minimum=2, maximum=100)
+    run = train_mlp(X, y, depth=depth, residual=residual, width=width, norm=norm, activation=activation,
+                    init="kaiming", epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, seed=seed)
+    label = dict((value, name) for name, value in RESIDUAL_CHOICES)[residual]
+    return plot_training_and_layers({label: run.history}, {label: run.monitor.series("grad_norm")[0].tolist()},
+                                    "||dL/dW_l|| at the first step",
+                                    title=f"{depth} layers, {label}, {activation}, norm={norm}: {_final_accuracy(run)}")
+
+
+def normalization_figure(X, y, norm="batch", depth=3, width=100, activation="sigmoid", init="normal",
+                         init_scale=0.01, epochs=2, batch_size=60, lr=0.5, seed=0):
+    """Train a seeded MLP (by default the scaled-down sigmoid network of Ioffe & Szegedy 2015)
+    with SGD and plot its training loss next to ``||dL/dW_l||`` per layer at the first step."""
+    _checks.integer("depth", depth, minimum=1, maximum=30)
+    run = train_mlp(X, y, norm=norm, depth=depth, width=width, activation=activation, init=init,
+                    init_scale=init_scale, epochs=epochs, batch_size=batch_size, optimizer="sgd", lr=lr, seed=seed)
+    label = f"norm={norm}"
+    return plot_training_and_layers({label: run.history}, {label: run.monitor.series("grad_norm")[0].tolist()},
+                                    "||dL/dW_l|| at the first step",
+                                    title=f"{depth} {activation} layers, {label}: {_final_accuracy(run)}")
+
+
+def optimizer_figure(X, y, optimizer="adam", lr=1e-3, epochs=2, batch_size=64, seed=0, **model_options):
+    """Train a seeded MLP (``model_options`` as for :class:`~gradcourse.models.MLP`) with one
+    optimizer and learning rate; plot its training loss next to the mean update-to-weight
+    ratio ``||dW_l|| / ||W_l||`` per layer, with the 1e-3 rule of thumb."""
+    _checks.choice("optimizer", optimizer, OPTIMIZERS)
+    run = train_mlp(X, y, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed, **model_options)
+    ratios = run.monitor.mean("update_ratio") if run.monitor.steps("update_ratio") else [float("nan")]
+    return plot_training_and_layers({optimizer: run.history}, {optimizer: ratios}, "mean ||ΔW|| / ||W|| per step",
+                                    hline=1e-3, title=f"{optimizer}, lr={lr:.3g}: {_final_accuracy(run)}")

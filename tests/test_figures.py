@@ -1,0 +1,140 @@
+"""gradcourse.figures: each explorer's figure, drawn from plain arguments without a widget."""
+
+import ipywidgets
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+import gradcourse
+from gradcourse import MLP, figures, layer_gradient_norms, widgets
+from gradcourse.data import adding_problem
+from gradcourse.models import SequenceRegressor
+from gradcourse.sequences import timestep_gradient_norms
+
+pytestmark = pytest.mark.usefixtures("no_figure_left_open")
+
+
+def test_gradient_flow_figure_plots_the_measured_norms_and_bound(Xy):
+    fig = figures.gradient_flow_figure(*Xy, depth=6, activation="sigmoid", width=16, seed=3)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert "6 layers" in ax.get_title() and "sigmoid" in ax.get_title()
+    gradcourse.set_seed(3)
+    expected = layer_gradient_norms(MLP(width=16, depth=6, activation="sigmoid"), *Xy)
+    measured, bound = ax.get_lines()
+    assert list(measured.get_ydata()) == pytest.approx(expected, rel=1e-6)
+    # the bound at layer l is the last layer's norm times (1/4)^(L - l)
+    assert list(bound.get_ydata()) == pytest.approx([expected[-1] * 0.25 ** (6 - l) for l in range(1, 7)])
+    assert f"{expected[0] / expected[-1]:.2e}" in ax.get_title()
+
+
+@pytest.mark.parametrize("kwargs, name, value", [
+    (dict(depth=0), "depth", 0),
+    (dict(depth=201), "depth", 201),
+    (dict(activation="sigmod"), "activation", "sigmod"),
+    (dict(init="he"), "init", "he"),
+    (dict(init_scale=0), "init_scale", 0),
+    (dict(width=0), "width", 0),
+])
+def test_gradient_flow_figure_rejects_bad_arguments(Xy, kwargs, name, value, raises_bad):
+    with raises_bad(name, value):
+        figures.gradient_flow_figure(*Xy, **kwargs)
+
+
+def test_gradient_flow_figure_rejects_bad_data(Xy):
+    with pytest.raises(ValueError, match=r"X=\[\[0\.0\]\]"):
+        figures.gradient_flow_figure([[0.0]], Xy[1][:1])
+
+
+def test_chain_figure_plots_the_autograd_gradients_and_bound():
+    fig = figures.chain_figure(depth=5, weight=2.0, bias=0.5, activation="sigmoid")
+    assert isinstance(fig, Figure)
+    chain = gradcourse.theory.scalar_chain(5, 2.0, 0.5, x0=1.0, activation="sigmoid")
+    measured, bound = fig.axes[0].get_lines()
+    assert list(measured.get_ydata()) == pytest.approx([abs(g) for g in chain.gradients])
+    assert list(bound.get_ydata()) == pytest.approx([(0.25 * 2.0) ** (5 - l) for l in range(5)])
+
+
+def test_explorer_lays_out_the_controls_and_draws_the_figure_from_their_values():
+    drawn = []
+
+    def figure(a, b, c):
+        drawn.append((a, b, c))
+        return f"{a}-{b}-{c}"
+
+    controls = {name: ipywidgets.IntSlider(value=i) for i, name in enumerate("abc")}
+    box = widgets.explorer(figure, controls, [["a", "b"], "c"])
+    first, second, output = box.children
+    assert isinstance(first, ipywidgets.HBox) and list(first.children) == [controls["a"], controls["b"]]
+    assert second is controls["c"] and isinstance(output, ipywidgets.Output)
+    assert drawn[-1] == (0, 1, 2)
+    controls["b"].value = 7
+    assert drawn[-1] == (0, 7, 2)
+    one_row = widgets.explorer(figure, controls)
+    assert list(one_row.children[0].children) == list(controls.values())
+
+
+def test_residual_figure_shows_loss_and_first_step_gradients(Xy):
+    fig = figures.residual_figure(*Xy, depth=4, residual="pre", width=8, epochs=1, batch_size=32)
+    assert "4 layers, pre-activation" in fig._suptitle.get_text()
+    assert len(fig.axes[1].get_lines()[0].get_ydata()) == 4
+    assert len(fig.axes[0].get_lines()[0].get_ydata()) == 2
+
+
+def test_normalization_figure_names_the_norm(Xy):
+    fig = figures.normalization_figure(*Xy, norm="layer", depth=2, width=8, epochs=1, batch_size=32)
+    assert "norm=layer" in fig._suptitle.get_text()
+    assert len(fig.axes[1].get_lines()[0].get_ydata()) == 2
+
+
+def test_optimizer_figure_shows_update_ratios_with_the_rule_of_thumb(Xy):
+    fig = figures.optimizer_figure(*Xy, "rmsprop", 1e-3, epochs=1, batch_size=32, width=8, depth=3)
+    assert "rmsprop, lr=0.001" in fig._suptitle.get_text()
+    lines = fig.axes[1].get_lines()
+    assert len(lines[0].get_ydata()) == 3 and lines[-1].get_ydata()[0] == 1e-3
+
+
+def test_clipping_figure_counts_the_share():
+    fig = figures.clipping_figure([0.1, 0.2, 5.0, 0.15], 1.0)
+    assert "25% of 4 steps" in fig._suptitle.get_text()
+
+
+def test_timestep_gradient_figure_plots_a_fresh_network():
+    fig = figures.timestep_gradient_figure(length=12, cell="gru", hidden=8, batch=16, seed=2)
+    X, y = adding_problem(16, 12, seed=2)
+    gradcourse.set_seed(2)
+    expected = timestep_gradient_norms(SequenceRegressor("gru", 8), X, y)
+    (line,) = fig.axes[0].get_lines()
+    assert list(line.get_ydata()) == pytest.approx(expected, rel=1e-6)
+    assert "gru, T = 12" in fig.axes[0].get_title()
+
+
+def test_residual_figure_trains_the_chosen_activation(Xy, monkeypatch):
+
+    seen = {}
+    real = figures.train_mlp
+
+    def recording(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(figures, "train_mlp", recording)
+    fig = figures.residual_figure(*Xy, depth=3, residual=True, width=8, epochs=1, batch_size=32, activation="tanh")
+    assert seen["activation"] == "tanh"
+    assert fig._suptitle.get_text().startswith("3 layers, residual, tanh, norm=batch")
+
+
+def test_precision_figure_and_explorer():
+    grads = [torch.full((10,), 1e-9), torch.full((10,), 1e-3)]
+    fig = figures.precision_figure(grads, log2_scale=0)
+    assert isinstance(fig, Figure)
+    flushed_line = fig.axes[0].get_lines()[0]
+    assert list(flushed_line.get_ydata()) == [1.0, 0.0]
+    assert widgets.precision_explorer(grads).__class__.__name__ == "VBox"
+
+
+def test_precision_figure_and_explorer_reject_bad_arguments(raises_bad):
+    with raises_bad("log2_scale", 41):
+        figures.precision_figure([torch.ones(2)], log2_scale=41)
+    with pytest.raises(ValueError, match="gradients"):
+        widgets.precision_explorer([])
