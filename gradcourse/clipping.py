@@ -45,22 +45,22 @@ def _gradient_list(gradients, name="gradients"):
     return gradients
 
 
-def parameter_gradients(model, X, y, loss="mse"):
+def parameter_gradients(model, X, y, loss_fn="cross_entropy"):
     """The gradient of the loss on ``(X, y)`` with respect to every parameter of ``model``.
 
     One forward and backward pass through :func:`torch.autograd.grad` (``.grad`` fields stay
-    untouched); ``loss`` is ``"mse"`` (regression, e.g. a
-    :class:`~gradcourse.models.SequenceRegressor`) or ``"cross_entropy"`` (classification).
+    untouched); ``loss_fn`` is ``"cross_entropy"`` (classification, as in :func:`~gradcourse.train.fit`)
+    or ``"mse"`` (regression, e.g. a :class:`~gradcourse.models.SequenceRegressor`).
     Returns a list of tensors in ``model.parameters()`` order.
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
-    _checks.choice("loss", loss, ("mse", "cross_entropy"))
-    (_checks.inputs_and_targets if loss == "mse" else _checks.features_and_labels)(X, y)
+    _checks.choice("loss_fn", loss_fn, ("cross_entropy", "mse"))
+    (_checks.inputs_and_targets if loss_fn == "mse" else _checks.features_and_labels)(X, y)
     params = [p for p in model.parameters() if p.requires_grad]
     with torch.enable_grad():
         out = model(X)
-        value = F.mse_loss(out, y) if loss == "mse" else F.cross_entropy(out, y)
+        value = F.mse_loss(out, y) if loss_fn == "mse" else F.cross_entropy(out, y)
         return list(torch.autograd.grad(value, params))
 
 
@@ -283,7 +283,7 @@ class CliffDescent(NamedTuple):
     grad_norms: torch.Tensor
     step_lengths: torch.Tensor
     lr: float
-    clip_norm: float | None
+    max_norm: float | None
 
     def largest_step(self):
         """The longest step of each run, shape ``(runs,)``."""
@@ -312,17 +312,17 @@ def start_grid(w_range, b_range, per_side):
     return torch.stack([W.flatten(), B.flatten()], dim=1)
 
 
-def cliff_descent(starts, lr, iterations, clip_norm=None, steps=CLIFF_STEPS, x0=CLIFF_X0, target=CLIFF_TARGET):
+def cliff_descent(starts, lr, iterations, max_norm=None, steps=CLIFF_STEPS, x0=CLIFF_X0, target=CLIFF_TARGET):
     """Plain gradient descent on the cliff's loss from every start point, all runs at once.
 
     ``theta_{k+1} = theta_k - lr * g_k`` with ``theta = (w, b)`` and ``g_k`` the run's own gradient,
-    clipped when ``clip_norm`` is given by the rule of :func:`torch.nn.utils.clip_grad_norm_`
-    (Pascanu et al. 2013): ``g <- g * min(1, clip_norm / (||g|| + 1e-6))``, applied to each run's
+    clipped when ``max_norm`` is given by the rule of :func:`torch.nn.utils.clip_grad_norm_`
+    (Pascanu et al. 2013): ``g <- g * min(1, max_norm / (||g|| + 1e-6))``, applied to each run's
     two-entry gradient separately (the tests check it against ``clip_grad_norm_``).
 
     Args:
         starts: tensor of shape (runs, 2), e.g. from :func:`start_grid`.
-        lr: the learning rate; iterations: steps per run; clip_norm: None (no clipping) or c > 0.
+        lr: the learning rate; iterations: steps per run; max_norm: None (no clipping) or c > 0.
         steps, x0, target: the cliff (see :func:`cliff_loss_and_gradient`).
 
     Returns a :class:`CliffDescent`. A run whose loss or gradient becomes non-finite stops
@@ -332,8 +332,8 @@ def cliff_descent(starts, lr, iterations, clip_norm=None, steps=CLIFF_STEPS, x0=
         raise ValueError(f"starts={_checks.describe(starts)} is not allowed; it must be a tensor of shape (runs, 2)")
     lr = _checks.number("lr", lr, minimum=0, strict_minimum=True)
     _checks.integer("iterations", iterations, minimum=1)
-    if clip_norm is not None:
-        clip_norm = _checks.number("clip_norm", clip_norm, minimum=0, strict_minimum=True)
+    if max_norm is not None:
+        max_norm = _checks.number("max_norm", max_norm, minimum=0, strict_minimum=True)
     _cliff_arguments(steps, x0, target)
     theta = starts.detach().double().clone()
     paths, losses, norms, lengths = [theta.clone()], [], [], []
@@ -341,8 +341,8 @@ def cliff_descent(starts, lr, iterations, clip_norm=None, steps=CLIFF_STEPS, x0=
         loss, grad_w, grad_b = cliff_loss_and_gradient(theta[:, 0], theta[:, 1], steps, x0, target)
         grad = torch.stack([grad_w, grad_b], dim=1)
         norm = torch.linalg.vector_norm(grad, dim=1)
-        if clip_norm is not None:
-            grad = grad * (clip_norm / (norm + 1e-6)).clamp(max=1.0).unsqueeze(1)
+        if max_norm is not None:
+            grad = grad * (max_norm / (norm + 1e-6)).clamp(max=1.0).unsqueeze(1)
         finite = torch.isfinite(loss) & torch.isfinite(grad).all(dim=1)
         step = torch.where(finite.unsqueeze(1), lr * grad, torch.zeros_like(grad))
         theta = theta - step
@@ -353,4 +353,4 @@ def cliff_descent(starts, lr, iterations, clip_norm=None, steps=CLIFF_STEPS, x0=
     final, _, _ = cliff_loss_and_gradient(theta[:, 0], theta[:, 1], steps, x0, target)
     losses.append(final)
     return CliffDescent(torch.stack(paths, dim=1), torch.stack(losses, dim=1), torch.stack(norms, dim=1),
-                        torch.stack(lengths, dim=1), lr, clip_norm)
+                        torch.stack(lengths, dim=1), lr, max_norm)

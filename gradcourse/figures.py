@@ -15,7 +15,7 @@ from .data import adding_problem
 from .models import ACTIVATIONS, SequenceRegressor
 from .plots import (plot_activation_and_flow, plot_gradient_flow, plot_gradient_norms, plot_log_lines,
                     plot_per_layer_shares, plot_timestep_gradients, plot_training_and_layers, plot_two_per_layer)
-from .precision import cast_losses
+from .precision import flushed_and_overflowed
 from .runtime import set_seed
 from .sequences import random_recurrence, timestep_gradient_norms
 from .theory import (activation_derivative, derivative_bound, max_derivative, recurrent_derivative_bound,
@@ -89,17 +89,17 @@ def precision_figure(gradients, log2_scale=16, dtype="float16"):
     """Per layer, the share of ``gradients`` (a list of tensors, input side first) that underflow
     to 0 and that overflow to inf when multiplied by ``2**log2_scale`` and cast to ``dtype``."""
     _checks.integer("log2_scale", log2_scale, minimum=0, maximum=40)
-    losses = [cast_losses(g, dtype, 2.0 ** log2_scale) for g in gradients]
+    losses = [flushed_and_overflowed(g, dtype, 2.0 ** log2_scale) for g in gradients]
     return plot_per_layer_shares({"flushed to 0": [l["flushed"] for l in losses],
                                   "overflowed to inf": [l["overflowed"] for l in losses]},
                                  "share of the layer's gradients",
                                  title=f"{dtype}, loss scale 2^{log2_scale}")
 
 
-def clipping_figure(grad_norms, threshold):
+def clipping_figure(grad_norms, max_norm):
     """The gradient-norm trace and histogram of :func:`~gradcourse.plots.plot_gradient_norms`
-    with a clipping threshold, titled with the share of steps it would clip."""
-    return plot_gradient_norms(grad_norms, threshold, title=f"threshold c = {threshold:.3g}")
+    with the clipping threshold ``max_norm``, titled with the share of steps it would clip."""
+    return plot_gradient_norms(grad_norms, max_norm, title=f"threshold c = {max_norm:.3g}")
 
 
 def timestep_gradient_figure(length=50, cell="lstm", forget_bias=1.0, hidden=32, batch=256, seed=0):

@@ -201,8 +201,8 @@ class AccuracyOverSteps(_SingleHook):
         return f"AccuracyOverSteps(every={self.every}, {state}, {len(self.steps)} scores)"
 
 
-def scale_invariance(model, X, y, layer=0, scale=2.0):
-    """Multiply hidden layer ``layer``'s weight matrix by ``scale`` and compare the loss and
+def scale_invariance(model, X, y, layer=0, weight_factor=2.0):
+    """Multiply hidden layer ``layer``'s weight matrix by ``weight_factor`` (a below) and compare the loss and
     its gradient with respect to that weight, before and after, in training mode.
 
     When the layer is followed by BatchNorm, ``BN(a W x + b) = BN(W x)`` for ``a > 0`` (the
@@ -214,16 +214,16 @@ def scale_invariance(model, X, y, layer=0, scale=2.0):
     Works on copies in float64 (``model`` and its BatchNorm statistics are left untouched).
     Returns a dict: ``loss``, ``loss_scaled``, ``grad`` and ``grad_scaled`` (tensors),
     ``grad_ratio`` = ``||grad_scaled|| / ||grad||``, ``max_deviation`` =
-    ``max |scale * grad_scaled - grad| / max |grad|``, and ``cosine_weight_grad``, the
+    ``max |weight_factor * grad_scaled - grad| / max |grad|``, and ``cosine_weight_grad``, the
     cosine between ``W`` and ``grad L(W)``.
     """
     require_course_model(model)
     _checks.features_and_labels(X, y)
     depth = len(model.hidden_linears())
     _checks.integer("layer", layer, minimum=-depth, maximum=depth - 1)
-    scale = _checks.number("scale", scale, minimum=0, strict_minimum=True)
+    weight_factor = _checks.number("weight_factor", weight_factor, minimum=0, strict_minimum=True)
     results = {}
-    for label, factor in (("", 1.0), ("_scaled", scale)):
+    for label, factor in (("", 1.0), ("_scaled", weight_factor)):
         copy_ = copy.deepcopy(model).double().train()
         weight = copy_.hidden_linears()[layer].weight
         with torch.no_grad():
@@ -237,7 +237,7 @@ def scale_invariance(model, X, y, layer=0, scale=2.0):
             results["cosine_weight_grad"] = (torch.dot(w, grad.flatten()) / (w.norm() * grad.norm())).item()
     grad, grad_scaled = results["grad"], results["grad_scaled"]
     results["grad_ratio"] = (grad_scaled.norm() / grad.norm()).item()
-    results["max_deviation"] = ((scale * grad_scaled - grad).abs().max() / grad.abs().max()).item()
+    results["max_deviation"] = ((weight_factor * grad_scaled - grad).abs().max() / grad.abs().max()).item()
     return results
 
 

@@ -30,9 +30,9 @@ ADAM_EPS = 1e-8
 :func:`~gradcourse.train.make_optimizer`."""
 
 
-def loss_scaling_steps(model, X, y, optimizer="adam", lr=1e-3, scale=1e-4, steps=1):
+def loss_scaling_steps(model, X, y, optimizer="adam", lr=1e-3, loss_scale=1e-4, steps=1):
     """Train copies of ``model`` from the same weights on the full batch ``(X, y)``, one on the
-    cross-entropy loss ``L`` and one on ``scale * L``, and compare what their steps did.
+    cross-entropy loss ``L`` and one on ``loss_scale * L``, and compare what their steps did.
 
     Everything runs in float64 on copies (``model`` is left untouched), so that a step far
     below a weight's float32 resolution still shows. Returns a dict of per-layer lists
@@ -41,9 +41,9 @@ def loss_scaling_steps(model, X, y, optimizer="adam", lr=1e-3, scale=1e-4, steps
     * ``"layers"``: the layer names;
     * ``"grad_rms"``: the root-mean-square of ``dL/dW`` at the start;
     * ``"unscaled"``, ``"scaled"``: ``||W_steps - W_0||`` after ``steps`` steps on ``L`` and on
-      ``scale * L``; ``"ratio"``: scaled / unscaled;
+      ``loss_scale * L``; ``"ratio"``: scaled / unscaled;
     * ``"eps_over_scale"`` (Adam and RMSprop only, else ``None``): ``||W_steps - W_0||`` on the
-      unscaled ``L`` with ``eps`` replaced by ``eps / scale`` -- by the module docstring's
+      unscaled ``L`` with ``eps`` replaced by ``eps / loss_scale`` -- by the module docstring's
       algebra, the same steps as ``"scaled"``.
     * ``"predicted_ratio"`` (Adam and RMSprop with ``steps=1`` only, else ``None``): the ratio
       computed from the gradient's entries alone. The first step is exactly
@@ -53,16 +53,16 @@ def loss_scaling_steps(model, X, y, optimizer="adam", lr=1e-3, scale=1e-4, steps
       ``||g / (c|g| + eps/s)|| / ||g / (c|g| + eps)||``: entries far above ``eps / s`` keep their
       step, entries far below it shrink by ``s``.
 
-    For SGD and momentum one step gives ``ratio == scale`` exactly (later steps start from
+    For SGD and momentum one step gives ``ratio == loss_scale`` exactly (later steps start from
     different weights); for Adam and RMSprop the ratio is near 1 in layers whose gradients
-    are well above ``eps / scale``, and falls towards ``scale`` in layers whose are below it.
+    are well above ``eps / loss_scale``, and falls towards ``loss_scale`` in layers whose are below it.
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
     _checks.features_and_labels(X, y)
     _checks.choice("optimizer", optimizer, OPTIMIZERS)
     _checks.number("lr", lr, minimum=0, strict_minimum=True)
-    scale = _checks.number("scale", scale, minimum=0, strict_minimum=True)
+    loss_scale = _checks.number("loss_scale", loss_scale, minimum=0, strict_minimum=True)
     _checks.integer("steps", steps, minimum=1)
     X = X.double()
     start = copy.deepcopy(model).double().train()
@@ -72,14 +72,14 @@ def loss_scaling_steps(model, X, y, optimizer="adam", lr=1e-3, scale=1e-4, steps
     result = {"layers": [name for name, _ in named_layers(model)],
               "grad_rms": [g.pow(2).mean().sqrt().item() for g in grads],
               "unscaled": _weight_changes(start, X, y, optimizer, lr, 1.0, ADAM_EPS, steps),
-              "scaled": _weight_changes(start, X, y, optimizer, lr, scale, ADAM_EPS, steps)}
+              "scaled": _weight_changes(start, X, y, optimizer, lr, loss_scale, ADAM_EPS, steps)}
     result["ratio"] = [s / u if u > 0 else float("nan") for s, u in zip(result["scaled"], result["unscaled"])]
-    result["eps_over_scale"] = (_weight_changes(start, X, y, optimizer, lr, 1.0, ADAM_EPS / scale, steps)
+    result["eps_over_scale"] = (_weight_changes(start, X, y, optimizer, lr, 1.0, ADAM_EPS / loss_scale, steps)
                                 if optimizer in ("adam", "rmsprop") else None)
     result["predicted_ratio"] = None
     if optimizer in ("adam", "rmsprop") and steps == 1:
         c = 1.0 if optimizer == "adam" else (1 - make_optimizer([probe_weights[0]], optimizer, lr).defaults["alpha"]) ** 0.5
-        result["predicted_ratio"] = [(torch.linalg.vector_norm(g / (c * g.abs() + ADAM_EPS / scale))
+        result["predicted_ratio"] = [(torch.linalg.vector_norm(g / (c * g.abs() + ADAM_EPS / loss_scale))
                                       / torch.linalg.vector_norm(g / (c * g.abs() + ADAM_EPS))).item() for g in grads]
     return result
 

@@ -36,21 +36,21 @@ def _dtype(name):
     return LOW_PRECISION[_checks.choice("dtype", name, tuple(LOW_PRECISION))]
 
 
-def cast_losses(values, dtype="float16", scale=1.0):
-    """What casting ``values * scale`` to a low-precision dtype destroys.
+def flushed_and_overflowed(values, dtype="float16", loss_scale=1.0):
+    """What casting ``values * loss_scale`` to a low-precision dtype destroys.
 
     Returns ``{"flushed": share, "overflowed": share}``: among the entries that are nonzero and
     finite in float32, the share that becomes exactly 0 (underflow) and the share that becomes
-    infinite (overflow) after multiplying by ``scale`` and casting.
+    infinite (overflow) after multiplying by ``loss_scale`` and casting.
     """
     if not isinstance(values, torch.Tensor) or not values.is_floating_point():
         raise ValueError(f"values={_checks.describe(values)} is not allowed; it must be a floating-point torch.Tensor")
-    scale = _checks.number("scale", scale, minimum=0, strict_minimum=True)
+    loss_scale = _checks.number("loss_scale", loss_scale, minimum=0, strict_minimum=True)
     v = values.detach().double().flatten()
     v = v[(v != 0) & torch.isfinite(v)]
     if len(v) == 0:
         return {"flushed": 0.0, "overflowed": 0.0}
-    cast = (v * scale).to(_dtype(dtype))
+    cast = (v * loss_scale).to(_dtype(dtype))
     return {"flushed": (cast == 0).double().mean().item(), "overflowed": torch.isinf(cast).double().mean().item()}
 
 
@@ -105,7 +105,7 @@ def grad_scaler_trace(steps=12, overflow_steps=(3,), init_scale=2.0 ** 16, growt
 
 
 def cast_sweep(gradients, log2_scales=range(0, 41), dtype="float16"):
-    """:func:`cast_losses` of each tensor in ``gradients`` (one per layer, input side first) at every
+    """:func:`flushed_and_overflowed` of each tensor in ``gradients`` (one per layer, input side first) at every
     loss scale ``S = 2**k`` for ``k`` in ``log2_scales``.
 
     Returns a dict:

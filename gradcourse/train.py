@@ -16,9 +16,9 @@ from . import _checks
 from .data import batches
 from .layers import named_layers
 from .monitor import GradientMonitor
+from .probes import LOSSES
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
-LOSSES = ("cross_entropy", "mse")
 
 
 @dataclass
@@ -30,11 +30,11 @@ class History:
     one per finished epoch. When training diverged, ``stop_step`` (1-based),
     ``stop_layer`` and ``stop_message`` say where; no non-finite value is recorded.
 
-    With ``loss="mse"`` (regression) there is no accuracy: ``train_loss`` and ``val_loss``
+    With ``loss_fn="mse"`` (regression) there is no accuracy: ``train_loss`` and ``val_loss``
     hold the mean squared error over the whole training and validation set after each epoch.
-    ``clipped`` holds one bool per step: True when ``clip_norm`` or ``clip_value`` was set and the
+    ``clipped`` holds one bool per step: True when ``max_norm`` or ``clip_value`` was set and the
     gradient exceeded it (so clipping changed it); :attr:`clipped_share` is their share.
-    ``clip_norm`` and ``clip_value`` are the thresholds the run used.
+    ``max_norm`` and ``clip_value`` are the thresholds the run used.
     """
 
     loss: list = field(default_factory=list)
@@ -47,7 +47,7 @@ class History:
     train_loss: list = field(default_factory=list)
     val_loss: list = field(default_factory=list)
     clipped: list = field(default_factory=list)
-    clip_norm: float | None = None
+    max_norm: float | None = None
     clip_value: float | None = None
 
     @property
@@ -75,7 +75,7 @@ class History:
             parts.append(f"val accuracy={self.val_accuracy[-1]:.3f}")
         if self.val_loss:
             parts.append(f"val loss={self.val_loss[-1]:.4f}")
-        if self.clip_norm is not None or self.clip_value is not None:
+        if self.max_norm is not None or self.clip_value is not None:
             parts.append(f"clipped {self.clipped_share:.0%} of steps")
         if self.diverged:
             parts.append(f"diverged at step {self.stop_step} ({self.stop_layer})")
@@ -140,15 +140,15 @@ def _mean_over_rows(model, X, y, batch_size, batch_total):
     return total / len(X)
 
 
-def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, clip_norm=None,
-        clip_value=None, monitor=None, progress=True, seed=0, validation=None, loss="cross_entropy",
+def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, max_norm=None,
+        clip_value=None, monitor=None, progress=True, seed=0, validation=None, loss_fn="cross_entropy",
         normalize_grad=False, scheduler=None):
     """Train ``model`` on ``(X, y)`` with cross-entropy (or MSE) and return a :class:`History`.
 
     Args:
         epochs, batch_size: passes over the data and examples per step.
         optimizer, lr, momentum: see :func:`make_optimizer`.
-        clip_norm: rescale the gradient to this global norm when larger,
+        max_norm: rescale the gradient to this global norm when larger,
             ``torch.nn.utils.clip_grad_norm_`` (Pascanu et al. 2013).
         clip_value: clamp each gradient entry to [-clip_value, clip_value],
             ``torch.nn.utils.clip_grad_value_``.
@@ -157,7 +157,7 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
         progress: show a ``tqdm.auto`` progress bar.
         seed: seeds the batch order (epoch e uses ``seed + e``).
         validation: optional ``(X_val, y_val)`` scored after every epoch.
-        loss: ``"cross_entropy"`` (classification: ``X`` of shape (n, features), integer labels
+        loss_fn: ``"cross_entropy"`` (classification: ``X`` of shape (n, features), integer labels
             ``y``; accuracy recorded per epoch) or ``"mse"`` (regression: ``X`` of shape (n, ...),
             e.g. (n, T, features) sequences, float targets ``y`` of shape (n,), the shape of the
             model's output; the MSE over the whole set recorded per epoch in ``train_loss`` and
@@ -166,13 +166,13 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
             so each plain SGD step has length ``lr`` exactly -- normalized gradient descent
             (Hazan, Levy & Shalev-Shwartz 2015, "Beyond Convexity: Stochastic Quasi-Convex
             Optimization"). Clipping only shrinks a gradient above its threshold; this also
-            enlarges small ones. It cannot be combined with ``clip_norm`` or ``clip_value``.
+            enlarges small ones. It cannot be combined with ``max_norm`` or ``clip_value``.
         scheduler: optional ``optimizer -> torch.optim.lr_scheduler.LRScheduler`` callable
             (e.g. :func:`gradcourse.optimization.linear_warmup`); its ``step()`` runs after
             every optimizer step, so ``total_iters`` and the like count steps, not epochs.
 
 
-    With ``clip_norm`` or ``clip_value``, ``History.grad_norm`` still records the norm before
+    With ``max_norm`` or ``clip_value``, ``History.grad_norm`` still records the norm before
     clipping, and ``History.clipped`` / ``History.clipped_share`` say how often clipping acted.
 
     If the loss or a gradient becomes NaN or infinite, training stops before the
@@ -182,12 +182,12 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
-    _checks.choice("loss", loss, LOSSES)
-    check_data = _checks.features_and_labels if loss == "cross_entropy" else _checks.inputs_and_targets
+    _checks.choice("loss_fn", loss_fn, tuple(LOSSES))
+    check_data = _checks.features_and_labels if loss_fn == "cross_entropy" else _checks.inputs_and_targets
     check_data(X, y)
     _checks.integer("epochs", epochs, minimum=1)
     _checks.integer("batch_size", batch_size, minimum=1)
-    for name, value in (("clip_norm", clip_norm), ("clip_value", clip_value)):
+    for name, value in (("max_norm", max_norm), ("clip_value", clip_value)):
         if value is not None:
             _checks.number(name, value, minimum=0, strict_minimum=True)
     if monitor is not None and (not isinstance(monitor, GradientMonitor) or monitor.model is not model):
@@ -202,79 +202,96 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
         raise ValueError(f"batch_size={batch_size} with {len(X)} examples is not allowed for a model with BatchNorm; "
                          "it normalizes over the batch and needs at least 2 examples per batch")
     _checks.boolean("normalize_grad", normalize_grad)
-    if normalize_grad and (clip_norm is not None or clip_value is not None):
-        raise ValueError(f"normalize_grad=True is not allowed with clip_norm={clip_norm!r} or clip_value={clip_value!r}; "
+    if normalize_grad and (max_norm is not None or clip_value is not None):
+        raise ValueError(f"normalize_grad=True is not allowed with max_norm={max_norm!r} or clip_value={clip_value!r}; "
                          "normalizing sets every gradient's norm to 1, so leave both None")
     if scheduler is not None and not callable(scheduler):
         raise ValueError(f"scheduler={_checks.describe(scheduler)} is not allowed; it must be None or a callable "
                          "optimizer -> torch.optim.lr_scheduler.LRScheduler")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, optimizer, lr, momentum)
-    step_options = _step_options(opt, normalize_grad, scheduler)
+    run = _Run(epochs, batch_size, max_norm, clip_value, normalize_grad, _scheduler_of(opt, scheduler), loss_fn,
+               validation, seed, progress)
 
     with flush_denormals(), (monitor if monitor is not None and not monitor.active else contextlib.nullcontext()):
-        history = _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, progress, seed, validation,
-                         loss, step_options)
+        history = _train(model, X, y, opt, params, run)
     return history
 
 
-def _step_options(opt, normalize_grad, scheduler):
-    """The per-step extras of :func:`fit`: gradient normalization and a learning-rate scheduler."""
-    lr_scheduler = None
-    if scheduler is not None:
-        lr_scheduler = scheduler(opt)
-        if not isinstance(lr_scheduler, torch.optim.lr_scheduler.LRScheduler):
-            raise ValueError(f"scheduler returned {_checks.describe(lr_scheduler)}; it must return a "
-                             "torch.optim.lr_scheduler.LRScheduler built on the optimizer it is given")
-    return {"normalize_grad": normalize_grad, "scheduler": lr_scheduler}
+@dataclass(frozen=True)
+class _Run:
+    """The settings of one :func:`fit` call, checked, as the training loop reads them."""
+
+    epochs: int
+    batch_size: int
+    max_norm: float | None
+    clip_value: float | None
+    normalize_grad: bool
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    loss_fn: str
+    validation: tuple | None
+    seed: int
+    progress: bool
 
 
-def _train(model, X, y, opt, params, epochs, batch_size, clip_norm, clip_value, progress, seed, validation,
-           loss_name="cross_entropy", step_options=None):
-    history = History(clip_norm=clip_norm, clip_value=clip_value)
-    loss_fn = F.cross_entropy if loss_name == "cross_entropy" else _mse_loss
+def _scheduler_of(opt, scheduler):
+    """The learning-rate scheduler that ``scheduler(opt)`` builds, or None."""
+    if scheduler is None:
+        return None
+    lr_scheduler = scheduler(opt)
+    if not isinstance(lr_scheduler, torch.optim.lr_scheduler.LRScheduler):
+        raise ValueError(f"scheduler returned {_checks.describe(lr_scheduler)}; it must return a "
+                         "torch.optim.lr_scheduler.LRScheduler built on the optimizer it is given")
+    return lr_scheduler
+
+
+def _train(model, X, y, opt, params, run):
+    epochs, batch_size, max_norm, clip_value = run.epochs, run.batch_size, run.max_norm, run.clip_value
+    validation = run.validation
+    history = History(max_norm=max_norm, clip_value=clip_value)
+    criterion = F.cross_entropy if run.loss_fn == "cross_entropy" else _mse_loss
     device = _device_of(model)
     # BatchNorm cannot normalize a batch of one example in training mode: leave such a last batch out.
     drop_last = len(X) % batch_size == 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     steps_per_epoch = len(X) // batch_size if drop_last else math.ceil(len(X) / batch_size)
-    bar = tqdm(total=epochs * steps_per_epoch, desc="training", disable=not progress, mininterval=0.5)
+    bar = tqdm(total=epochs * steps_per_epoch, desc="training", disable=not run.progress, mininterval=0.5)
     step = 0
     model.train()
     try:
         for epoch in range(epochs):
-            for Xb, yb in batches(X, y, batch_size, shuffle=True, seed=seed + epoch, drop_last=drop_last):
+            for Xb, yb in batches(X, y, batch_size, shuffle=True, seed=run.seed + epoch, drop_last=drop_last):
                 step += 1
                 Xb, yb = Xb.to(device), yb.to(device)
                 opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(Xb), yb)
+                loss = criterion(model(Xb), yb)
                 if not torch.isfinite(loss):
                     _stop(history, step, epoch, f"the loss became {loss.item()}",
                           first_nonfinite_output(model, Xb), bar)
                     return history
                 loss.backward()
-                norm = torch.nn.utils.clip_grad_norm_(params, max_norm=clip_norm or math.inf).item()
+                norm = torch.nn.utils.clip_grad_norm_(params, max_norm=max_norm or math.inf).item()
                 if not math.isfinite(norm):
                     _stop(history, step, epoch, f"the gradient norm became {norm}",
                           _last_nonfinite_gradient(model), bar)
                     return history
-                clipped = clip_norm is not None and norm > clip_norm
+                clipped = max_norm is not None and norm > max_norm
                 if clip_value is not None:
                     clipped = clipped or _largest_gradient_entry(params) > clip_value
                     torch.nn.utils.clip_grad_value_(params, clip_value)
-                if step_options and step_options["normalize_grad"] and norm > 0:
+                if run.normalize_grad and norm > 0:
                     for p in params:
                         if p.grad is not None:
                             p.grad.div_(norm)
                 opt.step()
-                if step_options and step_options["scheduler"] is not None:
-                    step_options["scheduler"].step()
+                if run.scheduler is not None:
+                    run.scheduler.step()
                 history.loss.append(loss.item())
                 history.grad_norm.append(norm)
                 history.clipped.append(clipped)
                 bar.update(1)
                 if step % 10 == 0:
                     bar.set_postfix(loss=f"{history.loss[-1]:.4f}", refresh=False)
-            if loss_name == "mse":
+            if run.loss_fn == "mse":
                 history.train_loss.append(mean_squared_error(model, X, y))
                 if validation is not None:
                     history.val_loss.append(mean_squared_error(model, *validation))
@@ -370,7 +387,7 @@ def _mse_loss(output, target, reduction="mean"):
     """``F.mse_loss``, refusing to broadcast: an output of shape (n, 1) against targets (n,) would
     silently compare every prediction with every target."""
     if output.shape != target.shape:
-        raise ValueError(f"loss='mse' needs the model's output to have the targets' shape {tuple(target.shape)}; "
+        raise ValueError(f"loss_fn='mse' needs the model's output to have the targets' shape {tuple(target.shape)}; "
                          f"the model returned shape {tuple(output.shape)}")
     return F.mse_loss(output, target, reduction=reduction)
 

@@ -157,8 +157,8 @@ def precision_explorer(gradients, log2_scale=0, dtype="float16"):
 
 # ---------------------------------------------------------------- clipping and recurrent networks (notebooks 06, 08)
 
-def clipping_explorer(grad_norms, threshold):
-    """A log-scale slider for the clipping threshold over a recorded gradient-norm trace
+def clipping_explorer(grad_norms, max_norm):
+    """A log-scale slider for the clipping threshold ``max_norm`` over a recorded gradient-norm trace
     (e.g. ``History.grad_norm``, which holds the norms before clipping); redraws the trace,
     the histogram and the share of steps that norm clipping at that threshold would rescale.
 
@@ -170,17 +170,17 @@ def clipping_explorer(grad_norms, threshold):
         raise ValueError("grad_norms holds no positive finite value; record a trace with fit first")
     low, high = math.floor(math.log10(min(finite))), math.ceil(math.log10(max(finite)))
     # Within the slider's range: ipywidgets would silently clamp a value outside it.
-    _checks.number("threshold", threshold, minimum=10 ** low, maximum=10 ** high)
-    slider = widgets.FloatLogSlider(value=threshold, base=10, min=low, max=high, step=0.05,
+    _checks.number("max_norm", max_norm, minimum=10 ** low, maximum=10 ** high)
+    slider = widgets.FloatLogSlider(value=max_norm, base=10, min=low, max=high, step=0.05,
                                     description="threshold c", continuous_update=False)
 
     box = widgets.VBox([slider])
 
-    def draw(threshold):
-        box.figure = figures.clipping_figure(norms, threshold)
+    def draw(max_norm):
+        box.figure = figures.clipping_figure(norms, max_norm)
         display(box.figure)
 
-    box.children = (slider, widgets.interactive_output(draw, {"threshold": slider}))
+    box.children = (slider, widgets.interactive_output(draw, {"max_norm": slider}))
     return box
 
 

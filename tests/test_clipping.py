@@ -56,7 +56,7 @@ def test_clipped_copy_matches_clipping_real_parameters():
     gradcourse.set_seed(0)
     model = MLP(in_features=5, out_features=3, width=4, depth=2)
     X, y = torch.randn(10, 5), torch.arange(10) % 3
-    grads = parameter_gradients(model, X, y, loss="cross_entropy")
+    grads = parameter_gradients(model, X, y, loss_fn="cross_entropy")
     torch.nn.functional.cross_entropy(model(X), y).backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 0.01)
     assert all(torch.allclose(c, p.grad) for c, p in zip(clipped_copy(grads, max_norm=0.01), model.parameters()))
@@ -66,7 +66,7 @@ def test_parameter_gradients_of_a_sequence_model_and_grad_fields_untouched():
     gradcourse.set_seed(0)
     model = SequenceRegressor("lstm", 4)
     X, y = adding_problem(8, 5)
-    grads = parameter_gradients(model, X, y)
+    grads = parameter_gradients(model, X, y, loss_fn="mse")
     assert [g.shape for g in grads] == [p.shape for p in model.parameters()]
     assert all(p.grad is None for p in model.parameters())
 
@@ -89,7 +89,7 @@ def test_entry_quantile_and_cosine_basics():
     (lambda g: cosine(g, g[:1]), "they must match"),
     (lambda g: cosine([torch.zeros(3)], [torch.ones(3)]), "undefined for a zero gradient"),
     (lambda g: parameter_gradients("model", None, None), "model='model'"),
-    (lambda g: parameter_gradients(torch.nn.Linear(2, 1), torch.ones(2, 2), torch.ones(2), loss="l1"), "loss='l1'"),
+    (lambda g: parameter_gradients(torch.nn.Linear(2, 1), torch.ones(2, 2), torch.ones(2), loss_fn="l1"), "loss_fn='l1'"),
 ])
 def test_clipping_helpers_reject_bad_arguments(gradients, call, match):
     with pytest.raises(ValueError, match=match):
@@ -224,7 +224,7 @@ def test_cliff_descent_without_clipping_is_plain_gradient_descent():
 
 def test_cliff_descent_clipping_matches_clip_grad_norm_per_run():
     starts = start_grid((4.0, 7.0), (-4.0, -1.0), 3)
-    run = cliff_descent(starts, lr=0.05, iterations=4, clip_norm=2.0)
+    run = cliff_descent(starts, lr=0.05, iterations=4, max_norm=2.0)
     for i, start in enumerate(starts):
         theta = start.clone().requires_grad_(True)
         for k in range(4):
@@ -244,7 +244,7 @@ def test_cliff_descent_clipping_matches_clip_grad_norm_per_run():
 def test_clipping_bounds_the_steps_that_the_wall_makes_huge():
     starts = start_grid((2.0, 7.0), (-4.0, -1.0), 6)
     free = cliff_descent(starts, lr=0.05, iterations=60)
-    clipped = cliff_descent(starts, lr=0.05, iterations=60, clip_norm=10.0)
+    clipped = cliff_descent(starts, lr=0.05, iterations=60, max_norm=10.0)
     assert free.huge_steps(1.0).sum() > 0 and clipped.huge_steps(1.0).sum() == 0
     assert free.grad_norms.max() > 1.0 / 0.05  # a step longer than 1 needs lr * ||g|| > 1
     assert (free.grad_norms[:, 0] == clipped.grad_norms[:, 0]).all()  # norms are recorded before clipping
@@ -269,7 +269,7 @@ def test_a_run_that_reaches_non_finite_values_stops_moving():
     (lambda: cliff_descent(torch.ones(3), 0.1, 5), "starts="),
     (lambda: cliff_descent(torch.ones(3, 2), 0.0, 5), "lr=0.0"),
     (lambda: cliff_descent(torch.ones(3, 2), 0.1, 0), "iterations=0"),
-    (lambda: cliff_descent(torch.ones(3, 2), 0.1, 5, clip_norm=-1.0), "clip_norm=-1.0"),
+    (lambda: cliff_descent(torch.ones(3, 2), 0.1, 5, max_norm=-1.0), "max_norm=-1.0"),
     (lambda: cliff_wall("w"), "w='w'"),
     (lambda: wall_gradient(6.0, steps=0), "steps=0"),
 ])
@@ -290,16 +290,16 @@ def _sequence_fit(**kwargs):
     gradcourse.set_seed(0)
     model = SequenceRegressor("rnn", 8)
     X, y = adding_problem(128, 6)
-    return fit(model, X, y, epochs=2, batch_size=16, lr=0.05, loss="mse", progress=False, **kwargs)
+    return fit(model, X, y, epochs=2, batch_size=16, lr=0.05, loss_fn="mse", progress=False, **kwargs)
 
 
 def test_fit_records_which_steps_were_clipped():
     free = _sequence_fit()
     assert free.clipped == [False] * free.steps and free.clipped_share == 0.0
-    assert free.clip_norm is None and "clipped" not in repr(free)
+    assert free.max_norm is None and "clipped" not in repr(free)
     for threshold in (sorted(free.grad_norm)[len(free.grad_norm) // 2], 2 * max(free.grad_norm)):
-        clipped = _sequence_fit(clip_norm=threshold)
-        assert clipped.clip_norm == threshold
+        clipped = _sequence_fit(max_norm=threshold)
+        assert clipped.max_norm == threshold
         assert clipped.clipped == [g > threshold for g in clipped.grad_norm]  # norms before clipping
         assert clipped.clipped_share == sum(clipped.clipped) / clipped.steps
         assert f"clipped {clipped.clipped_share:.0%} of steps" in repr(clipped)
@@ -314,7 +314,7 @@ def test_fit_with_value_clipping_records_steps_with_a_large_entry():
 
 
 def test_clipping_does_not_change_the_recorded_first_norm():
-    assert _sequence_fit(clip_norm=1e-6).grad_norm[0] == _sequence_fit().grad_norm[0]
+    assert _sequence_fit(max_norm=1e-6).grad_norm[0] == _sequence_fit().grad_norm[0]
 
 
 def test_clipped_share_of_an_empty_history_is_zero():

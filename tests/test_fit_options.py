@@ -67,7 +67,7 @@ def test_scheduler_steps_after_every_optimizer_step(mnist_small):
 
 @pytest.mark.parametrize("kwargs, name, value", [
     (dict(normalize_grad=1), "normalize_grad", 1),
-    (dict(normalize_grad=True, clip_norm=1.0), "normalize_grad", True),
+    (dict(normalize_grad=True, max_norm=1.0), "normalize_grad", True),
     (dict(normalize_grad=True, clip_value=0.5), "normalize_grad", True),
     (dict(scheduler="warmup"), "scheduler", "warmup"),
 ])

@@ -170,7 +170,7 @@ def test_accuracy_recorder_rejects_a_bad_target_and_a_second_entry(mnist_small, 
 @pytest.mark.parametrize("scale", [0.5, 3.0])
 def test_batchnorm_makes_the_gradient_scale_as_one_over_a(mnist_small, scale):
     X, y = mnist_small
-    result = scale_invariance(_model(activation="relu", init="kaiming", norm="batch"), X, y, layer=1, scale=scale)
+    result = scale_invariance(_model(activation="relu", init="kaiming", norm="batch"), X, y, layer=1, weight_factor=scale)
     # exact but for BatchNorm's eps (1e-5 added to the batch variance)
     assert result["loss_scaled"] == pytest.approx(result["loss"], abs=1e-5)
     assert scale * result["grad_ratio"] == pytest.approx(1.0, abs=1e-4)
@@ -179,7 +179,7 @@ def test_batchnorm_makes_the_gradient_scale_as_one_over_a(mnist_small, scale):
 
 
 def test_without_batchnorm_the_gradient_is_not_scale_invariant(mnist_small):
-    result = scale_invariance(_model(activation="relu", init="kaiming"), *mnist_small, layer=1, scale=3.0)
+    result = scale_invariance(_model(activation="relu", init="kaiming"), *mnist_small, layer=1, weight_factor=3.0)
     assert abs(3.0 * result["grad_ratio"] - 1) > 0.5
     assert result["loss_scaled"] != pytest.approx(result["loss"], abs=1e-3)
 
@@ -187,16 +187,16 @@ def test_without_batchnorm_the_gradient_is_not_scale_invariant(mnist_small):
 def test_scale_invariance_leaves_the_model_alone(mnist_small):
     model = _model(norm="batch")
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    scale_invariance(model, *mnist_small, layer=0, scale=2.0)
+    scale_invariance(model, *mnist_small, layer=0, weight_factor=2.0)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert next(model.parameters()).dtype == torch.float32
 
 
 @pytest.mark.parametrize("kwargs, name, value", [
     (dict(layer=3), "layer", 3),
-    (dict(scale=0.0), "scale", 0.0),
-    (dict(scale=-2.0), "scale", -2.0),
-    (dict(scale=math.inf), "scale", math.inf),
+    (dict(weight_factor=0.0), "weight_factor", 0.0),
+    (dict(weight_factor=-2.0), "weight_factor", -2.0),
+    (dict(weight_factor=math.inf), "weight_factor", math.inf),
 ])
 def test_scale_invariance_rejects_bad_arguments(mnist_small, kwargs, name, value, raises_bad):
     with raises_bad(name, value):

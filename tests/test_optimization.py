@@ -18,7 +18,7 @@ def _model(**kwargs):
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
 def test_sgd_step_shrinks_by_the_loss_scale(mnist_small, optimizer):
-    result = loss_scaling_steps(_model(), *mnist_small, optimizer, lr=0.1, scale=1e-4, steps=1)
+    result = loss_scaling_steps(_model(), *mnist_small, optimizer, lr=0.1, loss_scale=1e-4, steps=1)
     assert result["layers"] == ["hidden layer 1", "hidden layer 2", "hidden layer 3", "output layer"]
     assert all(r == pytest.approx(1e-4, rel=1e-6) for r in result["ratio"])
     assert result["eps_over_scale"] is None
@@ -26,14 +26,14 @@ def test_sgd_step_shrinks_by_the_loss_scale(mnist_small, optimizer):
 
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
 def test_scaling_the_loss_is_dividing_eps(mnist_small, optimizer):
-    result = loss_scaling_steps(_model(), *mnist_small, optimizer, lr=1e-3, scale=1e-4, steps=3)
+    result = loss_scaling_steps(_model(), *mnist_small, optimizer, lr=1e-3, loss_scale=1e-4, steps=3)
     assert result["scaled"] == pytest.approx(result["eps_over_scale"], rel=1e-9)
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
 def test_first_step_ratio_is_predicted_from_the_gradient_entries(mnist_small, optimizer):
     # the sigmoid net's early layers have gradients near eps / scale = 1e-4: the ratio is far from 0 and 1
-    result = loss_scaling_steps(_model(depth=5), *mnist_small, optimizer, lr=1e-3, scale=1e-4)
+    result = loss_scaling_steps(_model(depth=5), *mnist_small, optimizer, lr=1e-3, loss_scale=1e-4)
     assert min(result["ratio"]) < 0.5 < max(result["ratio"])
     assert result["predicted_ratio"] == pytest.approx(result["ratio"], rel=1e-6)
 
@@ -46,14 +46,14 @@ def test_predicted_ratio_is_for_one_adaptive_step_only(mnist_small):
 def test_adam_step_is_unchanged_where_gradients_are_far_above_eps_over_scale(mnist_small):
     # a shallow ReLU network has gradients near 1e-2, far above eps / scale = 1e-6
     result = loss_scaling_steps(_model(activation="relu", init="kaiming", depth=1), *mnist_small, "adam",
-                                lr=1e-3, scale=1e-2)
+                                lr=1e-3, loss_scale=1e-2)
     assert min(result["grad_rms"]) > 100 * ADAM_EPS / 1e-2
     assert all(r == pytest.approx(1.0, abs=0.01) for r in result["ratio"])
 
 
 def test_adam_first_step_moves_each_weight_by_about_lr(mnist_small):
     model = _model(activation="relu", init="kaiming", depth=1)
-    result = loss_scaling_steps(model, *mnist_small, "adam", lr=1e-3, scale=1.0)
+    result = loss_scaling_steps(model, *mnist_small, "adam", lr=1e-3, loss_scale=1.0)
     weights = [model.blocks[0].linear.weight, model.output.weight]
     for change, weight in zip(result["unscaled"], weights):
         assert change == pytest.approx(1e-3 * math.sqrt(weight.numel()), rel=0.05)
@@ -69,8 +69,8 @@ def test_loss_scaling_steps_leave_the_model_alone(mnist_small):
 @pytest.mark.parametrize("kwargs, name, value", [
     (dict(optimizer="adamw"), "optimizer", "adamw"),
     (dict(lr=0.0), "lr", 0.0),
-    (dict(scale=0.0), "scale", 0.0),
-    (dict(scale=math.nan), "scale", math.nan),
+    (dict(loss_scale=0.0), "loss_scale", 0.0),
+    (dict(loss_scale=math.nan), "loss_scale", math.nan),
     (dict(steps=0), "steps", 0),
 ])
 def test_loss_scaling_steps_reject_bad_arguments(mnist_small, kwargs, name, value, raises_bad):

@@ -441,7 +441,7 @@ def test_plot_regression_history_rejects_bad_input():
 
 def test_plot_gradient_norms_marks_the_steps_above_the_threshold():
     norms = [0.1, 0.2, 5.0, 0.15, 9.0]
-    fig = plots.plot_gradient_norms(norms, threshold=1.0)
+    fig = plots.plot_gradient_norms(norms, max_norm=1.0)
     ax_trace, ax_hist = fig.axes
     assert ax_trace.get_yscale() == "log" and ax_hist.get_xscale() == "log"
     clipped = [line for line in ax_trace.get_lines() if line.get_label() == "above the threshold"][0]
@@ -455,14 +455,14 @@ def test_plot_gradient_norms_marks_the_steps_above_the_threshold():
     assert median.get_xdata()[0] == 0.2
 
 
-@pytest.mark.parametrize("norms, threshold, match", [
+@pytest.mark.parametrize("norms, max_norm, match", [
     ({"a": [1.0]}, None, "not a dict"),
     ([0.0, -1.0], None, "no positive finite value"),
-    ([1.0], 0.0, "threshold=0.0"),
+    ([1.0], 0.0, "max_norm=0.0"),
 ])
-def test_plot_gradient_norms_rejects_bad_input(norms, threshold, match):
+def test_plot_gradient_norms_rejects_bad_input(norms, max_norm, match):
     with pytest.raises(ValueError, match=match):
-        plots.plot_gradient_norms(norms, threshold)
+        plots.plot_gradient_norms(norms, max_norm)
 
 
 @pytest.fixture(scope="module")

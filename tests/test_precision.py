@@ -16,12 +16,12 @@ def _tiny_net(seed=0):
     return gradcourse.MLP(depth=2, width=16, activation="tanh", init="xavier")
 
 
-def test_cast_losses_counts_underflow_and_overflow():
+def test_flushed_and_overflowed_count_underflow_and_overflow():
     values = torch.tensor([2.0**-26, 2.0**-20, 1.0, 1e5, 0.0])   # the 0 is not counted
-    assert precision.cast_losses(values) == {"flushed": 0.25, "overflowed": 0.25}
-    assert precision.cast_losses(values, scale=2.0**8) == {"flushed": 0.0, "overflowed": 0.25}
-    assert precision.cast_losses(values, "bfloat16") == {"flushed": 0.0, "overflowed": 0.0}
-    assert precision.cast_losses(torch.zeros(3)) == {"flushed": 0.0, "overflowed": 0.0}
+    assert precision.flushed_and_overflowed(values) == {"flushed": 0.25, "overflowed": 0.25}
+    assert precision.flushed_and_overflowed(values, loss_scale=2.0**8) == {"flushed": 0.0, "overflowed": 0.25}
+    assert precision.flushed_and_overflowed(values, "bfloat16") == {"flushed": 0.0, "overflowed": 0.0}
+    assert precision.flushed_and_overflowed(torch.zeros(3)) == {"flushed": 0.0, "overflowed": 0.0}
 
 
 def test_accumulate_loses_small_steps_in_float16_only():
@@ -46,11 +46,11 @@ def test_grad_scaler_trace_backs_off_and_grows():
 
 def test_bad_arguments(raises_bad):
     with raises_bad("dtype", "float8"):
-        precision.cast_losses(torch.ones(2), "float8")
-    with raises_bad("scale", 0):
-        precision.cast_losses(torch.ones(2), scale=0)
+        precision.flushed_and_overflowed(torch.ones(2), "float8")
+    with raises_bad("loss_scale", 0):
+        precision.flushed_and_overflowed(torch.ones(2), loss_scale=0)
     with raises_bad("values", [1.0]):
-        precision.cast_losses([1.0])
+        precision.flushed_and_overflowed([1.0])
     with raises_bad("count", -1):
         precision.accumulate(count=-1)
     with raises_bad("growth_interval", 0):

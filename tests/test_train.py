@@ -92,7 +92,7 @@ def test_accuracy_counts_correct_rows_and_keeps_the_mode():
 
 def test_grad_norm_is_recorded_before_clipping(mnist_small):
     plain = _fit(_model(), *mnist_small)
-    clipped = _fit(_model(), *mnist_small, clip_norm=1e-3)
+    clipped = _fit(_model(), *mnist_small, max_norm=1e-3)
     assert clipped.grad_norm[0] == plain.grad_norm[0] > 1e-3
     assert clipped.loss[1] != plain.loss[1]  # the clipped step changed the weights differently
 
@@ -104,12 +104,12 @@ def _one_sgd_step_change(X, y, **kwargs):
     return torch.cat([p.detach().flatten() for p in model.parameters()]) - before
 
 
-def test_clip_norm_bounds_the_update(mnist_small):
+def test_max_norm_bounds_the_update(mnist_small):
     X, y = mnist_small
     unclipped = _one_sgd_step_change(X, y).norm().item()
-    clipped = _one_sgd_step_change(X, y, clip_norm=0.01).norm().item()
+    clipped = _one_sgd_step_change(X, y, max_norm=0.01).norm().item()
     assert unclipped / 0.5 > 0.01  # the gradient was larger than the clip
-    assert clipped == pytest.approx(0.5 * 0.01, rel=1e-3)  # lr * clip_norm
+    assert clipped == pytest.approx(0.5 * 0.01, rel=1e-3)  # lr * max_norm
 
 
 def test_clip_value_bounds_each_entry(mnist_small):
@@ -269,8 +269,8 @@ def test_make_optimizer_explicit_momentum_and_adam():
     (dict(lr=math.nan), "lr", math.nan),
     (dict(optimizer="sgdd"), "optimizer", "sgdd"),
     (dict(momentum=1.5), "momentum", 1.5),
-    (dict(clip_norm=-1), "clip_norm", -1),
-    (dict(clip_norm=0), "clip_norm", 0),
+    (dict(max_norm=-1), "max_norm", -1),
+    (dict(max_norm=0), "max_norm", 0),
     (dict(clip_value=0.0), "clip_value", 0.0),
     (dict(progress="yes"), "progress", "yes"),
     (dict(seed=0.5), "seed", 0.5),
@@ -351,7 +351,7 @@ def test_fit_mse_trains_a_sequence_model_and_records_per_epoch_losses():
     X, y = adding_problem(256, 8, seed=0)
     Xv, yv = adding_problem(64, 8, seed=1)
     model = _sequence_model("gru")
-    history = fit(model, X, y, epochs=3, batch_size=32, optimizer="adam", lr=0.01, loss="mse",
+    history = fit(model, X, y, epochs=3, batch_size=32, optimizer="adam", lr=0.01, loss_fn="mse",
                   validation=(Xv, yv), progress=False)
     assert history.steps == 3 * 8 and not history.diverged
     assert len(history.train_loss) == len(history.val_loss) == 3
@@ -367,21 +367,21 @@ def test_fit_mse_first_loss_is_the_first_batch_mse():
     model = _sequence_model("rnn")
     Xb, yb = next(gradcourse.batches(X, y, 16, shuffle=True, seed=0))
     expected = F.mse_loss(model(Xb), yb).item()
-    history = fit(model, X, y, epochs=1, batch_size=16, lr=0.01, loss="mse", progress=False)
+    history = fit(model, X, y, epochs=1, batch_size=16, lr=0.01, loss_fn="mse", progress=False)
     assert history.loss[0] == pytest.approx(expected, rel=1e-6)
 
 
 def test_fit_mse_rejects_integer_targets_and_a_mismatched_output(raises_bad):
     X, y = adding_problem(32, 6)
     with pytest.raises(ValueError, match=r"y=<tensor shape=\(32,\) dtype=torch.int64> is not allowed"):
-        fit(_sequence_model(), X, y.long(), epochs=1, batch_size=8, lr=0.1, loss="mse", progress=False)
+        fit(_sequence_model(), X, y.long(), epochs=1, batch_size=8, lr=0.1, loss_fn="mse", progress=False)
     with pytest.raises(ValueError, match="validation\\[1\\]"):
-        fit(_sequence_model(), X, y, epochs=1, batch_size=8, lr=0.1, loss="mse", progress=False, validation=(X, y.long()))
-    with raises_bad("loss", "l2"):
-        fit(_sequence_model(), X, y, epochs=1, batch_size=8, lr=0.1, loss="l2", progress=False)
+        fit(_sequence_model(), X, y, epochs=1, batch_size=8, lr=0.1, loss_fn="mse", progress=False, validation=(X, y.long()))
+    with raises_bad("loss_fn", "l2"):
+        fit(_sequence_model(), X, y, epochs=1, batch_size=8, lr=0.1, loss_fn="l2", progress=False)
     wide = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 1))  # output (n, 1), targets (n,)
     with pytest.raises(ValueError, match=r"the model returned shape \(8, 1\)"):
-        fit(wide, X, y, epochs=1, batch_size=8, lr=0.1, loss="mse", progress=False)
+        fit(wide, X, y, epochs=1, batch_size=8, lr=0.1, loss_fn="mse", progress=False)
 
 
 def test_cross_entropy_fit_still_rejects_sequences(raises_bad):
@@ -405,7 +405,7 @@ def test_a_diverging_sequence_model_stops_cleanly_and_names_its_layer(capsys):
     model = _sequence_model("lstm")
     with torch.no_grad():
         model.rnn.weight_ih_l0.fill_(math.inf)
-    history = fit(model, X, y, epochs=1, batch_size=16, lr=0.1, loss="mse", progress=False)
+    history = fit(model, X, y, epochs=1, batch_size=16, lr=0.1, loss_fn="mse", progress=False)
     assert history.diverged and history.stop_step == 1
     assert history.stop_layer == "LSTM layer"  # found although nn.LSTM returns a tuple
     assert "first non-finite values at LSTM layer" in capsys.readouterr().out
@@ -413,7 +413,7 @@ def test_a_diverging_sequence_model_stops_cleanly_and_names_its_layer(capsys):
 
 def test_an_exploding_lr_on_a_sequence_model_stops_cleanly(capsys):
     X, y = adding_problem(256, 10)
-    history = fit(_sequence_model("rnn"), X, y, epochs=5, batch_size=16, optimizer="momentum", lr=50.0, loss="mse",
+    history = fit(_sequence_model("rnn"), X, y, epochs=5, batch_size=16, optimizer="momentum", lr=50.0, loss_fn="mse",
                   progress=False)
     assert history.diverged
     assert all(math.isfinite(v) for v in history.loss + history.grad_norm)

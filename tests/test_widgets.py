@@ -182,8 +182,8 @@ def test_optimizer_explorer_rejects_bad_arguments(Xy, kwargs, name, value, raise
 
 
 def test_clipping_explorer_redraws_with_the_threshold(monkeypatch, capsys):
-    drawn = record_calls(monkeypatch, figures, "clipping_figure", "threshold")
-    explorer = widgets.clipping_explorer([0.05, 0.2, 3.0, 0.1], threshold=0.3)
+    drawn = record_calls(monkeypatch, figures, "clipping_figure", "max_norm")
+    explorer = widgets.clipping_explorer([0.05, 0.2, 3.0, 0.1], max_norm=0.3)
     (slider,) = find_widgets(explorer, ipywidgets.FloatLogSlider)
     assert (slider.min, slider.max) == (-2, 1) and slider.value == pytest.approx(0.3)
     slider.value = 1.0
@@ -192,7 +192,7 @@ def test_clipping_explorer_redraws_with_the_threshold(monkeypatch, capsys):
 
 
 def test_clipping_explorer_keeps_the_figure_it_drew(capsys):
-    explorer = widgets.clipping_explorer([0.05, 0.2, 3.0, 0.1], threshold=0.3)
+    explorer = widgets.clipping_explorer([0.05, 0.2, 3.0, 0.1], max_norm=0.3)
     assert "25% of 4 steps" in explorer.figure.get_suptitle()
     (slider,) = find_widgets(explorer, ipywidgets.FloatLogSlider)
     slider.value = 0.08
@@ -200,13 +200,13 @@ def test_clipping_explorer_keeps_the_figure_it_drew(capsys):
     capsys.readouterr()
 
 
-@pytest.mark.parametrize("norms, threshold, match", [
-    ([0.05, 3.0], 100.0, "threshold=100.0"),
+@pytest.mark.parametrize("norms, max_norm, match", [
+    ([0.05, 3.0], 100.0, "max_norm=100.0"),
     ([0.0], 1.0, "no positive finite value"),
 ])
-def test_clipping_explorer_rejects_bad_input(norms, threshold, match):
+def test_clipping_explorer_rejects_bad_input(norms, max_norm, match):
     with pytest.raises(ValueError, match=match):
-        widgets.clipping_explorer(norms, threshold)
+        widgets.clipping_explorer(norms, max_norm)
 
 
 def test_timestep_gradient_explorer_redraws_on_change(monkeypatch, capsys):

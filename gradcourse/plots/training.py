@@ -120,7 +120,7 @@ def plot_statistic_over_steps(monitor, name="act_mean", title=None):
 
 def plot_regression_history(histories, baseline=None, title=None):
     """Training loss per step (left) and validation (else training) MSE per epoch (right), log scale,
-    for one History of ``fit(..., loss="mse")`` or ``{label: History}``.
+    for one History of ``fit(..., loss_fn="mse")`` or ``{label: History}``.
 
     ``baseline``: optional MSE drawn as a dashed line (e.g. 1/6, what predicting the constant 1
     scores on the adding problem). A run that diverged is marked with an ``x`` where it stopped.
@@ -148,18 +148,18 @@ def plot_regression_history(histories, baseline=None, title=None):
     return finish(fig, title)
 
 
-def plot_gradient_norms(grad_norms, threshold=None, title=None):
+def plot_gradient_norms(grad_norms, max_norm=None, title=None):
     """A gradient-norm trace (left, log scale, one point per step) and its distribution (right,
-    histogram over log-spaced bins), with the clipping ``threshold`` as a red line and the
-    steps above it in red. The title gives the share of steps above the threshold."""
+    histogram over log-spaced bins), with the clipping threshold ``max_norm`` as a red line and the
+    steps above it in red. The title gives the share of steps above it."""
     if isinstance(grad_norms, dict):
         raise ValueError("grad_norms must be one sequence of numbers (e.g. History.grad_norm), not a dict")
     norms = as_runs(grad_norms, "grad_norms")[None]
     finite = [v for v in norms if math.isfinite(v) and v > 0]
     if not finite:
         raise ValueError("grad_norms holds no positive finite value to plot")
-    if threshold is not None:
-        threshold = _checks.number("threshold", threshold, minimum=0, strict_minimum=True)
+    if max_norm is not None:
+        max_norm = _checks.number("max_norm", max_norm, minimum=0, strict_minimum=True)
     steps = range(1, len(norms) + 1)
     fig, (ax_trace, ax_hist) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [2, 1]})
     ax_trace.plot(steps, positive(norms), linewidth=0.7, color="tab:blue")
@@ -168,12 +168,12 @@ def plot_gradient_norms(grad_norms, threshold=None, title=None):
     ax_hist.hist(finite, bins=bins, color="tab:blue", alpha=0.7)
     median = torch.tensor(finite, dtype=torch.float64).median().item()  # torch's median: the lower middle value
     ax_hist.axvline(median, color="black", linestyle=":", label=f"median {median:.3g}")
-    if threshold is not None:
-        above = [(s, v) for s, v in zip(steps, norms) if v > threshold]
+    if max_norm is not None:
+        above = [(s, v) for s, v in zip(steps, norms) if v > max_norm]
         if above:
             ax_trace.plot(*zip(*above), "o", color="tab:red", markersize=2.5, label="above the threshold")
-        ax_trace.axhline(threshold, color="tab:red", linewidth=1, label=f"threshold {threshold:.3g}")
-        ax_hist.axvline(threshold, color="tab:red", label=f"threshold {threshold:.3g}")
+        ax_trace.axhline(max_norm, color="tab:red", linewidth=1, label=f"threshold {max_norm:.3g}")
+        ax_hist.axvline(max_norm, color="tab:red", label=f"threshold {max_norm:.3g}")
         share = len(above) / len(norms)
         title = f"{title + ': ' if title else ''}{share:.0%} of {len(norms)} steps above the threshold"
     ax_trace.set_yscale("log")
