@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _checks
+from .theory import sigmoid, sigmoid_derivative
 
 CLIFF_STEPS = 50
 CLIFF_X0 = 0.5
@@ -183,7 +184,19 @@ def cliff_wall(w, x0=CLIFF_X0):
     when ``w sigma'(x0) > 1``, i.e. ``w > 1 / sigma'(x0)`` (4.26 for ``x0 = 0.5``)."""
     w = _checks.number("w", w)
     x0 = _checks.number("x0", x0)
-    return x0 - w * (1.0 / (1.0 + math.exp(-x0)))
+    return x0 - w * sigmoid(x0)
+
+
+def unstable_weight(x0=CLIFF_X0):
+    """The weight ``w = 1 / sigma'(x0)`` above which the fixed point ``x0`` on the wall is unstable
+    (4.26 for ``x0 = 0.5``): where the wall begins.
+
+    Example::
+
+        >>> round(unstable_weight(0.5), 2)
+        4.26
+    """
+    return 1.0 / sigmoid_derivative(_checks.number("x0", x0))
 
 
 def wall_gradient(w, steps=CLIFF_STEPS, x0=CLIFF_X0, target=CLIFF_TARGET):
@@ -199,8 +212,8 @@ def wall_gradient(w, steps=CLIFF_STEPS, x0=CLIFF_X0, target=CLIFF_TARGET):
     w = _checks.number("w", w)
     _checks.integer("steps", steps, minimum=1)
     x0, target = _checks.number("x0", x0), _checks.number("target", target)
-    s = 1.0 / (1.0 + math.exp(-x0))
-    lam = w * s * (1 - s)
+    s = sigmoid(x0)
+    lam = w * sigmoid_derivative(x0)
     total = float(steps) if lam == 1 else (lam ** steps - 1) / (lam - 1)
     grad_b = 2 * (x0 - target) * total
     return s * grad_b, grad_b

@@ -1,8 +1,9 @@
-"""The figures the explorers of :mod:`gradcourse.widgets` redraw: each runs one of the lessons'
-experiments with the values of the controls and draws the result with :mod:`gradcourse.plots`.
+"""Figures of the lessons' experiments: each function computes what it shows (runs an experiment,
+evaluates an activation) from plain arguments and draws it with :mod:`gradcourse.plots`, which
+only draws numbers it is given. The explorers of :mod:`gradcourse.widgets` redraw one of these
+with their controls' values; every function also works, and is tested, without a widget.
 
-Each figure function takes plain arguments and returns a closed matplotlib figure, so it can be
-called (and tested) without a widget.
+Each returns a matplotlib figure already closed in pyplot, so old figures do not pile up.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from . import _checks
 from .at_init import gradient_norms, layer_statistics, std_per_layer
 from .data import adding_problem
 from .models import ACTIVATIONS, SequenceRegressor
-from .plots import (plot_activation_and_flow, plot_gradient_flow, plot_gradient_norms, plot_log_lines,
+from .plots import (plot_activation_and_flow, plot_activation_curves, plot_gradient_flow, plot_gradient_norms, plot_log_lines,
                     plot_per_layer_shares, plot_timestep_gradients, plot_training_and_layers, plot_two_per_layer)
 from .precision import flushed_and_overflowed
 from .runtime import set_seed
@@ -72,6 +73,19 @@ def init_figure(X, y, depth=20, activation="tanh", init="default", width=256, se
     return plot_two_per_layer({init: stds}, {init: stats["weight_gradient_norms"]},
                               "activation std (log scale)", "||dL/dW_l|| (log scale)",
                               title=f"{depth} {activation} layers of {width} units at initialization")
+
+
+def activation_curves_figure(activations=("sigmoid", "tanh", "relu"), low=-6.0, high=6.0):
+    """Each activation f(z) (left) and its derivative f'(z) by autograd (right) on [low, high]:
+    :func:`~gradcourse.plots.plot_activation_curves` of :func:`~gradcourse.theory.activation_derivative`."""
+    activations = list(activations)
+    for name in activations:
+        _checks.choice("activations[i]", name, tuple(ACTIVATIONS))
+    _checks.number("low", low)
+    _checks.number("high", high, minimum=low, strict_minimum=True)
+    z = torch.linspace(low, high, 601)
+    return plot_activation_curves(z, {name: ACTIVATIONS[name]()(z) for name in activations},
+                                  {name: activation_derivative(name, z) for name in activations})
 
 
 def activation_figure(X, y, activation="relu", low=-4.0, high=4.0, depth=20, init="kaiming", width=64, seed=0):

@@ -320,3 +320,12 @@ def test_clipping_does_not_change_the_recorded_first_norm():
 def test_clipped_share_of_an_empty_history_is_zero():
     assert gradcourse.History().clipped_share == 0.0
     assert clipping.CLIFF_STEPS == 50
+
+
+def test_unstable_weight_is_where_the_fixed_point_stops_attracting():
+    w = clipping.unstable_weight(0.5)
+    assert w == pytest.approx(4.26, abs=0.005)
+    s = torch.sigmoid(torch.tensor(0.5, dtype=torch.float64)).item()
+    assert w * s * (1 - s) == pytest.approx(1.0, rel=1e-12)
+    with pytest.raises(ValueError, match="x0"):
+        clipping.unstable_weight(float("nan"))

@@ -1,4 +1,6 @@
-"""gradcourse.figures: each explorer's figure, drawn from plain arguments without a widget."""
+"""gradcourse.figures: each figure computed from plain arguments and drawn, without a widget."""
+
+import math
 
 import ipywidgets
 import pytest
@@ -138,3 +140,25 @@ def test_precision_figure_and_explorer_reject_bad_arguments(raises_bad):
         figures.precision_figure([torch.ones(2)], log2_scale=41)
     with pytest.raises(ValueError, match="gradients"):
         widgets.precision_explorer([])
+
+
+def test_activation_curves_figure_draws_each_function_and_its_derivative():
+    fig = figures.activation_curves_figure(("sigmoid", "relu"), low=-2.0, high=2.0)
+    ax_f, ax_d = fig.axes
+    sigmoid_f, relu_f = ax_f.get_lines()[:2]
+    sigmoid_d = ax_d.get_lines()[0]
+    z = torch.tensor(sigmoid_f.get_xdata())
+    assert z[0].item() == -2.0 and z[-1].item() == 2.0
+    assert torch.allclose(torch.tensor(sigmoid_f.get_ydata()), torch.sigmoid(z), atol=1e-6)
+    assert torch.allclose(torch.tensor(relu_f.get_ydata()), torch.relu(z))
+    assert max(sigmoid_d.get_ydata()) == pytest.approx(0.25, abs=1e-3)
+
+
+@pytest.mark.parametrize("kwargs, name, value", [
+    (dict(activations=["sigmod"]), "activations[i]", "sigmod"),
+    (dict(low=math.nan), "low", math.nan),
+    (dict(low=1.0, high=1.0), "high", 1.0),
+])
+def test_activation_curves_figure_rejects_bad_arguments(kwargs, name, value, raises_bad):
+    with raises_bad(name, value):
+        figures.activation_curves_figure(**kwargs)

@@ -188,7 +188,7 @@ def test_plot_activation_stats_rejects_bad_input(recorded_monitor, raises_bad):
         plots.plot_activation_stats(GradientMonitor(MLP(width=4, depth=2)))
 
 
-# ---------------------------------------------------------------- plot_log_lines, plot_activations
+# ---------------------------------------------------------------- plot_log_lines, plot_activation_curves
 
 def test_plot_log_lines_uses_the_given_x():
     fig = plots.plot_log_lines([2, 4, 8], {"ratio": [1e-1, 1e-3, 1e-6]}, "depth", "first/last")
@@ -213,26 +213,20 @@ def test_plot_log_lines_rejects_lengths_that_do_not_match_x():
         plots.plot_log_lines([1, 2], [1.0, 2.0], "x", "y", references={"bound": [1.0]})
 
 
-def test_plot_activations_draws_each_function_and_its_derivative():
-    fig = plots.plot_activations(("sigmoid", "relu"), low=-2.0, high=2.0)
+def test_plot_activation_curves_draws_each_function_and_its_derivative():
+    z = torch.linspace(-1, 1, 5)
+    fig = plots.plot_activation_curves(z, {"a": z, "b": 2 * z}, {"a": torch.ones(5), "b": 2 * torch.ones(5)})
     ax_f, ax_d = fig.axes
-    sigmoid_f, relu_f = ax_f.get_lines()[:2]
-    sigmoid_d = ax_d.get_lines()[0]
-    z = torch.tensor(sigmoid_f.get_xdata())
-    assert z[0].item() == -2.0 and z[-1].item() == 2.0
-    assert torch.allclose(torch.tensor(sigmoid_f.get_ydata()), torch.sigmoid(z), atol=1e-6)
-    assert torch.allclose(torch.tensor(relu_f.get_ydata()), torch.relu(z))
-    assert max(sigmoid_d.get_ydata()) == pytest.approx(0.25, abs=1e-3)
+    assert [line.get_label() for line in ax_f.get_lines()[:2]] == ["a", "b"]
+    assert list(ax_d.get_lines()[1].get_ydata()) == [2.0] * 5
 
 
-@pytest.mark.parametrize("kwargs, name, value", [
-    (dict(activations=["sigmod"]), "activations[i]", "sigmod"),
-    (dict(low=math.nan), "low", math.nan),
-    (dict(low=1.0, high=1.0), "high", 1.0),
-])
-def test_plot_activations_rejects_bad_arguments(kwargs, name, value, raises_bad):
-    with raises_bad(name, value):
-        plots.plot_activations(**kwargs)
+def test_plot_activation_curves_rejects_mismatched_curves():
+    z = torch.linspace(-1, 1, 5)
+    with pytest.raises(ValueError, match="same names"):
+        plots.plot_activation_curves(z, {"a": z}, {"b": z})
+    with pytest.raises(ValueError, match="'a' have 5 and 4 points"):
+        plots.plot_activation_curves(z, {"a": z}, {"a": z[:4]})
 
 
 def test_runs_of_different_depths_are_drawn_side_by_side():

@@ -4,12 +4,12 @@ descent runs on it with and without clipping.
 
 from __future__ import annotations
 
-import math
 
 import matplotlib.pyplot as plt
 import torch
 
 from .. import _checks
+from ..clipping import CliffDescent, CliffSlice, CliffSurface, cliff_wall, unstable_weight
 from .common import finish, positive
 
 
@@ -27,15 +27,12 @@ def _cliff_background(ax, surface, show="loss"):
 def plot_cliff_surface(surface, title=None):
     """The loss of :func:`gradcourse.clipping.cliff_surface` over the (w, b) grid (log10 colour scale),
     with the wall ``b = x0 - w sigma(x0)``, where ``w sigma'(x0) > 1``, dashed in white."""
-    from ..clipping import CliffSurface, cliff_wall
-
     if not isinstance(surface, CliffSurface):
         raise ValueError(f"surface={_checks.describe(surface)} is not allowed; it must be a CliffSurface")
     fig, ax = plt.subplots(figsize=(6.5, 4.6))
     image = _cliff_background(ax, surface)
     fig.colorbar(image, ax=ax, label="log10 loss")
-    s0 = 1.0 / (1.0 + math.exp(-surface.x0))
-    w_start = max(1.0 / (s0 * (1 - s0)), surface.w[0].item())
+    w_start = max(unstable_weight(surface.x0), surface.w[0].item())
     if w_start < surface.w[-1].item():
         wall_w = [w_start + (surface.w[-1].item() - w_start) * i / 50 for i in range(51)]
         ax.plot(wall_w, [cliff_wall(w, surface.x0) for w in wall_w], "--", color="white", linewidth=1,
@@ -49,8 +46,6 @@ def plot_cliff_surface(surface, title=None):
 def plot_cliff_section(section, title=None):
     """Loss (left) and gradient norm (right) of a :class:`~gradcourse.clipping.CliffSlice` against the
     distance from the wall, log-log, one line for each side of the wall."""
-    from ..clipping import CliffSlice
-
     if not isinstance(section, CliffSlice):
         raise ValueError(f"section={_checks.describe(section)} is not allowed; it must be a CliffSlice")
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -74,8 +69,6 @@ def plot_cliff_descent(surface, runs, huge_step=1.0, title=None):
     Start points are black dots; a run that took at least one step longer than ``huge_step`` is
     drawn in red, the others in white. Paths leave the frame where a step threw them out of it.
     """
-    from ..clipping import CliffDescent, CliffSurface
-
     if not isinstance(surface, CliffSurface):
         raise ValueError(f"surface={_checks.describe(surface)} is not allowed; it must be a CliffSurface")
     if not isinstance(runs, dict) or not runs or not all(isinstance(r, CliffDescent) for r in runs.values()):

@@ -114,21 +114,23 @@ def plot_activation_and_flow(z, values, derivative, norms, title=None, flow_titl
     return finish(fig)
 
 
-def plot_activations(activations=("sigmoid", "tanh", "relu"), low=-6.0, high=6.0):
-    """Each activation f(z) (left) and its derivative f'(z) by autograd (right)."""
-    from ..theory import activation_derivative
-    from ..models import ACTIVATIONS
-
-    activations = list(activations)
-    for name in activations:
-        _checks.choice("activations[i]", name, tuple(ACTIVATIONS))
-    _checks.number("low", low)
-    _checks.number("high", high, minimum=low, strict_minimum=True)
-    z = torch.linspace(low, high, 601)
+def plot_activation_curves(z, values, derivatives):
+    """Functions ``f(z)`` (left) and their derivatives ``f'(z)`` (right) over the points ``z``:
+    ``values`` and ``derivatives`` map the same names to sequences as long as ``z``."""
+    z = torch.as_tensor(z, dtype=torch.float64).reshape(-1)
+    if not isinstance(values, dict) or not values or not isinstance(derivatives, dict) or list(values) != list(derivatives):
+        raise ValueError(f"values={_checks.describe(values)} and derivatives={_checks.describe(derivatives)} are not "
+                         "allowed; they must be non-empty dicts {name: values over z} with the same names")
+    curves = {}
+    for name in values:
+        pair = [torch.as_tensor(v, dtype=torch.float64).reshape(-1) for v in (values[name], derivatives[name])]
+        if not len(pair[0]) == len(pair[1]) == len(z):
+            raise ValueError(f"the curves for {name!r} have {len(pair[0])} and {len(pair[1])} points but z has {len(z)}")
+        curves[name] = pair
     fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for name in activations:
-        ax_f.plot(z, ACTIVATIONS[name]()(z), label=name)
-        ax_d.plot(z, activation_derivative(name, z), label=name)
+    for name, (f, d) in curves.items():
+        ax_f.plot(z, f, label=name)
+        ax_d.plot(z, d, label=name)
     ax_f.set_ylabel("f(z)")
     ax_d.set_ylabel("f'(z)")
     for ax in (ax_f, ax_d):
