@@ -5,6 +5,7 @@ The tests use the bundled 5,000-digit MNIST subset only, so they run offline.
 
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -42,6 +43,39 @@ _ipython_dir = Path(tempfile.mkdtemp(prefix="gradcourse-ipython-"))
 (_ipython_dir / "profile_default" / "startup").mkdir(parents=True)
 (_ipython_dir / "profile_default" / "startup" / "00-no-network.py").write_text(NETWORK_GUARD)
 os.environ["IPYTHONDIR"] = str(_ipython_dir)
+
+
+NBVAL_STDOUT = {}
+"""What each notebook's cells printed in this session's nbval run: {notebook stem: {cell number: stdout}}.
+test_reliability's determinism check reruns a notebook once and compares with it."""
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Run the determinism checks after nbval has run the notebooks they compare with."""
+    last = [item for item in items if item.name.startswith("test_a_notebook_prints_the_same_numbers_twice")]
+    items[:] = [item for item in items if item not in last] + last
+
+
+class _NbvalRecorder:
+    """Records what nbval's cells print. A plugin of its own, since a conftest's per-test hooks
+    apply only to the tests below its folder, and nbval's cells are in notebooks/."""
+
+    @staticmethod
+    def pytest_runtest_makereport(item, call):
+        outputs = getattr(item, "test_outputs", None)
+        if call.when == "call" and outputs is not None and hasattr(item, "cell_num"):
+            text = "".join(o.get("text", "") for o in outputs
+                           if o.get("output_type") == "stream" and o.get("name") == "stdout")
+            NBVAL_STDOUT.setdefault(Path(str(item.fspath)).stem, {})[item.cell_num] = text
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(_NbvalRecorder(), "gradcourse-nbval-recorder")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the temporary IPython profile once every kernel of the session has stopped."""
+    shutil.rmtree(_ipython_dir, ignore_errors=True)
 
 
 @pytest.fixture
