@@ -47,8 +47,9 @@ _cache: dict = {}
 
 
 def default_root() -> Path:
-    """Where torchvision's MNIST is cached: ``$GRADCOURSE_DATA`` if set, else ``~/.cache/gradcourse``."""
-    return Path(os.environ.get("GRADCOURSE_DATA", Path.home() / ".cache" / "gradcourse"))
+    """Where torchvision's MNIST is cached: ``$GRADCOURSE_DATA`` if set, else ``~/.cache/gradcourse``
+    (a leading ``~`` expanded, as torchvision does)."""
+    return Path(os.environ.get("GRADCOURSE_DATA", Path.home() / ".cache" / "gradcourse")).expanduser()
 
 
 def load_mnist(split="train", limit=None, source="bundled", root=None):
@@ -60,8 +61,8 @@ def load_mnist(split="train", limit=None, source="bundled", root=None):
         source: ``"bundled"`` (default: the course's 4,000 train / 1,000 test digits, the same on
             every machine, no network) or ``"torchvision"`` (the full 60,000 / 10,000, downloaded
             once); see the module docstring.
-        root: cache folder for torchvision's files (default :func:`default_root`); only used
-            with ``source="torchvision"``.
+        root: cache folder for torchvision's files (default :func:`default_root`; a leading ``~``
+            is expanded); only used with ``source="torchvision"``.
 
     Returns:
         ``X``: float32 tensor of shape ``(n, 784)``, standardized as
@@ -80,7 +81,7 @@ def load_mnist(split="train", limit=None, source="bundled", root=None):
         _checks.integer("limit", limit, minimum=1)
     if root is not None and not isinstance(root, (str, os.PathLike)):
         raise ValueError(f"root={root!r} is not allowed; it must be a folder path (str or pathlib.Path) or None")
-    root = Path(root) if root is not None else default_root()
+    root = Path(root).expanduser() if root is not None else default_root()
     X, y = _load(source, split, root)
     if limit is not None:
         X, y = X[:limit], y[:limit]

@@ -176,6 +176,16 @@ def test_torchvision_source_reads_local_idx_files(idx_root, split):
     np.testing.assert_allclose(X.numpy(), _standardized(images), rtol=0, atol=1e-5)
 
 
+def test_a_root_under_home_is_expanded_as_torchvision_expands_it(idx_root, monkeypatch):
+    root, written = idx_root
+    monkeypatch.setenv("HOME", str(root.parent))
+    X, _ = gradcourse.load_mnist("test", source="torchvision", root=f"~/{root.name}")
+    assert len(X) == len(written["test"][0])
+    monkeypatch.setenv("GRADCOURSE_DATA", f"~/{root.name}")
+    assert data.default_root() == root
+    assert len(gradcourse.load_mnist("train", source="torchvision")[0]) == len(written["train"][0])
+
+
 def test_the_default_is_the_bundled_subset_even_when_torchvision_files_are_present(idx_root, monkeypatch, capsys):
     root, _ = idx_root
     monkeypatch.setenv("GRADCOURSE_DATA", str(root))
