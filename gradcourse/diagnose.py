@@ -105,7 +105,8 @@ def diagnose(model, X, y, *, optimizer=None, loss_fn=None, compute_loss=None, la
 
     Args:
         model: any ``torch.nn.Module``; it is copied, so its parameters, buffers (BatchNorm
-            statistics), gradients and outputs are left exactly as they were.
+            statistics), gradients and outputs are left exactly as they were, and torch's random
+            generators (CPU and CUDA) are restored after the pass, so a diagnosis changes no later run.
         X, y: one batch.
         optimizer: optional ``torch.optim`` optimizer of ``model``; one step of an identical
             optimizer (same hyper-parameters and state) is taken on the copy, to measure the
@@ -131,30 +132,33 @@ def diagnose(model, X, y, *, optimizer=None, loss_fn=None, compute_loss=None, la
         raise ValueError(f"optimizer={optimizer!r} is not allowed; it must be a torch.optim.Optimizer of the model, or None")
     find_layers(model, layers, include)   # validates layers= and include= on the learner's model
 
-    patient, names = _copy_without_hooks(model)
-    patient_layers = None if layers is None else [dict(patient.named_modules())[names[id(m)]] for m in layers]
-    monitor = GradientMonitor(patient, layers=patient_layers, include=include)
-    with monitor:
-        loss = batch_loss(patient, X, y, loss_fn, compute_loss)
-        loss_value = loss.item()
-        if math.isfinite(loss_value):
-            loss.backward()
-            if optimizer is not None:
-                _copy_optimizer(optimizer, model, patient).step()
-    grad_norms = monitor.series("grad_norm")[-1].tolist() if monitor.steps("grad_norm") else []
-    update = monitor.series("update_ratio")
-    saturated = monitor.series("saturated")
-    dead = monitor.series("dead")
-    report = Report(
-        loss=loss_value, layer_names=monitor.layer_names, grad_norms=grad_norms,
-        activation_names=monitor.activation_names,
-        saturated=saturated[-1].tolist() if len(saturated) else [],
-        dead=dead[-1].tolist() if len(dead) else [],
-        update_ratios=update[-1].tolist() if len(update) else None, symptoms=[],
-    )
-    if monitor.activation_note:
-        report.notes.append(monitor.activation_note)
-    report.symptoms = _find_symptoms(report, limits, patient, X)
+    # the pass draws from torch's generators (dropout, ...): give them back as they were
+    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=cuda_devices):
+        patient, names = _copy_without_hooks(model)
+        patient_layers = None if layers is None else [dict(patient.named_modules())[names[id(m)]] for m in layers]
+        monitor = GradientMonitor(patient, layers=patient_layers, include=include)
+        with monitor:
+            loss = batch_loss(patient, X, y, loss_fn, compute_loss)
+            loss_value = loss.item()
+            if math.isfinite(loss_value):
+                loss.backward()
+                if optimizer is not None:
+                    _copy_optimizer(optimizer, model, patient).step()
+        grad_norms = monitor.series("grad_norm")[-1].tolist() if monitor.steps("grad_norm") else []
+        update = monitor.series("update_ratio")
+        saturated = monitor.series("saturated")
+        dead = monitor.series("dead")
+        report = Report(
+            loss=loss_value, layer_names=monitor.layer_names, grad_norms=grad_norms,
+            activation_names=monitor.activation_names,
+            saturated=saturated[-1].tolist() if len(saturated) else [],
+            dead=dead[-1].tolist() if len(dead) else [],
+            update_ratios=update[-1].tolist() if len(update) else None, symptoms=[],
+        )
+        if monitor.activation_note:
+            report.notes.append(monitor.activation_note)
+        report.symptoms = _find_symptoms(report, limits, patient, X)
     return report
 
 

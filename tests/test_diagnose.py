@@ -180,3 +180,13 @@ def test_mnist_images_for_image_models(mnist_small, raises_bad):
         gradcourse.models.scale_weights_(nn.Linear(2, 2), float("inf"))
     with raises_bad("model", "resnet"):
         gradcourse.models.remove_batchnorm_("resnet")
+
+
+def test_diagnose_leaves_torchs_random_generator_as_it_was():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Dropout(0.5), torch.nn.Linear(16, 3))
+    X, y = torch.randn(32, 4), torch.arange(32) % 3
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    gradcourse.diagnose(model, X, y)   # dropout in train mode draws from the generator
+    assert torch.equal(torch.rand(3), expected)
