@@ -129,14 +129,18 @@ def accuracy(model, X, y, batch_size=1024):
 
 @torch.no_grad()
 def _mean_over_rows(model, X, y, batch_size, batch_total):
-    """``sum(batch_total(model(X_b), y_b)) / len(X)`` over batches, in eval mode (then restored)."""
+    """``sum(batch_total(model(X_b), y_b)) / len(X)`` over batches, in eval mode (then restored, even
+    after an error or an interrupt). Each batch is a copy, so a model that writes into its input
+    leaves ``X`` alone."""
     was_training = model.training
     model.eval()
     device = _device_of(model)
     total = 0.0
-    for Xb, yb in batches(X, y, batch_size, shuffle=False):
-        total += batch_total(model(Xb.to(device)), yb.to(device))
-    model.train(was_training)
+    try:
+        for Xb, yb in batches(X, y, batch_size, shuffle=False):
+            total += batch_total(model(Xb.to(device, copy=True)), yb.to(device))
+    finally:
+        model.train(was_training)
     return total / len(X)
 
 
@@ -178,7 +182,8 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
     If the loss or a gradient becomes NaN or infinite, training stops before the
     optimizer applies it, prints one line naming the step and the layer where the
     values first went non-finite, and returns the history so far. An interrupt
-    (Jupyter's stop button) also returns the history so far.
+    (Jupyter's stop button) also returns the history so far. However the run ends, the model is
+    left in the mode (train or eval) it was given.
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
@@ -256,6 +261,7 @@ def _train(model, X, y, opt, params, run):
     steps_per_epoch = len(X) // batch_size if drop_last else math.ceil(len(X) / batch_size)
     bar = tqdm(total=epochs * steps_per_epoch, desc="training", disable=not run.progress, mininterval=0.5)
     step = 0
+    was_training = model.training
     model.train()
     try:
         for epoch in range(epochs):
@@ -303,6 +309,7 @@ def _train(model, X, y, opt, params, run):
         print(f"Training interrupted at step {step}; returning the history so far.")
     finally:
         bar.close()
+        model.train(was_training)
     return history
 
 

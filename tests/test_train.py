@@ -418,3 +418,42 @@ def test_an_exploding_lr_on_a_sequence_model_stops_cleanly(capsys):
     assert history.diverged
     assert all(math.isfinite(v) for v in history.loss + history.grad_norm)
     assert "Training stopped at step" in capsys.readouterr().out
+
+
+class _InterruptInEval(nn.Module):
+    """A classifier that is interrupted (as by Jupyter's stop button) whenever it runs in eval mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 3)
+
+    def forward(self, x):
+        if not self.training:
+            raise KeyboardInterrupt
+        return self.linear(x)
+
+
+def test_an_interrupt_during_evaluation_leaves_the_model_in_its_mode(capsys):
+    X, y = torch.randn(16, 4), torch.arange(16) % 3
+    model = _InterruptInEval()
+    with pytest.raises(KeyboardInterrupt):
+        accuracy(model, X, y)
+    assert model.training
+    history = fit(model, X, y, epochs=2, batch_size=8, lr=0.1, progress=False)   # interrupted scoring epoch 1
+    assert model.training and history.steps == 2 and "interrupted" in capsys.readouterr().out
+    given_eval = nn.Linear(4, 3).eval()
+    fit(given_eval, X, y, epochs=1, batch_size=8, lr=0.1, progress=False)
+    assert not given_eval.training
+
+
+def test_evaluation_does_not_let_a_model_write_into_the_callers_data():
+    class Scribbler(nn.Linear):
+        def forward(self, x):
+            out = super().forward(x)
+            x.zero_()
+            return out
+
+    X, y = torch.randn(16, 4), torch.arange(16) % 3
+    before = X.clone()
+    accuracy(Scribbler(4, 3), X, y)
+    assert torch.equal(X, before)
