@@ -31,7 +31,7 @@ def test_first_to_last_ratio_rejects_bad_depths(Xy, depths, name, value, raises_
         at_init.first_to_last_ratio(*Xy, depths=depths)
 
 
-def test_experiments_reject_bad_arguments(Xy, raises_bad):
+def test_gradient_norms_reject_a_bad_activation_and_mismatched_labels(Xy, raises_bad):
     with raises_bad("activation", "sigmod"):
         at_init.gradient_norms(*Xy, activation="sigmod")
     with pytest.raises(ValueError, match="y has 3 labels"):

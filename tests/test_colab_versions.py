@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COLAB_VERSIONS = {"ipywidgets": "7.7.1", "ipython": "7.34.0"}
 # What those two import that this environment (with ipywidgets 8 and IPython 9) does not have.
 THEIR_OWN_DEPENDENCIES = ["ipython-genutils==0.2.0", "decorator", "backcall", "pickleshare"]
-WIDGET_TESTS = ["tests/test_widgets.py", "tests/test_training_figures.py", "tests/test_recurrent_plots.py"]
+WIDGET_TESTS = ["tests/test_widgets.py", "tests/test_figures.py"]
 
 
 def test_pyproject_lower_bounds_admit_colab_versions():
