@@ -173,15 +173,24 @@ class GradientMonitor:
     def __enter__(self):
         if self.active:
             raise RuntimeError("this GradientMonitor is already active")
-        self._handles.append(self.model.register_forward_pre_hook(self._forward_starts))
-        self._handles.append(self.model.register_forward_hook(self._forward_ends))
-        for i, weights in enumerate(self._weights):
-            for j, p in enumerate(weights):
-                self._handles.append(p.register_post_accumulate_grad_hook(self._grad_hook(i, j)))
-        for i, (_, module) in enumerate(self._activation_modules):
-            self._handles.append(module.register_forward_hook(self._activation_hook(i)))
-        self._handles.append(register_optimizer_step_pre_hook(self._before_step))
-        self._handles.append(register_optimizer_step_post_hook(self._after_step))
+        frozen = [name for (name, _), weights in zip(self._layers, self._weights) if any(not p.requires_grad for p in weights)]
+        if frozen:
+            raise ValueError(f"layers {frozen} have weights with requires_grad=False (frozen after this GradientMonitor "
+                             "was built), so they get no gradient to record; build the monitor after freezing, "
+                             "or choose the trainable layers with layers= or include=")
+        try:
+            self._handles.append(self.model.register_forward_pre_hook(self._forward_starts))
+            self._handles.append(self.model.register_forward_hook(self._forward_ends))
+            for i, weights in enumerate(self._weights):
+                for j, p in enumerate(weights):
+                    self._handles.append(p.register_post_accumulate_grad_hook(self._grad_hook(i, j)))
+            for i, (_, module) in enumerate(self._activation_modules):
+                self._handles.append(module.register_forward_hook(self._activation_hook(i)))
+            self._handles.append(register_optimizer_step_pre_hook(self._before_step))
+            self._handles.append(register_optimizer_step_post_hook(self._after_step))
+        except BaseException:
+            self.__exit__(None, None, None)   # nothing stays attached
+            raise
         return self
 
     def __exit__(self, *exc_info):

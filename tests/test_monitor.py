@@ -354,3 +354,18 @@ def test_update_ratio_falls_back_to_the_applied_change_and_says_so(mnist_small):
     assert "LBFGS could not be replayed" in monitor.update_note
     assert monitor.steps("update_ratio") == 1 and (monitor.series("update_ratio") > 0).all()
     assert any(not torch.equal(layer.weight, w) for layer, w in zip(model.hidden_linears(), before))
+
+
+def test_entering_a_monitor_of_a_layer_frozen_since_leaves_nothing_attached():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    monitor = GradientMonitor(model)
+    model[2].weight.requires_grad_(False)   # frozen after the monitor was built, as when fine-tuning
+    with pytest.raises(ValueError, match=r"layers \['2'\] have weights with requires_grad=False"):
+        with monitor:
+            pass
+    assert not monitor.active and not model._forward_hooks and not model._forward_pre_hooks
+    assert not model[1]._forward_hooks
+    model[2].weight.requires_grad_(True)
+    with monitor:                            # it can be entered once the layer trains again
+        torch.nn.functional.cross_entropy(model(torch.randn(5, 4)), torch.zeros(5, dtype=torch.long)).backward()
+    assert monitor.steps("grad_norm") == 1
