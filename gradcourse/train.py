@@ -367,13 +367,21 @@ def flush_denormals():
     zero, and CPUs compute with subnormals 10 to 100 times slower: a deep sigmoid network can
     take seconds per step. GPU kernels commonly flush them too. Values that small cannot change
     a weight, so training is unaffected; measurements outside :func:`fit` keep full range.
+    The setting the caller had is restored afterwards, on as well as off.
     """
+    was_on = _flushing_denormals()
     supported = torch.set_flush_denormal(True)
     try:
         yield supported
     finally:
-        if supported:
+        if supported and not was_on:
             torch.set_flush_denormal(False)
+
+
+def _flushing_denormals():
+    """Whether this thread flushes subnormal floats to zero now (torch has a setter but no getter):
+    a subnormal float32 times 1.5 is 0 exactly when it does."""
+    return (torch.full((1,), 1e-39) * 1.5).item() == 0.0
 
 
 # ---------------------------------------------------------------- regression and clipping (notebooks 06, 08)

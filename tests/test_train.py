@@ -457,3 +457,17 @@ def test_evaluation_does_not_let_a_model_write_into_the_callers_data():
     before = X.clone()
     accuracy(Scribbler(4, 3), X, y)
     assert torch.equal(X, before)
+
+
+@pytest.mark.parametrize("callers_setting", [True, False])
+def test_fit_gives_back_the_callers_flush_denormal_setting(mnist_small, callers_setting):
+    def flushing():
+        return (torch.full((1,), 1e-39) * 1.5).item() == 0.0
+
+    if not torch.set_flush_denormal(callers_setting):
+        pytest.skip("this CPU cannot flush subnormal floats")
+    try:
+        _fit(_model(), *mnist_small)
+        assert flushing() == callers_setting
+    finally:
+        torch.set_flush_denormal(False)
