@@ -10,6 +10,8 @@ shrink (vanish) or grow (explode) geometrically with depth. :func:`layer_gradien
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 
@@ -52,25 +54,41 @@ def batch_loss(model, X, y, loss_fn=None, compute_loss=None):
     return loss
 
 
+@contextlib.contextmanager
+def _state_left_alone(model):
+    """Run a probe's forward pass without leaving a trace on ``model`` or torch: its buffers
+    (BatchNorm's running statistics, ...) and torch's random generators (dropout) are put back."""
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=cuda_devices):
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for buffer, saved in buffers:
+                    buffer.copy_(saved)
+
+
 def named_layer_gradient_norms(model, X, y, *, loss_fn=None, compute_loss=None, layers=None, include=None):
     """One forward/backward; ``[(name, ||dL/dW||)]`` per layer, in the order the forward pass meets them.
 
     The loss is ``loss_fn(model(X), y)`` (cross-entropy by default) or ``compute_loss(model, X, y)``.
     The norm covers each layer's weights (:func:`layer_weights`), as a float64 number that does not
     underflow (:func:`norm`). Uses :func:`torch.autograd.grad`, so the model's ``.grad`` fields are
-    left untouched.
+    left untouched; so are its buffers (BatchNorm's running statistics) and torch's random generators.
     """
     found = find_layers(model, layers, include)
     _checks.batch(X, y)
-    order = ForwardOrder(model)
-    try:
-        with torch.enable_grad():
-            loss = batch_loss(model, X, y, loss_fn, compute_loss)
-    finally:
-        order.remove()
-    found = order.sort(found)
-    weights = [layer_weights(m) for _, m in found]
-    grads = torch.autograd.grad(loss, [p for ws in weights for p in ws], allow_unused=True)
+    with _state_left_alone(model):   # restored after the backward pass, which reads BatchNorm's buffers
+        order = ForwardOrder(model)
+        try:
+            with torch.enable_grad():
+                loss = batch_loss(model, X, y, loss_fn, compute_loss)
+        finally:
+            order.remove()
+        found = order.sort(found)
+        weights = [layer_weights(m) for _, m in found]
+        grads = torch.autograd.grad(loss, [p for ws in weights for p in ws], allow_unused=True)
     result, i = [], 0
     for (name, _), ws in zip(found, weights):
         squares = [norm(g) ** 2 for g in grads[i:i + len(ws)] if g is not None]
@@ -93,14 +111,15 @@ def activation_gradient_norms(model, X, y):
     """Return ``||dL/dh_l||`` for the output ``h_l`` of every hidden layer, input side first.
 
     This is the back-propagated signal itself (the ``delta`` that reaches layer l),
-    before it is multiplied by the layer's input to give the weight gradient.
+    before it is multiplied by the layer's input to give the weight gradient. The model's buffers
+    (BatchNorm's running statistics) and torch's random generators are left as they were.
     """
     require_course_model(model)
     _checks.features_and_labels(X, y)
     outputs = []
     handles = [block.register_forward_hook(lambda m, i, out: outputs.append(out)) for block in model.blocks]
     try:
-        with torch.enable_grad():
+        with torch.enable_grad(), _state_left_alone(model):
             loss = F.cross_entropy(model(X), y)
             grads = torch.autograd.grad(loss, outputs)
     finally:

@@ -7,6 +7,7 @@ import torchvision
 from torch import nn
 from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
+import gradcourse
 from gradcourse.layers import find_layers
 from gradcourse.monitor import GradientMonitor
 from gradcourse.probes import layer_gradient_norms, named_layer_gradient_norms
@@ -165,3 +166,19 @@ def test_monitor_watches_the_raw_parameters_of_a_constrained_course_model(mnist_
         F.cross_entropy(model(X), y).backward()
         optimizer.step()
     assert monitor.series("grad_norm").shape == (1, 3) and (monitor.series("update_ratio") > 0).all()
+
+
+def test_gradient_probes_leave_batchnorm_statistics_and_the_random_generator_alone():
+    gradcourse.set_seed(0)
+    model = gradcourse.MLP(in_features=6, width=8, depth=2, norm="batch")
+    dropout = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Dropout(0.5), torch.nn.Linear(8, 3))
+    X, y = torch.randn(16, 6) * 3 + 1, torch.arange(16) % 3
+    buffers = [b.clone() for b in model.buffers()]
+    torch.manual_seed(1)
+    expected = torch.rand(2)
+    torch.manual_seed(1)
+    gradcourse.layer_gradient_norms(model, X, y)
+    gradcourse.activation_gradient_norms(model, X, y)
+    gradcourse.layer_gradient_norms(dropout, X, y)
+    assert torch.equal(torch.rand(2), expected)
+    assert all(torch.equal(a, b) for a, b in zip(model.buffers(), buffers))
