@@ -16,6 +16,7 @@ from .data import adding_problem
 from .models import ACTIVATIONS, SequenceRegressor
 from .plots import (plot_activation_and_flow, plot_activation_curves, plot_gradient_flow, plot_gradient_norms, plot_log_lines,
                     plot_per_layer_shares, plot_timestep_gradients, plot_training_and_layers, plot_two_per_layer)
+from .plots.common import ratio
 from .precision import flushed_and_overflowed
 from .runtime import set_seed
 from .sequences import random_recurrence, timestep_gradient_norms
@@ -34,7 +35,7 @@ def gradient_flow_figure(X, y, depth=20, activation="sigmoid", init="default", i
                            width=width, seed=seed)
     bound = [norms[-1] * derivative_bound(activation, depth - l) if l < depth else norms[-1]
              for l in range(1, depth + 1)]
-    title = f"{depth} layers, {activation}, init={init}, scale={init_scale:g}: first/last = {norms[0] / norms[-1]:.2e}"
+    title = f"{depth} layers, {activation}, init={init}, scale={init_scale:g}: first/last = {ratio(norms[0], norms[-1]):.2e}"
     return plot_gradient_flow({"measured": norms}, title=title,
                               references={"last layer × (max f')^(L−l)": bound})
 
@@ -127,7 +128,7 @@ def timestep_gradient_figure(length=50, cell="lstm", forget_bias=1.0, hidden=32,
     norms = timestep_gradient_norms(model, X, y)
     name = f"lstm, forget bias {forget_bias:g}" if cell == "lstm" else cell
     return plot_timestep_gradients({name: norms}, title=f"{name}, T = {length}: "
-                                   f"||dL/dh_1|| / ||dL/dh_T|| = {norms[0] / norms[-1]:.1e}")
+                                   f"||dL/dh_1|| / ||dL/dh_T|| = {ratio(norms[0], norms[-1]):.1e}")
 
 
 RESIDUAL_CHOICES = (("plain", False), ("residual", True), ("pre-activation", "pre"))

@@ -162,3 +162,9 @@ def test_activation_curves_figure_draws_each_function_and_its_derivative():
 def test_activation_curves_figure_rejects_bad_arguments(kwargs, name, value, raises_bad):
     with raises_bad(name, value):
         figures.activation_curves_figure(**kwargs)
+
+
+def test_the_activation_figure_of_all_zero_inputs_draws(Xy):
+    X, y = Xy
+    fig = figures.activation_figure(torch.zeros_like(X), y, depth=3, width=8)   # every gradient 0: ratio nan
+    assert "nan" in fig.axes[1].get_title()

@@ -497,3 +497,28 @@ def test_plot_cliff_section_and_descent(surface):
 def test_cliff_plots_reject_bad_input(surface, call, match):
     with pytest.raises(ValueError, match=match):
         call(surface)
+
+
+def test_a_figure_function_that_fails_leaves_no_figure_open(raises_bad):
+    from gradcourse.train import History
+
+    before = plt.get_fignums()
+    uneven = History(loss=[1.0, 0.5], train_accuracy=[0.5, 0.6], val_accuracy=[0.4])
+    with pytest.raises(ValueError, match="2 train_accuracy entries but 1 val_accuracy"):
+        plots.plot_history(uneven)
+    with pytest.raises(ValueError, match="finite"):
+        plots.plot_layer_histograms({"a": [torch.zeros(5)]})
+
+    @plots.common.closes_on_error
+    def half_drawn():
+        plt.subplots()
+        raise RuntimeError("drawing failed")
+
+    with pytest.raises(RuntimeError):
+        half_drawn()
+    assert plt.get_fignums() == before
+
+
+def test_a_zero_last_gradient_gives_a_nan_ratio_not_a_crash():
+    fig = plots.plot_activation_and_flow([0.0, 1.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0])
+    assert "first/last = nan" in fig.axes[1].get_title()

@@ -10,7 +10,7 @@ import torch
 
 from .. import _checks
 from ..clipping import CliffDescent, CliffSlice, CliffSurface, cliff_wall, unstable_weight
-from .common import finish, positive
+from .common import closes_on_error, finish, positive
 
 
 def _cliff_background(ax, surface, show="loss"):
@@ -24,6 +24,7 @@ def _cliff_background(ax, surface, show="loss"):
     return image
 
 
+@closes_on_error
 def plot_cliff_surface(surface, title=None):
     """The loss of :func:`gradcourse.clipping.cliff_surface` over the (w, b) grid (log10 colour scale),
     with the wall ``b = x0 - w sigma(x0)``, where ``w sigma'(x0) > 1``, dashed in white."""
@@ -43,6 +44,7 @@ def plot_cliff_surface(surface, title=None):
     return finish(fig)
 
 
+@closes_on_error
 def plot_cliff_section(section, title=None):
     """Loss (left) and gradient norm (right) of a :class:`~gradcourse.clipping.CliffSlice` against the
     distance from the wall, log-log, one line for each side of the wall."""
@@ -63,6 +65,7 @@ def plot_cliff_section(section, title=None):
     return finish(fig)
 
 
+@closes_on_error
 def plot_cliff_descent(surface, runs, huge_step=1.0, title=None):
     """Gradient-descent paths on the cliff's loss surface, one panel per ``{label: CliffDescent}``.
 

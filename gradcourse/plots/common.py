@@ -1,9 +1,11 @@
 """What every course figure shares: argument checks for runs, histories and styles, the loss-per-step
-panel, run markers, and :func:`finish`, which lays a figure out and closes it in pyplot.
+panel, run markers, :func:`finish`, which lays a figure out and closes it in pyplot, and
+:func:`closes_on_error`, which closes it when drawing fails.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import matplotlib.pyplot as plt
@@ -27,6 +29,26 @@ def as_runs(values, name="values"):
     return out
 
 
+def closes_on_error(plot):
+    """Decorate a figure function so that a call that raises leaves no figure open in pyplot
+    (each would otherwise show up, half drawn, under a later cell)."""
+    @functools.wraps(plot)
+    def closing(*args, **kwargs):
+        before = set(plt.get_fignums())
+        try:
+            return plot(*args, **kwargs)
+        except BaseException:
+            for number in set(plt.get_fignums()) - before:
+                plt.close(number)
+            raise
+    return closing
+
+
+def ratio(numerator, denominator):
+    """``numerator / denominator`` for a figure's title, NaN (printed "nan") where the denominator is 0."""
+    return numerator / denominator if denominator else math.nan
+
+
 def finish(fig, suptitle=None):
     """Title, tight layout, and close in pyplot so the figure shows once, as its cell's value."""
     if suptitle:
@@ -48,6 +70,11 @@ def as_histories(histories, attribute):
     for label, history in runs.items():
         if not hasattr(history, "loss") or not hasattr(history, attribute):
             raise ValueError(f"histories must be a History or a dict of them; got {_checks.describe(history)} for {label!r}")
+        for train, val in (("train_accuracy", "val_accuracy"), ("train_loss", "val_loss")):
+            scored, validated = getattr(history, train, []), getattr(history, val, [])
+            if validated and len(validated) != len(scored):
+                raise ValueError(f"the History for {label!r} has {len(scored)} {train} entries but {len(validated)} "
+                                 f"{val} entries; fit records one of each per epoch")
     return runs
 
 

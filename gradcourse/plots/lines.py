@@ -11,9 +11,10 @@ import torch
 from matplotlib.ticker import MaxNLocator
 
 from .. import _checks
-from .common import as_runs, as_styles, finish, positive
+from .common import as_runs, as_styles, closes_on_error, finish, positive, ratio
 
 
+@closes_on_error
 def plot_log_lines(x, values, xlabel, ylabel, title=None, references=None, hline=None, styles=None,
                    reference_styles=None, legend="inside"):
     """Lines on a log y-axis over shared x positions, one per run.
@@ -65,6 +66,7 @@ def plot_log_lines(x, values, xlabel, ylabel, title=None, references=None, hline
     return finish(fig)
 
 
+@closes_on_error
 def plot_per_layer(values, ylabel, title=None, references=None, hline=None, styles=None):
     """Per-layer values (layer 1 = input side) on a log scale; see :func:`plot_log_lines`.
 
@@ -79,12 +81,14 @@ def plot_per_layer(values, ylabel, title=None, references=None, hline=None, styl
                           styles)
 
 
+@closes_on_error
 def plot_gradient_flow(norms, title="Gradient norm per layer", references=None, styles=None):
     """Per-layer gradient norms ``||dL/dW_l||`` on a log scale (several runs side by side);
     ``styles`` as in :func:`plot_log_lines`."""
     return plot_per_layer(norms, "gradient norm (log scale)", title=title, references=references, styles=styles)
 
 
+@closes_on_error
 def plot_activation_and_flow(z, values, derivative, norms, title=None, flow_title=None):
     """An activation ``f(z)`` and its derivative ``f'(z)`` over ``z`` (left) beside the per-layer
     gradient norms ``||dL/dW_l||`` of a network built with it (right, log scale, first/last ratio in
@@ -108,12 +112,13 @@ def plot_activation_and_flow(z, values, derivative, norms, title=None, flow_titl
     ax_g.set_yscale("log")
     ax_g.set_xlabel("layer (1 = input side)")
     ax_g.set_ylabel("||dL/dW_l|| (log scale)")
-    ratio = f"first/last = {norms[0] / norms[-1]:.2e}"
-    ax_g.set_title(f"{flow_title}: {ratio}" if flow_title else ratio, fontsize="medium")
+    ratio_text = f"first/last = {ratio(norms[0], norms[-1]):.2e}"
+    ax_g.set_title(f"{flow_title}: {ratio_text}" if flow_title else ratio_text, fontsize="medium")
     ax_g.grid(True, alpha=0.3)
     return finish(fig)
 
 
+@closes_on_error
 def plot_activation_curves(z, values, derivatives):
     """Functions ``f(z)`` (left) and their derivatives ``f'(z)`` (right) over the points ``z``:
     ``values`` and ``derivatives`` map the same names to sequences as long as ``z``."""
@@ -141,6 +146,7 @@ def plot_activation_curves(z, values, derivatives):
     return finish(fig)
 
 
+@closes_on_error
 def plot_layer_histograms(per_layer, title=None, bins=60):
     """Glorot & Bengio-style histograms: one panel per quantity, one line per layer.
 
@@ -178,6 +184,7 @@ def plot_layer_histograms(per_layer, title=None, bins=60):
     return finish(fig, title)
 
 
+@closes_on_error
 def plot_two_per_layer(left, right, left_label, right_label, title=None):
     """Two per-layer log plots side by side, e.g. activation std (left) and gradient norm (right)."""
     runs_left, runs_right = as_runs(left, "left"), as_runs(right, "right")
@@ -195,6 +202,7 @@ def plot_two_per_layer(left, right, left_label, right_label, title=None):
     return finish(fig, title)
 
 
+@closes_on_error
 def plot_per_layer_shares(values, ylabel, title=None):
     """Per-layer shares in [0, 1] (e.g. gradients flushed to zero), one line per run, linear axis."""
     runs = as_runs(values)
@@ -213,6 +221,7 @@ def plot_per_layer_shares(values, ylabel, title=None):
     return finish(fig)
 
 
+@closes_on_error
 def plot_loss_scale_sweep(log2_scales, flushed, overflowed, limits=None, title=None):
     """Shares in [0, 1] against the loss scale ``S = 2**k`` (x axis: ``k``), e.g. from
     :func:`gradcourse.precision.cast_sweep`: ``flushed`` (``{label: share per k}``, solid lines)
@@ -245,6 +254,7 @@ def plot_loss_scale_sweep(log2_scales, flushed, overflowed, limits=None, title=N
 # ---------------------------------------------------------------- recurrent networks and clipping (notebooks 06, 08)
 
 
+@closes_on_error
 def plot_timestep_gradients(norms, title=None, references=None, ylabel="||dL/dh_t|| (log scale)", styles=None,
                             reference_styles=None):
     """``||dL/dh_t||`` against the time step t = 1..T on a log scale, one line per run

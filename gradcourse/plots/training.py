@@ -11,9 +11,11 @@ import torch
 from matplotlib.ticker import LogFormatter, MaxNLocator
 
 from .. import _checks
-from .common import as_histories, as_runs, as_styles, finish, plot_step_losses, positive, require_monitor, run_marker
+from .common import (as_histories, as_runs, as_styles, closes_on_error, finish, plot_step_losses, positive,
+                     require_monitor, run_marker)
 
 
+@closes_on_error
 def plot_history(histories, title=None, legend="inside", styles=None):
     """Loss per step (left) and accuracy per epoch (right) of one History or ``{label: History}``.
 
@@ -65,6 +67,7 @@ def plot_history(histories, title=None, legend="inside", styles=None):
     return finish(fig, title)
 
 
+@closes_on_error
 def plot_activation_stats(monitor, step=-1, title=None):
     """Per-layer activation mean and std, saturated share and dead share at one recorded step.
 
@@ -94,6 +97,7 @@ def plot_activation_stats(monitor, step=-1, title=None):
     return finish(fig, title)
 
 
+@closes_on_error
 def plot_statistic_over_steps(monitor, name="act_mean", title=None):
     """One recorded statistic of a :class:`~gradcourse.monitor.GradientMonitor` against the training
     step, one line per layer (``grad_norm``, ``update_ratio``) or activation call (the others), as
@@ -118,6 +122,7 @@ def plot_statistic_over_steps(monitor, name="act_mean", title=None):
     return finish(fig, title)
 
 
+@closes_on_error
 def plot_regression_history(histories, baseline=None, title=None):
     """Training loss per step (left) and validation (else training) MSE per epoch (right), log scale,
     for one History of ``fit(..., loss_fn="mse")`` or ``{label: History}``.
@@ -148,6 +153,7 @@ def plot_regression_history(histories, baseline=None, title=None):
     return finish(fig, title)
 
 
+@closes_on_error
 def plot_gradient_norms(grad_norms, max_norm=None, title=None):
     """A gradient-norm trace (left, log scale, one point per step) and its distribution (right,
     histogram over log-spaced bins), with the clipping threshold ``max_norm`` as a red line and the
@@ -189,6 +195,7 @@ def plot_gradient_norms(grad_norms, max_norm=None, title=None):
     return finish(fig, title)
 
 
+@closes_on_error
 def plot_training_and_layers(histories, per_layer, ylabel, title=None, hline=None):
     """Training loss per step (left, log scale) next to per-layer values (right, log scale).
 
@@ -225,6 +232,7 @@ def plot_training_and_layers(histories, per_layer, ylabel, title=None, hline=Non
     return finish(fig, title)
 
 
+@closes_on_error
 def plot_quantiles(series, quantiles=(0.15, 0.5, 0.85), title=None):
     """Quantiles of a distribution over training steps, one panel per run, sharing the y-axis.
 
@@ -255,6 +263,7 @@ def plot_quantiles(series, quantiles=(0.15, 0.5, 0.85), title=None):
     return finish(fig, title)
 
 
+@closes_on_error
 def plot_accuracy_over_steps(curves, title=None, ylabel="test accuracy"):
     """Accuracy against training steps, one line per run: ``{label: (steps, accuracies)}``,
     e.g. ``(recorder.steps, recorder.accuracy)`` of
