@@ -63,8 +63,9 @@ def features_and_labels(X, y, x_name="X", y_name="y"):
 
     if not isinstance(X, torch.Tensor) or X.dim() != 2 or not X.is_floating_point():
         raise ValueError(f"{x_name}={describe(X)} is not allowed; it must be a 2-D floating-point torch.Tensor (n, features)")
-    if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool:
-        raise ValueError(f"{y_name}={describe(y)} is not allowed; it must be a 1-D integer torch.Tensor of class labels")
+    if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.dtype not in (torch.int64, torch.uint8):
+        raise ValueError(f"{y_name}={describe(y)} is not allowed; it must be a 1-D int64 torch.Tensor of class labels "
+                         f"(cross-entropy takes int64 or uint8; {y_name}.long() converts)")
     if len(X) != len(y):
         raise ValueError(f"{y_name} has {len(y)} labels but {x_name} has {len(X)} rows; they must match")
     if len(X) == 0:

@@ -130,6 +130,9 @@ def diagnose(model, X, y, *, optimizer=None, loss_fn=None, compute_loss=None, la
         limits[key] = _checks.number(f"thresholds[{key!r}]", value, minimum=0, strict_minimum=True)
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
         raise ValueError(f"optimizer={optimizer!r} is not allowed; it must be a torch.optim.Optimizer of the model, or None")
+    if isinstance(optimizer, torch.optim.LBFGS):
+        raise ValueError("optimizer=LBFGS is not allowed; its step re-evaluates the loss through a closure, so one "
+                         "step says nothing about the gradient's update; pass SGD, Adam, ... or None")
     find_layers(model, layers, include)   # validates layers= and include= on the learner's model
 
     # the pass draws from torch's generators (dropout, ...): give them back as they were

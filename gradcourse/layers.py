@@ -34,6 +34,9 @@ def find_layers(model, layers=None, include=None):
         raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
     names = {id(m): (name or type(m).__name__) for name, m in model.named_modules()}
     if layers is not None:
+        if isinstance(layers, nn.Module) or not isinstance(layers, (list, tuple)):
+            raise ValueError(f"layers={_checks.describe(layers)} is not allowed; it must be a list of submodules of "
+                             "the model (for one layer: layers=[module])")
         layers = list(layers)
         for i, module in enumerate(layers):
             if id(module) not in names:

@@ -157,6 +157,9 @@ class MLP(nn.Module):
         self.output = nn.Linear(width, out_features)
         for layer in [*self.hidden_linears(), self.output]:
             init_linear_(layer, init, init_scale)
+        if not all(torch.isfinite(p).all() for p in self.parameters()):
+            raise ValueError(f"init_scale={init_scale!r} is not allowed with init={init!r}: the initial weights "
+                             "overflow float32 to inf; choose a scale that keeps them finite")
 
     def forward(self, x):
         for block in self.blocks:

@@ -48,10 +48,28 @@ def batch_loss(model, X, y, loss_fn=None, compute_loss=None):
         if loss_fn is F.cross_entropy and (y.is_floating_point() and y.dim() == 1):
             raise ValueError(f"y={_checks.describe(y)} is not allowed with cross-entropy; it must hold integer "
                              "class labels (pass loss_fn='mse' or another loss for real-valued targets)")
-        loss = loss_fn(model(X), y)
+        output = run_model(model, X)
+        if not isinstance(output, torch.Tensor):
+            raise ValueError(f"the model returned {_checks.describe(output)}, not a tensor of outputs; pass "
+                             "compute_loss=(model, X, y) -> loss, which picks the output to score")
+        loss = loss_fn(output, y)
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         raise ValueError(f"the loss must be a scalar tensor; got {_checks.describe(loss)}")
     return loss
+
+
+def run_model(model, X, x_name="X"):
+    """``model(X)``, with a ValueError that names ``X`` instead of torch's error deep in a layer when
+    ``X`` does not fit the model: a floating dtype other than the parameters' (``X.float()`` or
+    ``model.double()`` converts), or a shape the model cannot take."""
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    if X.is_floating_point() and dtypes and X.dtype not in dtypes:
+        raise ValueError(f"{x_name}={_checks.describe(X)} is not allowed for this model, whose parameters are "
+                         f"{', '.join(sorted(str(d) for d in dtypes))}; convert one of them (e.g. {x_name}.float())")
+    try:
+        return model(X)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"the model cannot take {x_name}={_checks.describe(X)}: {error}") from error
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ _threads_reason = "torch's default"
 
 def set_seed(seed=0):
     """Seed Python's, NumPy's and torch's random generators so a run repeats exactly."""
-    _checks.integer("seed", seed, minimum=0)
+    _checks.integer("seed", seed, minimum=0, maximum=2**32 - 1)   # NumPy's range, checked before any generator is reseeded
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -16,7 +16,7 @@ from . import _checks
 from .data import batches
 from .layers import named_layers
 from .monitor import GradientMonitor
-from .probes import LOSSES
+from .probes import LOSSES, run_model
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 
@@ -214,6 +214,8 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
         raise ValueError(f"scheduler={_checks.describe(scheduler)} is not allowed; it must be None or a callable "
                          "optimizer -> torch.optim.lr_scheduler.LRScheduler")
     params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no parameter with requires_grad=True, so there is nothing to train")
     opt = make_optimizer(params, optimizer, lr, momentum)
     run = _Run(epochs, batch_size, max_norm, clip_value, normalize_grad, _scheduler_of(opt, scheduler), loss_fn,
                validation, seed, progress)
@@ -269,7 +271,8 @@ def _train(model, X, y, opt, params, run):
                 step += 1
                 Xb, yb = Xb.to(device), yb.to(device)
                 opt.zero_grad(set_to_none=True)
-                loss = criterion(model(Xb), yb)
+                # the first step says in a ValueError when X does not fit the model
+                loss = criterion(run_model(model, Xb, "X") if step == 1 else model(Xb), yb)
                 if not torch.isfinite(loss):
                     _stop(history, step, epoch, f"the loss became {loss.item()}",
                           first_nonfinite_output(model, Xb), bar)

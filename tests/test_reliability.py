@@ -253,3 +253,44 @@ def test_the_package_never_unpickles_or_evaluates_data():
         for call in ("eval(", "exec("):
             assert not any(call in line and not line.lstrip().startswith("#") and f".{call}" not in line
                            for line in text.splitlines()), (path, call)
+
+
+# ---------------------------------------------------------------- errors a learner can act on (issue 16, item 9)
+
+def _small_mlp():
+    gradcourse.set_seed(0)
+    return gradcourse.MLP(in_features=6, width=8, depth=2, out_features=3)
+
+
+_X9, _Y9 = torch.randn(32, 6), torch.arange(32) % 3
+_FIT = dict(epochs=1, batch_size=8, lr=0.1, progress=False)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: gradcourse.fit(_small_mlp(), _X9.double(), _Y9, **_FIT), r"X=<tensor shape=\(8, 6\) dtype=torch.float64>"),
+    (lambda: gradcourse.fit(_small_mlp(), torch.randn(32, 5), _Y9, **_FIT), "the model cannot take X="),
+    (lambda: gradcourse.fit(_small_mlp(), _X9, _Y9.int(), **_FIT), r"y\.long\(\) converts"),
+    (lambda: gradcourse.fit(_small_mlp().requires_grad_(False), _X9, _Y9, **_FIT), "nothing to train"),
+    (lambda: gradcourse.diagnose(_small_mlp(), _X9.double(), _Y9), "dtype=torch.float64"),
+    (lambda: gradcourse.layer_gradient_norms(_small_mlp(), torch.randn(32, 5), _Y9), "the model cannot take X="),
+    (lambda: gradcourse.diagnose(torch.nn.LSTM(6, 3, batch_first=True), _X9.unsqueeze(1), _Y9), "pass compute_loss="),
+    (lambda: gradcourse.diagnose(_small_mlp(), _X9, _Y9, optimizer=torch.optim.LBFGS(_small_mlp().parameters())),
+     "optimizer=LBFGS is not allowed"),
+    (lambda: gradcourse.GradientMonitor(_small_mlp(), layers=torch.nn.Linear(2, 2)), r"layers=\[module\]"),
+    (lambda: gradcourse.set_seed(2**33), "seed=8589934592"),
+    (lambda: gradcourse.MLP(init_scale=1e300), r"init_scale=1e\+300 is not allowed"),
+])
+def test_mistakes_raise_a_value_error_that_says_what_to_change(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_a_refused_seed_reseeds_no_generator():
+    import random
+
+    random.seed(5)
+    expected = random.random()
+    random.seed(5)
+    with pytest.raises(ValueError):
+        gradcourse.set_seed(2**33)
+    assert random.random() == expected
