@@ -124,11 +124,15 @@ def accuracy(model, X, y, batch_size=1024):
     """Share of rows of ``X`` whose largest logit is the label in ``y`` (model in eval mode)."""
     _checks.features_and_labels(X, y)
     _checks.integer("batch_size", batch_size, minimum=1)
-    return _mean_over_rows(model, X, y, batch_size, lambda out, target: (out.argmax(dim=1) == target).sum().item())
+    return _mean_over_rows(model, X, y, batch_size, _correct)
+
+
+def _correct(output, target):
+    return (output.argmax(dim=1) == target).sum().item()
 
 
 @torch.no_grad()
-def _mean_over_rows(model, X, y, batch_size, batch_total):
+def _mean_over_rows(model, X, y, batch_size, batch_total, x_name="X"):
     """``sum(batch_total(model(X_b), y_b)) / len(X)`` over batches, in eval mode (then restored, even
     after an error or an interrupt). Each batch is a copy, so a model that writes into its input
     leaves ``X`` alone."""
@@ -138,7 +142,7 @@ def _mean_over_rows(model, X, y, batch_size, batch_total):
     total = 0.0
     try:
         for Xb, yb in batches(X, y, batch_size, shuffle=False):
-            total += batch_total(model(Xb.to(device, copy=True)), yb.to(device))
+            total += batch_total(run_model(model, Xb.to(device, copy=True), x_name), yb.to(device))
     finally:
         model.train(was_training)
     return total / len(X)
@@ -182,8 +186,10 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
     If the loss or a gradient becomes NaN or infinite, training stops before the
     optimizer applies it, prints one line naming the step and the layer where the
     values first went non-finite, and returns the history so far. An interrupt
-    (Jupyter's stop button) also returns the history so far. However the run ends, the model is
-    left in the mode (train or eval) it was given.
+    (Jupyter's stop button) also returns the history so far; any other exception raised during
+    training carries it as its ``.history``. Labels outside ``0..outputs - 1`` (of ``y`` and of the
+    validation set) and inputs the model cannot take are refused at the first step, before any
+    weight moves. However the run ends, the model is left in the mode (train or eval) it was given.
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
@@ -271,8 +277,13 @@ def _train(model, X, y, opt, params, run):
                 step += 1
                 Xb, yb = Xb.to(device), yb.to(device)
                 opt.zero_grad(set_to_none=True)
-                # the first step says in a ValueError when X does not fit the model
-                loss = criterion(run_model(model, Xb, "X") if step == 1 else model(Xb), yb)
+                if step == 1:   # a ValueError before any weight moves when X or the labels do not fit the model
+                    output = run_model(model, Xb, "X")
+                    if run.loss_fn == "cross_entropy":
+                        _check_labels(output, y, validation)
+                else:
+                    output = model(Xb)
+                loss = criterion(output, yb)
                 if not torch.isfinite(loss):
                     _stop(history, step, epoch, f"the loss became {loss.item()}",
                           first_nonfinite_output(model, Xb), bar)
@@ -307,13 +318,26 @@ def _train(model, X, y, opt, params, run):
                 continue
             history.train_accuracy.append(accuracy(model, X, y))
             if validation is not None:
-                history.val_accuracy.append(accuracy(model, *validation))
+                history.val_accuracy.append(_mean_over_rows(model, *validation, 1024, _correct, "validation[0]"))
     except KeyboardInterrupt:
         print(f"Training interrupted at step {step}; returning the history so far.")
+    except Exception as error:
+        error.history = history
+        error.add_note(f"fit: the History of the {history.steps} steps done is this exception's .history")
+        raise
     finally:
         bar.close()
         model.train(was_training)
     return history
+
+
+def _check_labels(output, y, validation):
+    """Cross-entropy's labels must index the model's outputs: ``0 <= label < output.shape[1]``."""
+    classes = output.shape[-1]
+    for name, labels in (("y", y), ("validation[1]", None if validation is None else validation[1])):
+        if labels is not None and len(labels) and (labels.min() < 0 or labels.max() >= classes):
+            raise ValueError(f"{name} holds labels from {labels.min().item()} to {labels.max().item()}, but the model "
+                             f"has {classes} outputs; the labels must lie in 0..{classes - 1}")
 
 
 def _stop(history, step, epoch, what, layer, bar):

@@ -471,3 +471,29 @@ def test_fit_gives_back_the_callers_flush_denormal_setting(mnist_small, callers_
         assert flushing() == callers_setting
     finally:
         torch.set_flush_denormal(False)
+
+
+def test_labels_the_model_cannot_score_are_refused_before_any_step():
+    gradcourse.set_seed(0)
+    model = MLP(in_features=4, width=8, depth=2, out_features=3)
+    X, y = torch.randn(32, 4), torch.arange(32) % 3
+    before = [p.detach().clone() for p in model.parameters()]
+    bad = y.clone()
+    bad[-1] = 10                               # in the last batch, as in a dataset with a stray label
+    with pytest.raises(ValueError, match=r"y holds labels from 0 to 10, but the model has 3 outputs") as caught:
+        fit(model, X, bad, epochs=1, batch_size=8, lr=0.1, progress=False)
+    assert caught.value.history.steps == 0
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    with pytest.raises(ValueError, match=r"validation\[1\] holds labels from -1"):
+        fit(model, X, y, epochs=1, batch_size=8, lr=0.1, progress=False, validation=(X, y - 1))
+
+
+def test_an_error_after_training_began_leaves_the_history_of_the_steps_done():
+    gradcourse.set_seed(0)
+    model = MLP(in_features=4, width=8, depth=2, out_features=3)
+    X, y = torch.randn(32, 4), torch.arange(32) % 3
+    with pytest.raises(ValueError, match=r"the model cannot take validation\[0\]") as caught:
+        fit(model, X, y, epochs=2, batch_size=8, lr=0.1, progress=False, validation=(torch.randn(8, 5), y[:8]))
+    assert caught.value.history.steps == 4 and len(caught.value.history.loss) == 4   # epoch 1, scored then
+    assert any("this exception's .history" in note for note in caught.value.__notes__)
+    assert model.training
