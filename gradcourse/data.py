@@ -154,18 +154,32 @@ def _download_torchvision(root):
 
 
 def _read_torchvision(root, split):
-    import torchvision
-
+    """torchvision's raw MNIST files for ``split`` under ``root`` (downloaded when missing), read and
+    checked here: only these files count, not a legacy ``MNIST/processed/*.pt`` beside them."""
     if not _torchvision_files_present(root, split):
         _download_torchvision(root)
-    for name in _RAW_FILES[split]:
-        _check_idx(Path(root) / "MNIST" / "raw" / name)
-    try:
-        dataset = torchvision.datasets.MNIST(str(root), train=(split == "train"), download=False)
-    except Exception as error:
-        raise RuntimeError(f"could not read MNIST from {root}: {error}. Delete the folder "
-                           f"{Path(root) / 'MNIST'} to download it again, or use source='bundled'.") from error
-    return dataset.data, dataset.targets
+    raw = Path(root) / "MNIST" / "raw"
+    image_file, label_file = (raw / name for name in _RAW_FILES[split])
+    images, labels = _read_idx(image_file), _read_idx(label_file)
+    problem = None
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        problem = f"{image_file.name} holds images of shape {images.shape[1:]}, not 28 x 28"
+    elif labels.ndim != 1 or len(labels) != len(images):
+        problem = f"{label_file.name} holds {len(labels)} labels for {len(images)} images"
+    elif len(labels) and labels.max() > 9:
+        problem = f"{label_file.name} holds the label {int(labels.max())}; MNIST's are 0-9"
+    if problem:
+        raise RuntimeError(f"{problem}. Delete the folder {raw.parent} to download it again, or use source='bundled'.")
+    return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
+
+
+def _read_idx(path):
+    """The array in an IDX file of unsigned bytes, after :func:`_check_idx`."""
+    _check_idx(path)
+    data = path.read_bytes()
+    ndim = data[3]
+    dims = tuple(int(d) for d in np.frombuffer(data[4:4 + 4 * ndim], dtype=">i4"))
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
 def _check_idx(path):

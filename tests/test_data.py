@@ -371,3 +371,33 @@ def test_predicting_one_scores_the_baseline():
 def test_adding_problem_rejects_bad_arguments(kwargs, name, value, raises_bad):
     with raises_bad(name, value):
         adding_problem(**kwargs)
+
+
+def _write_raw(raw, prefix, images, labels, height=28, width=28):
+    (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, len(images), height, width)
+                                                      + images.tobytes())
+    (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, len(labels)) + labels.tobytes())
+
+
+@pytest.mark.parametrize("images, labels, size, match", [
+    (np.zeros((10, 28, 28), np.uint8), np.zeros(7, np.uint8), 28, "holds 7 labels for 10 images"),
+    (np.zeros((10, 10, 10), np.uint8), np.zeros(10, np.uint8), 10, r"images of shape \(10, 10\), not 28 x 28"),
+    (np.zeros((10, 28, 28), np.uint8), np.full(10, 200, np.uint8), 28, "holds the label 200; MNIST's are 0-9"),
+])
+def test_consistent_but_wrong_files_are_refused_with_what_is_wrong(idx_root, images, labels, size, match):
+    root, _ = idx_root
+    _write_raw(root / "MNIST" / "raw", "t10k", images, labels, size, size)
+    data._cache.clear()
+    with pytest.raises(RuntimeError, match=match):
+        gradcourse.load_mnist("test", source="torchvision", root=root)
+
+
+def test_a_legacy_processed_file_does_not_override_the_checked_raw_files(idx_root):
+    root, written = idx_root
+    processed = root / "MNIST" / "processed"
+    processed.mkdir()
+    for name in ("training.pt", "test.pt"):   # torchvision's old layout, which it would read instead
+        torch.save((torch.zeros(3, 28, 28, dtype=torch.uint8), torch.zeros(3, dtype=torch.int64)), processed / name)
+    data._cache.clear()
+    _, y = gradcourse.load_mnist("test", source="torchvision", root=root)
+    assert y.tolist() == written["test"][1].tolist()
