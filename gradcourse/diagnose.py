@@ -8,6 +8,7 @@ notebook that teaches it. The learner's model is never changed: the step runs on
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from dataclasses import asdict, dataclass, field
@@ -17,7 +18,7 @@ import torch
 from . import _checks
 from .layers import find_layers
 from .monitor import GradientMonitor
-from .probes import batch_loss
+from .probes import batch_loss, state_left_alone
 from .train import first_nonfinite_output
 
 THRESHOLDS = {
@@ -104,9 +105,11 @@ def diagnose(model, X, y, *, optimizer=None, loss_fn=None, compute_loss=None, la
     """Run one monitored forward/backward pass of ``model`` on ``(X, y)`` and report symptoms.
 
     Args:
-        model: any ``torch.nn.Module``; it is copied, so its parameters, buffers (BatchNorm
-            statistics), gradients and outputs are left exactly as they were, and torch's random
-            generators (CPU and CUDA) are restored after the pass, so a diagnosis changes no later run.
+        model: any ``torch.nn.Module``; it is copied (with its own hooks, without gradcourse's), so
+            its parameters, buffers (BatchNorm statistics), gradients and outputs are left exactly as
+            they were, and torch's random generators (CPU and CUDA) are restored after the pass, so a
+            diagnosis changes no later run. A model that cannot be copied is diagnosed in place and
+            all of that restored afterwards.
         X, y: one batch.
         optimizer: optional ``torch.optim`` optimizer of ``model``; one step of an identical
             optimizer (same hyper-parameters and state) is taken on the copy, to measure the
@@ -137,8 +140,13 @@ def diagnose(model, X, y, *, optimizer=None, loss_fn=None, compute_loss=None, la
 
     # the pass draws from torch's generators (dropout, ...): give them back as they were
     cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=cuda_devices):
-        patient, names = _copy_without_hooks(model)
+    try:
+        patient, names = _copy_for_diagnosis(model)
+        untouched = contextlib.nullcontext()
+    except Exception:   # cannot be deep-copied (torch.nn.utils.prune, old-style weight_norm): work on the model
+        patient, names = model, {id(m): name for name, m in model.named_modules()}
+        untouched = state_left_alone(model, parameters=True)
+    with torch.random.fork_rng(devices=cuda_devices), untouched:
         patient_layers = None if layers is None else [dict(patient.named_modules())[names[id(m)]] for m in layers]
         monitor = GradientMonitor(patient, layers=patient_layers, include=include)
         with monitor:
@@ -271,20 +279,29 @@ def _exploding(r, limits, evidence, threshold, layers):
 
 # --- copies ----------------------------------------------------------------------
 
-def _copy_without_hooks(model):
-    """A deep copy of ``model`` with no forward/backward hooks, and ``{id(module): name}`` of the original."""
+def _copy_for_diagnosis(model):
+    """A deep copy of ``model`` that keeps the user's own hooks (a hook can be part of what the model
+    computes) but not gradcourse's (an active GradientMonitor of ``model`` would record the diagnosis),
+    and ``{id(module): name}`` of the original."""
     names = {id(m): name for name, m in model.named_modules()}
     patient = copy.deepcopy(model)
     for module in patient.modules():
-        module._forward_hooks.clear()
-        module._forward_pre_hooks.clear()
-        module._backward_hooks.clear()
-        module._backward_pre_hooks.clear()
+        for hooks in (module._forward_hooks, module._forward_pre_hooks, module._backward_hooks,
+                      module._backward_pre_hooks):
+            for key in [key for key, hook in hooks.items() if _is_ours(hook)]:
+                del hooks[key]
     for p in patient.parameters():
         p.grad = None
-        if getattr(p, "_post_accumulate_grad_hooks", None):
-            p._post_accumulate_grad_hooks = None
+        hooks = getattr(p, "_post_accumulate_grad_hooks", None)
+        if hooks:
+            for key in [key for key, hook in hooks.items() if _is_ours(hook)]:
+                del hooks[key]
     return patient, names
+
+
+def _is_ours(hook):
+    """Whether ``hook`` comes from gradcourse (a GradientMonitor's or a ForwardOrder's)."""
+    return getattr(hook, "__module__", "").startswith("gradcourse.")
 
 
 def _copy_optimizer(optimizer, model, patient):

@@ -73,10 +73,15 @@ def run_model(model, X, x_name="X"):
 
 
 @contextlib.contextmanager
-def _state_left_alone(model):
-    """Run a probe's forward pass without leaving a trace on ``model`` or torch: its buffers
-    (BatchNorm's running statistics, ...) and torch's random generators (dropout) are put back."""
+def state_left_alone(model, parameters=False):
+    """Run a pass without leaving a trace on ``model`` or torch: its buffers (BatchNorm's running
+    statistics, ...) and torch's random generators (dropout) are put back afterwards; with
+    ``parameters=True`` also its parameters, their ``.grad`` fields and its train/eval mode (for a
+    pass that takes an optimizer step on a model that cannot be copied)."""
     buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    params = [(p, p.detach().clone(), None if p.grad is None else p.grad.detach().clone())
+              for p in model.parameters()] if parameters else []
+    modes = [(m, m.training) for m in model.modules()] if parameters else []
     cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=cuda_devices):
         try:
@@ -85,6 +90,11 @@ def _state_left_alone(model):
             with torch.no_grad():
                 for buffer, saved in buffers:
                     buffer.copy_(saved)
+                for param, saved, grad in params:
+                    param.copy_(saved)
+                    param.grad = grad
+            for module, training in modes:
+                module.training = training
 
 
 def named_layer_gradient_norms(model, X, y, *, loss_fn=None, compute_loss=None, layers=None, include=None):
@@ -97,7 +107,7 @@ def named_layer_gradient_norms(model, X, y, *, loss_fn=None, compute_loss=None, 
     """
     found = find_layers(model, layers, include)
     _checks.batch(X, y)
-    with _state_left_alone(model):   # restored after the backward pass, which reads BatchNorm's buffers
+    with state_left_alone(model):   # restored after the backward pass, which reads BatchNorm's buffers
         order = ForwardOrder(model)
         try:
             with torch.enable_grad():
@@ -137,7 +147,7 @@ def activation_gradient_norms(model, X, y):
     outputs = []
     handles = [block.register_forward_hook(lambda m, i, out: outputs.append(out)) for block in model.blocks]
     try:
-        with torch.enable_grad(), _state_left_alone(model):
+        with torch.enable_grad(), state_left_alone(model):
             loss = F.cross_entropy(model(X), y)
             grads = torch.autograd.grad(loss, outputs)
     finally:

@@ -16,7 +16,7 @@ from . import _checks
 from .data import batches
 from .layers import named_layers
 from .monitor import GradientMonitor
-from .probes import LOSSES, run_model
+from .probes import LOSSES, run_model, state_left_alone
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 
@@ -354,17 +354,21 @@ def _stop(history, step, epoch, what, layer, bar):
 def first_nonfinite_output(model, Xb):
     """The name of the first layer (as :func:`named_layers` names it) whose output on the batch ``Xb``
     is not finite: ``"the input batch"`` when ``Xb`` itself is not, ``"the loss"`` when every layer's
-    output is. The forward pass runs on a copy of the model, so BatchNorm's running statistics stay
-    as they were."""
+    output is. The forward pass runs on a copy of the model (on the model itself, with its buffers
+    put back, when it cannot be copied), so BatchNorm's running statistics stay as they were."""
     if not torch.isfinite(Xb).all():
         return "the input batch"
-    model = copy.deepcopy(model)
+    try:
+        model, untouched = copy.deepcopy(model), contextlib.nullcontext()
+    except Exception:   # cannot be deep-copied (torch.nn.utils.prune, ...): run on it and restore its buffers
+        untouched = state_left_alone(model)
     found = []
     handles = [module.register_forward_hook(
         lambda m, i, out, name=name: found.append(name) if not _all_finite(out) else None)
         for name, module in named_layers(model)]
     try:
-        model(Xb)
+        with untouched:
+            model(Xb)
     finally:
         for handle in handles:
             handle.remove()

@@ -190,3 +190,49 @@ def test_diagnose_leaves_torchs_random_generator_as_it_was():
     torch.manual_seed(0)
     gradcourse.diagnose(model, X, y)   # dropout in train mode draws from the generator
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_forward_hook_that_is_part_of_the_model_is_kept_in_the_diagnosis():
+    gradcourse.set_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    model[2].register_forward_hook(lambda module, inputs, output: output * 1e6)
+    X, y = torch.randn(16, 4), torch.arange(16) % 3
+    real = F.cross_entropy(model(X), y).item()
+    assert gradcourse.diagnose(model, X, y).loss == pytest.approx(real, rel=1e-5)
+
+
+def test_an_active_monitor_of_the_model_does_not_record_the_diagnosis():
+    gradcourse.set_seed(0)
+    model = gradcourse.MLP(in_features=4, width=8, depth=2, out_features=3)
+    X, y = torch.randn(16, 4), torch.arange(16) % 3
+    with gradcourse.GradientMonitor(model) as monitor:
+        gradcourse.diagnose(model, X, y)
+    assert monitor.steps("grad_norm") == 0
+
+
+def test_a_model_that_cannot_be_copied_is_diagnosed_in_place_and_left_as_it_was():
+    from torch.nn.utils import prune
+
+    gradcourse.set_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    prune.l1_unstructured(model[0], "weight", 0.5)      # deepcopy now fails inside torch
+    X, y = torch.randn(16, 4), torch.arange(16) % 3
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    report = gradcourse.diagnose(model, X, y, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    assert report.update_ratios is not None and len(report.grad_norms) == 3
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert all(p.grad is None for p in model.parameters()) and model.training
+    assert not model._forward_hooks and not model[0]._forward_hooks
+
+
+def test_fit_stops_cleanly_on_a_model_that_cannot_be_copied(capsys):
+    from torch.nn.utils import prune
+
+    gradcourse.set_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    prune.l1_unstructured(model[0], "weight", 0.5)
+    with torch.no_grad():
+        model[2].weight.fill_(1e38)                      # the output layer overflows to inf
+    X, y = torch.randn(16, 4) * 10, torch.arange(16) % 3
+    history = gradcourse.fit(model, X, y, epochs=1, batch_size=8, lr=0.1, progress=False)
+    assert history.diverged and history.stop_layer == "2" and "Training stopped at step 1" in capsys.readouterr().out
