@@ -21,7 +21,7 @@ from torch.nn.utils import parametrize
 
 from . import _checks
 from .models import require_course_model
-from .train import accuracy
+from .scoring import accuracy
 
 CONSTRAINTS = ("max_norm", "weight_norm", "spectral_norm")
 

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from . import _checks
 from .data import batches
 from .layers import named_layers
-from .train import accuracy
+from .scoring import accuracy
 
 LOW_PRECISION = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 

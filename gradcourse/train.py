@@ -17,6 +17,8 @@ from .data import batches
 from .layers import named_layers
 from .monitor import GradientMonitor
 from .probes import LOSSES, run_model, state_left_alone
+from .runtime import device_of, flush_denormals
+from .scoring import accuracy, mean_squared_error, mse_loss
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 
@@ -118,34 +120,6 @@ def _fastest(optimizer_class, params, **options):
         except (TypeError, RuntimeError, ValueError):
             continue
     return optimizer_class(params, **options)
-
-
-def accuracy(model, X, y, batch_size=1024):
-    """Share of rows of ``X`` whose largest logit is the label in ``y`` (model in eval mode)."""
-    _checks.features_and_labels(X, y)
-    _checks.integer("batch_size", batch_size, minimum=1)
-    return _mean_over_rows(model, X, y, batch_size, _correct)
-
-
-def _correct(output, target):
-    return (output.argmax(dim=1) == target).sum().item()
-
-
-@torch.no_grad()
-def _mean_over_rows(model, X, y, batch_size, batch_total, x_name="X"):
-    """``sum(batch_total(model(X_b), y_b)) / len(X)`` over batches, in eval mode (then restored, even
-    after an error or an interrupt). Each batch is a copy, so a model that writes into its input
-    leaves ``X`` alone."""
-    was_training = model.training
-    model.eval()
-    device = _device_of(model)
-    total = 0.0
-    try:
-        for Xb, yb in batches(X, y, batch_size, shuffle=False):
-            total += batch_total(run_model(model, Xb.to(device, copy=True), x_name), yb.to(device))
-    finally:
-        model.train(was_training)
-    return total / len(X)
 
 
 def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, max_norm=None,
@@ -262,8 +236,8 @@ def _train(model, X, y, opt, params, run):
     epochs, batch_size, max_norm, clip_value = run.epochs, run.batch_size, run.max_norm, run.clip_value
     validation = run.validation
     history = History(max_norm=max_norm, clip_value=clip_value)
-    criterion = F.cross_entropy if run.loss_fn == "cross_entropy" else _mse_loss
-    device = _device_of(model)
+    criterion = F.cross_entropy if run.loss_fn == "cross_entropy" else mse_loss
+    device = device_of(model)
     # BatchNorm cannot normalize a batch of one example in training mode: leave such a last batch out.
     drop_last = len(X) % batch_size == 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     steps_per_epoch = len(X) // batch_size if drop_last else math.ceil(len(X) / batch_size)
@@ -318,7 +292,7 @@ def _train(model, X, y, opt, params, run):
                 continue
             history.train_accuracy.append(accuracy(model, X, y))
             if validation is not None:
-                history.val_accuracy.append(_mean_over_rows(model, *validation, 1024, _correct, "validation[0]"))
+                history.val_accuracy.append(accuracy(model, *validation, x_name="validation[0]"))
     except KeyboardInterrupt:
         print(f"Training interrupted at step {step}; returning the history so far.")
     except Exception as error:
@@ -381,61 +355,6 @@ def _last_nonfinite_gradient(model):
         if any(p.grad is not None and not torch.isfinite(p.grad).all() for p in module.parameters(recurse=False)):
             return name
     return "unknown layer"
-
-
-def _device_of(model):
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        return torch.device("cpu")
-
-
-@contextlib.contextmanager
-def flush_denormals():
-    """Flush subnormal floats to zero while training (``torch.set_flush_denormal``), then stop.
-
-    A vanishing gradient passes through subnormal values (below 1.2e-38 in float32) on its way to
-    zero, and CPUs compute with subnormals 10 to 100 times slower: a deep sigmoid network can
-    take seconds per step. GPU kernels commonly flush them too. Values that small cannot change
-    a weight, so training is unaffected; measurements outside :func:`fit` keep full range.
-    The setting the caller had is restored afterwards, on as well as off.
-    """
-    was_on = _flushing_denormals()
-    supported = torch.set_flush_denormal(True)
-    try:
-        yield supported
-    finally:
-        if supported and not was_on:
-            torch.set_flush_denormal(False)
-
-
-def _flushing_denormals():
-    """Whether this thread flushes subnormal floats to zero now (torch has a setter but no getter):
-    a subnormal float32 times 1.5 is 0 exactly when it does."""
-    return (torch.full((1,), 1e-39) * 1.5).item() == 0.0
-
-
-# ---------------------------------------------------------------- regression and clipping (notebooks 06, 08)
-
-def mean_squared_error(model, X, y, batch_size=1024):
-    """``mean((model(X) - y)^2)`` over all rows of ``X`` (model in eval mode, then restored).
-
-    For regression models whose output has the shape of ``y``, e.g. a
-    :class:`~gradcourse.models.SequenceRegressor` on :func:`~gradcourse.data.adding_problem`.
-    """
-    _checks.inputs_and_targets(X, y)
-    _checks.integer("batch_size", batch_size, minimum=1)
-    return _mean_over_rows(model, X, y, batch_size,
-                           lambda out, target: _mse_loss(out, target, reduction="sum").item())
-
-
-def _mse_loss(output, target, reduction="mean"):
-    """``F.mse_loss``, refusing to broadcast: an output of shape (n, 1) against targets (n,) would
-    silently compare every prediction with every target."""
-    if output.shape != target.shape:
-        raise ValueError(f"loss_fn='mse' needs the model's output to have the targets' shape {tuple(target.shape)}; "
-                         f"the model returned shape {tuple(output.shape)}")
-    return F.mse_loss(output, target, reduction=reduction)
 
 
 def _largest_gradient_entry(params):

@@ -24,7 +24,8 @@ from .diagnose import diagnose
 from .models import MLP, MLP_OPTIONS, require_course_model, seeded_mlp
 from .monitor import GradientMonitor
 from .theory import activation_derivative
-from .train import History, accuracy, fit
+from .scoring import accuracy
+from .train import History, fit
 FIT_OPTIONS = tuple(p for p in inspect.signature(fit).parameters if p not in ("model", "X", "y", "monitor"))
 """Keyword arguments of :func:`~gradcourse.train.fit` that :func:`train_mlp` passes on."""
 

@@ -12,7 +12,8 @@ import gradcourse
 from gradcourse import MLP, GradientMonitor, fit
 from gradcourse.data import adding_problem
 from gradcourse.models import SequenceRegressor
-from gradcourse.train import History, accuracy, make_optimizer, mean_squared_error
+from gradcourse.scoring import accuracy, mean_squared_error
+from gradcourse.train import History, make_optimizer
 
 
 def _model(**kwargs):
