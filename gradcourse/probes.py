@@ -68,6 +68,8 @@ def run_model(model, X, x_name="X"):
                          f"{', '.join(sorted(str(d) for d in dtypes))}; convert one of them (e.g. {x_name}.float())")
     try:
         return model(X)
+    except torch.OutOfMemoryError:   # not a mismatch: the batch is too large for the device
+        raise
     except (RuntimeError, TypeError) as error:
         raise ValueError(f"the model cannot take {x_name}={_checks.describe(X)}: {error}") from error
 

@@ -294,3 +294,12 @@ def test_a_refused_seed_reseeds_no_generator():
     with pytest.raises(ValueError):
         gradcourse.set_seed(2**33)
     assert random.random() == expected
+
+
+def test_running_out_of_memory_is_not_reported_as_a_mismatched_input():
+    class Hungry(torch.nn.Linear):
+        def forward(self, x):
+            raise torch.OutOfMemoryError("CUDA out of memory")
+
+    with pytest.raises(torch.OutOfMemoryError):
+        gradcourse.probes.run_model(Hungry(6, 3), _X9)
