@@ -25,10 +25,10 @@ import math
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import _checks
+from .probes import LOSSES
 from .theory import sigmoid, sigmoid_derivative
 
 CLIFF_STEPS = 50
@@ -56,12 +56,12 @@ def parameter_gradients(model, X, y, loss_fn="cross_entropy"):
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
-    _checks.choice("loss_fn", loss_fn, ("cross_entropy", "mse"))
+    _checks.choice("loss_fn", loss_fn, tuple(LOSSES))
     (_checks.inputs_and_targets if loss_fn == "mse" else _checks.features_and_labels)(X, y)
     params = [p for p in model.parameters() if p.requires_grad]
     with torch.enable_grad():
         out = model(X)
-        value = F.mse_loss(out, y) if loss_fn == "mse" else F.cross_entropy(out, y)
+        value = LOSSES[loss_fn](out, y)
         return list(torch.autograd.grad(value, params))
 
 

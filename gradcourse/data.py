@@ -174,17 +174,15 @@ def _read_torchvision(root, split):
 
 
 def _read_idx(path):
-    """The array in an IDX file of unsigned bytes, after :func:`_check_idx`."""
-    _check_idx(path)
-    data = path.read_bytes()
-    ndim = data[3]
-    dims = tuple(int(d) for d in np.frombuffer(data[4:4 + 4 * ndim], dtype=">i4"))
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    """The array in an IDX file of unsigned bytes, after :func:`_check_idx` has checked it."""
+    dims = _check_idx(path)
+    return np.fromfile(path, dtype=np.uint8, offset=4 + 4 * len(dims)).reshape(dims)
 
 
 def _check_idx(path):
     """Raise a clear RuntimeError unless ``path`` is a complete IDX file of unsigned bytes
-    (magic 0x00000801 for labels, 0x00000803 for images; big-endian dimensions; LeCun's format)."""
+    (magic 0x00000801 for labels, 0x00000803 for images; big-endian dimensions; LeCun's format);
+    return its dimensions."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         header = f.read(4)
@@ -197,6 +195,7 @@ def _check_idx(path):
     if size != expected:
         raise RuntimeError(f"{path} is truncated or padded: {size:,} bytes where its header promises {expected:,}. "
                            f"Delete the folder {path.parent.parent} to download it again, or use source='bundled'.")
+    return tuple(int(d) for d in dims)
 
 
 def bundled_path():

@@ -19,6 +19,7 @@ from . import _checks
 from .layers import find_layers
 from .monitor import GradientMonitor
 from .probes import batch_loss, state_left_alone
+from .runtime import generators_restored
 from .train import first_nonfinite_output
 
 THRESHOLDS = {
@@ -138,15 +139,13 @@ def diagnose(model, X, y, *, optimizer=None, loss_fn=None, compute_loss=None, la
                          "step says nothing about the gradient's update; pass SGD, Adam, ... or None")
     find_layers(model, layers, include)   # validates layers= and include= on the learner's model
 
-    # the pass draws from torch's generators (dropout, ...): give them back as they were
-    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     try:
         patient, names = _copy_for_diagnosis(model)
         untouched = contextlib.nullcontext()
     except Exception:   # cannot be deep-copied (torch.nn.utils.prune, old-style weight_norm): work on the model
         patient, names = model, {id(m): name for name, m in model.named_modules()}
         untouched = state_left_alone(model, parameters=True)
-    with torch.random.fork_rng(devices=cuda_devices), untouched:
+    with generators_restored(), untouched:   # the pass may draw from them (dropout, ...)
         patient_layers = None if layers is None else [dict(patient.named_modules())[names[id(m)]] for m in layers]
         monitor = GradientMonitor(patient, layers=patient_layers, include=include)
         with monitor:

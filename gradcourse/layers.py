@@ -10,6 +10,7 @@ from torch import nn
 
 from . import _checks
 
+
 def layer_weights(module):
     """A layer's weights: its own parameters except biases (all of them when it has only biases),
     including weights held by ``torch.nn.utils.parametrize`` (``weight_norm``, ``spectral_norm``, ...)."""

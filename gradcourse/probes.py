@@ -19,6 +19,7 @@ from . import _checks
 from .layers import ForwardOrder, find_layers, layer_weights
 from .models import require_course_model
 from .norms import norm
+from .runtime import generators_restored
 
 LOSSES = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss}
 
@@ -84,8 +85,7 @@ def state_left_alone(model, parameters=False):
     params = [(p, p.detach().clone(), None if p.grad is None else p.grad.detach().clone())
               for p in model.parameters()] if parameters else []
     modes = [(m, m.training) for m in model.modules()] if parameters else []
-    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=cuda_devices):
+    with generators_restored():
         try:
             yield
         finally:

@@ -40,6 +40,14 @@ def set_seed(seed=0):
     return seed
 
 
+def generators_restored():
+    """A context that gives torch's random generators back as they were on leaving it: the CPU's
+    and every CUDA device's (``torch.random.fork_rng``), so a pass inside it that draws random numbers
+    (dropout, ...) changes no later run."""
+    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    return torch.random.fork_rng(devices=cuda_devices)
+
+
 def device():
     """``torch.device("cuda")`` when a GPU is available, else ``torch.device("cpu")``."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

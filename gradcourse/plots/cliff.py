@@ -4,7 +4,6 @@ descent runs on it with and without clipping.
 
 from __future__ import annotations
 
-
 import matplotlib.pyplot as plt
 import torch
 
