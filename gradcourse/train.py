@@ -245,6 +245,11 @@ def _train(model, X, y, opt, params, run):
     step = 0
     was_training = model.training
     model.train()
+    # Filled just before the optimizer's own update runs (its last pre-hook), so that a step interrupted
+    # after that, in the update or in a post-hook, is in the History with the steps that moved the weights.
+    entering = {}
+    entered = opt.register_step_pre_hook(lambda *_: entering.update(started=True))
+    step_done = None
     try:
         for epoch in range(epochs):
             for Xb, yb in batches(X, y, batch_size, shuffle=True, seed=run.seed + epoch, drop_last=drop_last):
@@ -276,12 +281,13 @@ def _train(model, X, y, opt, params, run):
                     for p in params:
                         if p.grad is not None:
                             p.grad.div_(norm)
+                step_done = (loss.item(), norm, clipped)
+                entering.clear()
                 opt.step()
+                _record_step(history, step_done)
+                step_done = None
                 if run.scheduler is not None:
                     run.scheduler.step()
-                history.loss.append(loss.item())
-                history.grad_norm.append(norm)
-                history.clipped.append(clipped)
                 bar.update(1)
                 if step % 10 == 0:
                     bar.set_postfix(loss=f"{history.loss[-1]:.4f}", refresh=False)
@@ -294,15 +300,28 @@ def _train(model, X, y, opt, params, run):
             if validation is not None:
                 history.val_accuracy.append(accuracy(model, *validation, x_name="validation[0]"))
     except KeyboardInterrupt:
+        if step_done is not None and entering:
+            _record_step(history, step_done)       # the interrupt came after the weights began to move
         print(f"Training interrupted at step {step}; returning the history so far.")
     except Exception as error:
+        if step_done is not None and entering:
+            _record_step(history, step_done)
         error.history = history
         error.add_note(f"fit: the History of the {history.steps} steps done is this exception's .history")
         raise
     finally:
+        entered.remove()
         bar.close()
         model.train(was_training)
     return history
+
+
+def _record_step(history, values):
+    """Append one optimizer step's loss, gradient norm and whether it was clipped."""
+    loss, norm, clipped = values
+    history.loss.append(loss)
+    history.grad_norm.append(norm)
+    history.clipped.append(clipped)
 
 
 def _check_labels(output, y, validation):

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 import gradcourse
 from gradcourse import MLP, GradientMonitor, fit
@@ -196,6 +197,30 @@ def test_interrupt_returns_the_history_so_far(blobs, capsys):
     history = _fit(_Interrupting(after=2), *blobs)
     assert history.steps == 2 and not history.diverged
     assert "interrupted at step 3" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("where, steps_applied", [("post", 3), ("pre", 2)])
+def test_an_interrupt_in_an_optimizer_hook_leaves_a_history_of_the_steps_applied(where, steps_applied, capsys):
+    """Jupyter's stop button can land in an optimizer hook (here a global one, as GradientMonitor's): after
+    the update (post) the step moved the weights and counts; before it (pre) it did not."""
+    model = nn.Linear(4, 3)
+    X, y = torch.randn(64, 4), torch.arange(64) % 3
+    moves = []
+
+    def interrupt_at_step_3(opt, args, kwargs):
+        moves.append(model.weight.detach().clone())
+        if len(moves) == 3:
+            raise KeyboardInterrupt
+
+    register = register_optimizer_step_post_hook if where == "post" else register_optimizer_step_pre_hook
+    handle = register(interrupt_at_step_3)
+    try:
+        history = fit(model, X, y, epochs=1, batch_size=8, lr=0.1, progress=False)
+    finally:
+        handle.remove()
+    assert "interrupted at step 3" in capsys.readouterr().out
+    assert history.steps == len(history.grad_norm) == len(history.clipped) == steps_applied
+    assert torch.equal(model.weight, moves[-1])   # nothing moved the weights after the interrupting hook
 
 
 # ---------------------------------------------------------------- monitor
