@@ -7,6 +7,7 @@ For one-shot measurements on a single batch see :mod:`gradcourse.probes`.
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 from torch import nn
@@ -14,8 +15,8 @@ from torch.optim.optimizer import register_optimizer_step_post_hook, register_op
 
 from . import _checks
 from .layers import ForwardOrder, find_layers, layer_weights
-from .norms import norm
-from .update_step import replayed_steps
+from .norms import group_norms, joint_norms, norm
+from .update_step import StepReplay
 
 SATURATION = {"tanh": (-0.97, 0.97), "sigmoid": (0.03, 0.97)}
 """A unit counts as saturated when its output lies outside this interval (its derivative is then tiny)."""
@@ -28,7 +29,7 @@ REPLAY_BELOW = 1e-5
 ``2**-24 |w + dw|``, so the applied change ``W_after - W_before`` differs from the computed step by at
 most ``6e-8 ||W||``: under 0.6% of a step whose ratio ``||dW|| / ||W||`` exceeds 1e-5. Below that, where
 rounding absorbs more and more of the step, :class:`GradientMonitor` replays it in float64
-(:func:`gradcourse.update_step.replayed_steps`); replaying costs a float64 copy of the layer, its
+(:class:`gradcourse.update_step.StepReplay`); replaying costs float64 copies of the layer, its
 gradient and its optimizer state, so the layers with larger steps are differenced instead."""
 
 
@@ -38,6 +39,7 @@ ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.EL
 """Module types whose outputs GradientMonitor summarizes as activations."""
 
 _SATURATION_BY_TYPE = {nn.Tanh: SATURATION["tanh"], nn.Sigmoid: SATURATION["sigmoid"]}
+_NAN = torch.tensor(math.nan, dtype=torch.float64)
 
 
 class GradientMonitor:
@@ -59,7 +61,7 @@ class GradientMonitor:
       absorbed by rounding, so the weights' difference ``W_after - W_before`` is used only where it is
       within 0.6% of the step (ratios above :data:`REPLAY_BELOW`, 1e-5); at the first recorded step and
       in layers with smaller ratios the step is replayed in float64 (see
-      :func:`gradcourse.update_step.replayed_steps`). For an optimizer that cannot be replayed the
+      :class:`gradcourse.update_step.StepReplay`). For an optimizer that cannot be replayed the
       difference is used throughout and :attr:`update_note` says so.
       Karpathy's rule of thumb puts healthy values near 1e-3.
 
@@ -95,13 +97,14 @@ class GradientMonitor:
         self._activation_modules = [(name or type(m).__name__, m) for name, m in model.named_modules()
                                     if isinstance(m, ACTIVATION_MODULES)]
         self._records = {name: [[] for _ in self._layers] for name in ("grad_norm", "update_ratio")}
-        self._sites = {}          # (module index, call number) -> list of stat vectors
+        self._sites = {}          # (module index, call number) -> list of (mean, std, saturated, alive) records
         self._calls = {}
         self._pending = {}
         self._handles = []
         self._order_recorder = None
         self._snapshots = None
         self._steps = None           # per layer, ||dW|| of the optimizer step about to be taken
+        self._replays = weakref.WeakKeyDictionary()   # optimizer -> StepReplay of the monitored weights
         self.update_note = None
         self._training_steps = 0     # forward passes with gradients enabled, since the monitor was built
         self._recording = True       # whether the current training step is one that is recorded
@@ -149,8 +152,7 @@ class GradientMonitor:
         if name in self._records:
             columns = [self._records[name][i] for i in self._order]
         else:
-            column = STATS.index(name) - 1       # act_mean, act_std, saturated, dead -> 0..3
-            columns = [[v[column] for v in values] for values in self._sites.values()]
+            columns = [[_activation_stat(name, record) for record in records] for records in self._sites.values()]
         steps = min((len(values) for values in columns), default=0)
         if steps == 0:
             return torch.empty(0, len(columns), dtype=torch.float64)
@@ -202,6 +204,7 @@ class GradientMonitor:
             self._order_recorder.remove()
             self._order_recorder = None
         self._snapshots = None
+        self._replays = weakref.WeakKeyDictionary()
         return False
 
     def _forward_starts(self, module, inputs):
@@ -223,16 +226,17 @@ class GradientMonitor:
     def _grad_hook(self, i, j):
         def hook(p):
             if self._recording:
-                self._pending[(i, j)] = norm(p.grad) ** 2
+                self._pending[(i, j)] = norm(p.grad)
         return hook
 
     def _flush_gradients(self):
         if not self._pending:
             return
-        for i, weights in enumerate(self._weights):
-            squares = [self._pending[(i, j)] for j in range(len(weights)) if (i, j) in self._pending]
-            value = torch.stack(squares).sum().sqrt() if squares else torch.tensor(float("nan"), dtype=torch.float64)
-            self._records["grad_norm"][i].append(value)
+        received = [[(i, j) for j in range(len(weights)) if (i, j) in self._pending]
+                    for i, weights in enumerate(self._weights)]
+        totals = joint_norms([self._pending[key] for keys in received for key in keys], [len(keys) for keys in received])
+        for records, total, keys in zip(self._records["grad_norm"], totals, received):
+            records.append(total if keys else _NAN)   # NaN: no weight of the layer got a gradient
         self._pending = {}
 
     def _activation_hook(self, i):
@@ -244,11 +248,11 @@ class GradientMonitor:
             call = self._calls.get(i, 0)
             self._calls[i] = call + 1
             a = output.detach().float()
-            missing = torch.full((), math.nan, device=a.device)
-            saturated = missing if saturation is None else ((a < saturation[0]) | (a > saturation[1])).float().mean()
-            # dead: share of units (all positions but the batch dimension) that are 0 for every example
-            dead = 1 - a.reshape(len(a), -1).any(dim=0).float().mean() if a.dim() > 0 and len(a) else missing
-            self._sites.setdefault((i, call), []).append(torch.stack([a.mean(), a.std(), saturated, dead]))
+            saturated = None if saturation is None else ((a < saturation[0]) | (a > saturation[1])).sum()
+            # alive: units (all positions but the batch dimension) that are nonzero for some example
+            units = a.numel() // len(a) if a.dim() > 0 and len(a) else 0
+            alive = torch.count_nonzero(a.reshape(len(a), -1).abs().amax(dim=0)) if units else None
+            self._sites.setdefault((i, call), []).append((a.mean(), a.std() if a.numel() > 1 else _NAN, saturated, a.numel(), alive, units))
         return hook
 
     def _holds_our_weights(self, optimizer):
@@ -261,38 +265,55 @@ class GradientMonitor:
         self._flush_gradients()
         if not self._recording or not self._holds_our_weights(optimizer):
             return
-        self._sizes = [torch.stack([norm(p) ** 2 for p in weights]).sum().sqrt() for weights in self._weights]
+        self._sizes = group_norms(self._weights)
         last = torch.stack([values[-1] if values else torch.zeros((), dtype=torch.float64)
                             for values in self._records["update_ratio"]]).tolist()   # one host read, not one per layer
         replay = [i for i in range(len(self._weights)) if not last[i] > REPLAY_BELOW]
         self._steps = {}
         if replay and self.update_note is None:
             try:
-                flat = iter(replayed_steps(optimizer, [p for i in replay for p in self._weights[i]]))
+                if optimizer not in self._replays:
+                    self._replays[optimizer] = StepReplay(optimizer, [p for weights in self._weights for p in weights])
+                norms = self._replays[optimizer].step_norms([p for i in replay for p in self._weights[i]])
+                steps = joint_norms(norms, [len(self._weights[i]) for i in replay])
             except Exception as error:   # an optimizer built otherwise than torch.optim's: the applied change
                 self.update_note = (f"{type(optimizer).__name__} could not be replayed in float64 "
                                     f"({type(error).__name__}: {error}); update_ratio is the applied change "
                                     f"W_after - W_before, in which float32 rounding absorbs steps below about "
                                     f"6e-8 of a weight")
             else:
-                self._steps = {i: torch.stack([norm(next(flat)) ** 2 for _ in self._weights[i]]).sum().sqrt()
-                               for i in replay}
+                self._steps = dict(zip(replay, steps))
         if self._snapshots is None or any(b.shape != p.shape for ws, bs in zip(self._weights, self._snapshots)
                                           for p, b in zip(ws, bs)):
             self._snapshots = [[torch.empty_like(p) for p in weights] for weights in self._weights]
-        for i, (weights, buffers) in enumerate(zip(self._weights, self._snapshots)):
-            if i not in self._steps:
-                for p, b in zip(weights, buffers):
-                    b.copy_(p.detach())
+        differenced = [i for i in range(len(self._weights)) if i not in self._steps]
+        if differenced:
+            with torch.no_grad():
+                torch._foreach_copy_([b for i in differenced for b in self._snapshots[i]],
+                                     [p.detach() for i in differenced for p in self._weights[i]])
 
     def _after_step(self, optimizer, args, kwargs):
         if self._sizes is None or not self._holds_our_weights(optimizer):
             return
-        for i, (weights, buffers) in enumerate(zip(self._weights, self._snapshots)):
-            if i in self._steps:
-                change = self._steps[i]
-            else:
-                change = torch.stack([norm(b.sub_(p.detach())) ** 2 for p, b in zip(weights, buffers)]).sum().sqrt()
-            self._records["update_ratio"][i].append(change / self._sizes[i])
+        differenced = [i for i in range(len(self._weights)) if i not in self._steps]
+        if differenced:
+            with torch.no_grad():
+                torch._foreach_sub_([b for i in differenced for b in self._snapshots[i]],
+                                    [p.detach() for i in differenced for p in self._weights[i]])
+            self._steps.update(zip(differenced, group_norms([self._snapshots[i] for i in differenced])))
+        for i, records in enumerate(self._records["update_ratio"]):
+            records.append(self._steps[i] / self._sizes[i])
         self._sizes = None
         self._steps = None
+
+
+def _activation_stat(name, record):
+    """One statistic of one recorded activation call, as a scalar tensor (NaN where it does not apply)."""
+    mean, std, saturated, count, alive, units = record
+    if name == "act_mean":
+        return mean
+    if name == "act_std":
+        return std
+    if name == "saturated":
+        return _NAN if saturated is None else saturated / count
+    return _NAN if alive is None else 1 - alive / units     # dead

@@ -53,3 +53,59 @@ def _norm_without_sync(tensor, direct):
     scaled = torch.linalg.vector_norm(tensor / scale).double() * scale.double()
     scaled = torch.where(torch.isinf(largest), torch.full_like(scaled, math.inf), scaled)
     return torch.where((direct > SAFE_FLOAT32_NORM) & torch.isfinite(direct), direct.double(), scaled)
+
+
+def joint_norms(norms, sizes):
+    """The norm of each group of tensors taken as one vector, given the norms of its members:
+    ``||(t_1, ..., t_k)|| = sqrt(sum_j ||t_j||**2)``.
+
+    Args:
+        norms: float64 scalar tensors (or one 1-D tensor of them), the members of the first group,
+            then of the second, ...
+        sizes: how many members each group has (a group of none has norm 0).
+
+    Returns:
+        A list of float64 scalar tensors, one per group. Norms on one device are combined in a
+        handful of tensor operations whatever the number of groups.
+    """
+    if sum(sizes) != len(norms):
+        raise ValueError(f"sizes must add up to the number of norms, {len(norms)}; got {list(sizes)}")
+    if torch.is_tensor(norms):
+        devices = {norms.device}
+    else:
+        devices = {value.device for value in norms}
+    if len(devices) > 1:                 # a model spread over several devices: group by group
+        bounds = [sum(sizes[:k]) for k in range(len(sizes) + 1)]
+        return [torch.stack(norms[a:b]).square().sum().sqrt() if b > a else torch.zeros((), dtype=torch.float64)
+                for a, b in zip(bounds, bounds[1:])]
+    device = devices.pop() if devices else None
+    index = torch.tensor([k for k, size in enumerate(sizes) for _ in range(size)], dtype=torch.long, device=device)
+    if torch.is_tensor(norms):
+        squares = norms.square()
+    else:
+        squares = torch.stack(norms).square() if norms else torch.zeros(0, dtype=torch.float64, device=device)
+    total = torch.zeros(len(sizes), dtype=torch.float64, device=device).index_add_(0, index, squares)
+    return list(total.sqrt().unbind())
+
+
+def group_norms(groups):
+    """:func:`norm` of each group of tensors taken as one vector (e.g. a layer's weight and bias):
+    ``sqrt(sum_j ||t_j||**2)``, as a list of float64 scalar tensors, one per group.
+
+    Float32 tensors on the CPU, the usual case, are measured by one fused ``torch._foreach_norm``
+    call (as ``torch.nn.utils.get_total_norm`` does) and checked with one read of the results;
+    the rare tensor whose float32 norm is below :data:`SAFE_FLOAT32_NORM` or not finite is measured
+    again by :func:`norm`. Other tensors go through :func:`norm` one by one.
+    """
+    flat = [t.detach() for group in groups for t in group]
+    fused = [k for k, t in enumerate(flat) if t.dtype == torch.float32 and t.device.type == "cpu"]
+    values = [None] * len(flat)
+    if fused:
+        direct = torch.stack(torch._foreach_norm([flat[k] for k in fused])).double()
+        checked = direct.tolist()
+        if len(fused) == len(flat) and all(SAFE_FLOAT32_NORM < value < math.inf for value in checked):
+            return joint_norms(direct, [len(group) for group in groups])
+        for k, d, value in zip(fused, direct.unbind(), checked):
+            values[k] = d if SAFE_FLOAT32_NORM < value < math.inf else norm(flat[k])
+    values = [norm(t) if v is None else v for t, v in zip(flat, values)]
+    return joint_norms(values, [len(group) for group in groups])

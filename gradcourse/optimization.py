@@ -21,7 +21,7 @@ from torch import nn
 
 from . import _checks
 from .layers import find_layers, layer_weights, named_layers
-from .norms import norm
+from .norms import group_norms
 from .train import OPTIMIZERS, make_optimizer
 
 
@@ -125,13 +125,10 @@ def adam_ratio_ceiling(model, lr, layers=None, include=None):
         0.0587...
     """
     lr = _checks.number("lr", lr, minimum=0, strict_minimum=True)
-    ceilings = []
-    for _, module in find_layers(model, layers, include):
-        weights = layer_weights(module)
-        size = torch.stack([norm(p) ** 2 for p in weights]).sum().sqrt().item()   # ||W||, as GradientMonitor divides by
-        count = sum(p.numel() for p in weights)
-        ceilings.append(lr * count ** 0.5 / size if size > 0 else float("inf"))
-    return ceilings
+    weights = [layer_weights(module) for _, module in find_layers(model, layers, include)]
+    sizes = [size.item() for size in group_norms(weights)]    # ||W||, as GradientMonitor divides by
+    counts = [sum(p.numel() for p in ws) for ws in weights]
+    return [lr * count ** 0.5 / size if size > 0 else float("inf") for count, size in zip(counts, sizes)]
 
 
 def linear_warmup(steps, start_factor=0.01):

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from . import _checks
 from .layers import ForwardOrder, find_layers, layer_weights
 from .models import require_course_model
-from .norms import norm
+from .norms import group_norms, norm
 from .runtime import generators_restored
 
 LOSSES = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss}
@@ -119,12 +119,12 @@ def named_layer_gradient_norms(model, X, y, *, loss_fn=None, compute_loss=None, 
         found = order.sort(found)
         weights = [layer_weights(m) for _, m in found]
         grads = torch.autograd.grad(loss, [p for ws in weights for p in ws], allow_unused=True)
-    result, i = [], 0
-    for (name, _), ws in zip(found, weights):
-        squares = [norm(g) ** 2 for g in grads[i:i + len(ws)] if g is not None]
-        result.append((name, torch.stack(squares).sum().sqrt().item() if squares else float("nan")))
+    received, i = [], 0
+    for ws in weights:
+        received.append([g for g in grads[i:i + len(ws)] if g is not None])
         i += len(ws)
-    return result
+    totals = group_norms(received)
+    return [(name, total.item() if gs else float("nan")) for (name, _), total, gs in zip(found, totals, received)]
 
 
 def layer_gradient_norms(model, X, y, *, loss_fn=None, compute_loss=None, layers=None, include=None):

@@ -17,12 +17,7 @@ import copy
 
 import torch
 
-
-def _float64_copy(value):
-    if torch.is_tensor(value):
-        value = value.detach()
-        return value.to(torch.float64, copy=True) if value.is_floating_point() else value.clone()
-    return copy.deepcopy(value)
+from .norms import SAFE_FLOAT32_NORM, group_norms
 
 
 def replayed_steps(optimizer, params):
@@ -33,7 +28,8 @@ def replayed_steps(optimizer, params):
     the same class is built on the copies with the same parameter groups (learning rate, momentum,
     betas, weight decay, ...), and stepped once. Works for optimizers built the way ``torch.optim``'s
     are (``Optimizer(param_groups)`` and a per-parameter state dict); raises whatever the optimizer
-    raises otherwise (e.g. LBFGS, whose step needs a closure).
+    raises otherwise (e.g. LBFGS, whose step needs a closure). To replay one optimizer at many
+    steps, keep a :class:`StepReplay`: it builds the copies once.
 
     Args:
         optimizer: a ``torch.optim.Optimizer``.
@@ -50,30 +46,163 @@ def replayed_steps(optimizer, params):
         >>> replayed_steps(opt, [w])[0]          # -lr * grad, though w + that == w in float32
         tensor([-1.0000e-09, -1.0000e-09, -1.0000e-09], dtype=torch.float64)
     """
-    wanted = {id(p) for p in params}
-    twins = {}
-    groups = []
-    for group in optimizer.param_groups:
-        members = [p for p in group["params"] if id(p) in wanted]
-        if not members:
-            continue
-        copies = []
-        for p in members:
-            twin = p.detach().to(torch.float64, copy=True)
-            if p.grad is not None:
-                twin.grad = p.grad.detach().to(torch.float64, copy=True)
-            twins[id(p)] = twin
-            copies.append(twin)
-        groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": copies})
-    if not groups:
-        return [torch.zeros(p.shape, dtype=torch.float64, device=p.device) for p in params]
-    replay = type(optimizer)(groups)
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            if id(p) in twins and optimizer.state.get(p):
-                replay.state[twins[id(p)]] = {k: _float64_copy(v) for k, v in optimizer.state[p].items()}
-    before = {key: twin.detach().clone() for key, twin in twins.items()}
-    with torch.no_grad():
-        replay.step()
-    return [twins[id(p)].detach() - before[id(p)] if id(p) in twins
-            else torch.zeros(p.shape, dtype=torch.float64, device=p.device) for p in params]
+    return StepReplay(optimizer, params).steps(params)
+
+
+WEIGHT_FREE_STEPS = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop, torch.optim.Adagrad,
+                     torch.optim.Adamax, torch.optim.NAdam, torch.optim.RAdam, torch.optim.Rprop, torch.optim.Adadelta)
+"""Optimizers whose step, without weight decay, does not depend on the weights' values: it is a function
+of the gradient and the optimizer state only, so it can be replayed on weights set to zero."""
+
+
+class StepReplay:
+    """Replays one optimizer's next step, as :func:`replayed_steps` does, at step after step.
+
+    The copies of the parameters, their gradients and their optimizer state, and the optimizer of the
+    same class stepped on them, are built once and refilled before each replay with fused copies
+    (``torch._foreach_copy_``); the copies' optimizer takes ``torch.optim``'s multi-tensor
+    (``foreach``) path where the original left the choice to torch. They are rebuilt when the
+    optimizer's parameter groups or the parameters' shapes change.
+
+    :meth:`step_norms` is cheaper still for the optimizers of :data:`WEIGHT_FREE_STEPS` without weight
+    decay: their step does not depend on the weights, so it replays the step on copies set to zero, in
+    the weights' own precision, where nothing is absorbed (``fl(0 + dW) = dW``).
+
+    Args:
+        optimizer: a ``torch.optim.Optimizer``.
+        params: the parameters that may be replayed.
+    """
+
+    def __init__(self, optimizer, params):
+        self.optimizer = optimizer
+        self._params = list(params)
+        self._copies = {}      # float64 copies of the weights (True), or zeros in their own dtype (False)
+
+    def steps(self, params):
+        """The step ``optimizer.step()`` is about to make to each of ``params`` (a subset of those
+        given at construction), as float64 tensors; zeros for a parameter the optimizer does not hold
+        or that has no gradient. The tensors are reused by the next call."""
+        return self._replay(params, from_weights=True)
+
+    def step_norms(self, params):
+        """``||dW||`` of the step ``optimizer.step()`` is about to make to each of ``params``, as float64
+        scalar tensors (0 for a parameter the optimizer does not hold or that has no gradient).
+
+        For :data:`WEIGHT_FREE_STEPS` without weight decay the step is replayed from zero in the weights'
+        precision. A float32 step entry that underflows is lost there, but entries below 1e-38 change a
+        norm above :data:`gradcourse.norms.SAFE_FLOAT32_NORM` by a relative 1e-48 or less; when a norm is
+        below it, every step is replayed in float64 from the weights instead.
+        """
+        replayed = [id(p) in self._held() and p.grad is not None for p in params]
+        if self._weight_free():
+            norms = group_norms([[step] for step in self._replay(params, from_weights=False)])
+            if all(norm.item() > SAFE_FLOAT32_NORM for norm, used in zip(norms, replayed) if used):
+                return norms
+        return group_norms([[step] for step in self.steps(params)])
+
+    def _held(self):
+        return {id(p) for group in self.optimizer.param_groups for p in group["params"]}
+
+    def _weight_free(self):
+        return (type(self.optimizer) in WEIGHT_FREE_STEPS
+                and all(group.get("weight_decay", 0) == 0 for group in self.optimizer.param_groups))
+
+    def _replay(self, params, from_weights):
+        copies = self._copies.get(from_weights)
+        if copies is None or not copies.fits():
+            copies = self._copies[from_weights] = _Copies(self.optimizer, self._params, from_weights)
+        return copies.replay(params)
+
+
+class _Copies:
+    """The copies one replay steps: float64 copies of the weights (``from_weights``), or zeros in the
+    weights' own dtype; gradients and optimizer state in the same dtype as the copies."""
+
+    def __init__(self, optimizer, params, from_weights):
+        self.optimizer = optimizer
+        self.from_weights = from_weights
+        wanted = {id(p) for p in params}
+        self._built_for = self._layout()
+        self._twins = {}
+        groups = []
+        for group in optimizer.param_groups:
+            members = [p for p in group["params"] if id(p) in wanted]
+            for p in members:
+                self._twins[id(p)] = torch.empty(p.shape, dtype=self._dtype(p), device=p.device)
+            if members:
+                groups.append({**_hyperparameters(group), "params": [self._twins[id(p)] for p in members]})
+        self._sources = [group for group in optimizer.param_groups if any(id(p) in wanted for p in group["params"])]
+        self._replay = type(optimizer)(groups) if groups else None
+        self._buffers = {}         # (id(p), "grad" or a state key) -> buffer
+
+    def _dtype(self, value):
+        return torch.float64 if self.from_weights else value.dtype
+
+    def _layout(self):
+        return [(id(p), p.shape) for group in self.optimizer.param_groups for p in group["params"]]
+
+    def fits(self):
+        return self._layout() == self._built_for
+
+    def _buffer(self, key, value):
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.shape != value.shape or buffer.dtype != self._dtype(value) or \
+                buffer.device != value.device:
+            buffer = self._buffers[key] = torch.empty(value.shape, dtype=self._dtype(value), device=value.device)
+        return buffer
+
+    def replay(self, params):
+        chosen = [p for p in params if id(p) in self._twins and p.grad is not None]
+        if not chosen:
+            return [torch.zeros(p.shape, dtype=torch.float64, device=p.device) for p in params]
+        for twin in self._twins.values():
+            twin.grad = None          # the optimizer skips the copies that are not replayed
+        targets, sources = [], []
+        state = {}
+        for p in chosen:
+            twin = self._twins[id(p)]
+            if self.from_weights:
+                targets.append(twin)
+                sources.append(p.detach())
+            grad = p.grad.detach()
+            if grad.is_sparse:
+                twin.grad = grad.to(self._dtype(grad), copy=True)
+            else:
+                twin.grad = self._buffer((id(p), "grad"), grad)
+                targets.append(twin.grad)
+                sources.append(grad)
+            entries = {}
+            for key, value in self.optimizer.state.get(p, {}).items():
+                if torch.is_tensor(value) and value.is_floating_point() and not value.is_sparse:
+                    entries[key] = self._buffer((id(p), key), value)
+                    targets.append(entries[key])
+                    sources.append(value.detach())
+                elif torch.is_tensor(value):
+                    entries[key] = value.detach().clone()
+                else:
+                    entries[key] = copy.deepcopy(value)
+            if entries:
+                state[twin] = entries
+        for twin_group, group in zip(self._replay.param_groups, self._sources):
+            twin_group.update(_hyperparameters(group))
+        self._replay.state.clear()
+        self._replay.state.update(state)
+        twins = [self._twins[id(p)] for p in chosen]
+        with torch.no_grad():
+            if not self.from_weights:
+                torch._foreach_zero_(twins)
+            torch._foreach_copy_(targets, sources)
+            self._replay.step()
+            if self.from_weights:
+                torch._foreach_sub_(twins, [p.detach() for p in chosen])
+        return [self._twins[id(p)] if id(p) in self._twins and p.grad is not None
+                else torch.zeros(p.shape, dtype=torch.float64, device=p.device) for p in params]
+
+
+def _hyperparameters(group):
+    """A parameter group's settings without its parameters; an unset ``foreach`` becomes True,
+    the multi-tensor implementation being the faster one for a replay on many tensors."""
+    settings = {k: v for k, v in group.items() if k != "params"}
+    if settings.get("foreach", False) is None and not settings.get("differentiable") and not settings.get("fused"):
+        settings["foreach"] = True
+    return settings
