@@ -9,8 +9,9 @@ device). The lessons' experiments build on it: :mod:`~gradcourse.at_init`,
 :mod:`~gradcourse.sequences`, :mod:`~gradcourse.residual`, :mod:`~gradcourse.normalization`,
 :mod:`~gradcourse.optimization`, :mod:`~gradcourse.precision`. The display,
 :mod:`~gradcourse.plots` (matplotlib figures from numbers), :mod:`~gradcourse.figures` (an
-experiment run and drawn) and :mod:`~gradcourse.widgets` (ipywidgets), is imported on first use,
-so ``import gradcourse`` does not load matplotlib or ipywidgets.
+experiment run and drawn), :mod:`~gradcourse.widgets` (ipywidgets) and
+:mod:`~gradcourse.exercises` (a learner's answers checked, solutions shown), is imported on first
+use, so ``import gradcourse`` does not load matplotlib or ipywidgets.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from .train import History, fit
 
 __version__ = "0.1.0"
 
-_DISPLAY = ("plots", "figures", "widgets")
+_DISPLAY = ("plots", "figures", "widgets", "exercises")
 
 __all__ = ["GradientMonitor", "History", "MLP", "activation_gradient_norms", "at_init", "batches", "clipping", "data",
            "device", "diagnose", "environment_report", "fit", "layer_gradient_norms", "layers", "load_mnist", "models",
@@ -38,7 +39,8 @@ __all__ = ["GradientMonitor", "History", "MLP", "activation_gradient_norms", "at
 
 
 def __getattr__(name):
-    """``gradcourse.plots``, ``gradcourse.figures`` and ``gradcourse.widgets``, imported when first used."""
+    """``gradcourse.plots``, ``gradcourse.figures``, ``gradcourse.widgets`` and ``gradcourse.exercises``,
+    imported when first used."""
     if name in _DISPLAY:
         module = importlib.import_module(f".{name}", __name__)
         globals()[name] = module

@@ -1,0 +1,173 @@
+"""How an exercise judges an answer.
+
+A judge is a callable ``answer -> (correct, message)``. :class:`Number` compares numbers within a
+tolerance and recognises the mistakes it is given (and, for any exercise, an answer off by a power
+of ten or by its sign); :class:`Choice` compares a prediction with what an experiment, run on the
+spot, shows. An exercise whose answer is a network judges it with :func:`mlp_mismatch` and
+:func:`per_layer_factor`, which runs it once on a seeded batch. None of them raises on a wrong
+answer: a wrong type is a wrong answer, with a message that says what to give.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Callable, NamedTuple
+
+import torch
+
+from .. import _checks
+from ..models import MLP
+from ..probes import activation_gradient_norms
+
+KINDS = ("predict", "compute", "build")
+"""predict, then run: a number or a choice written before an experiment; compute or derive: a
+closed form; build or fix: a few lines with the package, measured by the check."""
+
+
+class Exercise(NamedTuple):
+    """One exercise: its ``id`` (``"02.1"``: notebook 02, first exercise), ``kind`` (one of
+    :data:`KINDS`), a one-line ``question``, the ``judge``, a ``reference`` that makes the
+    reference answer, the worked ``solution`` (Markdown) and ``wrong_answers``: typical mistakes
+    as ``(make_answer, words_of_the_hint)`` pairs, beside those the judge lists itself."""
+
+    id: str
+    kind: str
+    question: str
+    judge: Callable
+    reference: Callable
+    solution: str
+    wrong_answers: tuple = ()
+
+    def typical_mistakes(self):
+        """Every ``(make_answer, words_of_the_hint)`` pair: the exercise's own and its judge's."""
+        return tuple(self.wrong_answers) + tuple(getattr(self.judge, "mistakes", ()))
+
+
+def show(value):
+    """A number or a tuple of numbers as short text: ``0.000655``, ``(0.032, -0.063)``."""
+    if isinstance(value, tuple):
+        return "(" + ", ".join(show(v) for v in value) + ")"
+    return f"{value:.3g}"
+
+
+def as_numbers(answer, count):
+    """The answer as a tuple of ``count`` finite floats, or None: a real number (not a bool), a
+    NumPy number, a tensor or a list, tuple or array of ``count`` of them."""
+    if isinstance(answer, torch.Tensor):
+        answer = answer.detach().cpu().reshape(-1).tolist()
+    elif hasattr(answer, "tolist") and not isinstance(answer, (str, bytes)):   # NumPy arrays and numbers
+        answer = answer.tolist()
+    values = list(answer) if isinstance(answer, (list, tuple)) else [answer]
+    if len(values) != count or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
+        return None
+    values = tuple(float(v) for v in values)
+    return values if all(math.isfinite(v) for v in values) else None
+
+
+class Number:
+    """Judge a number (or a tuple of numbers) against ``expected``.
+
+    ``expected`` may be a function, called at each check: a "predict, then run" exercise runs its
+    experiment there. An answer is right when every entry is within ``rel_tol`` or ``abs_tol`` of it,
+    or, with ``factor``, within that factor of it (for answers that span decades, such as 5e-12).
+    ``mistakes`` lists ``(wrong_value, hint)``: an answer close to a wrong value gets that hint.
+    Any other answer that is the expected one times a power of ten, or with its sign flipped, is
+    told so; the rest get ``hint``. ``explain`` follows "right"; ``{expected}`` in it or in a hint
+    shows the expected value.
+    """
+
+    def __init__(self, expected, *, explain, hint, mistakes=(), rel_tol=0.01, abs_tol=0.0, factor=None):
+        self.expected = expected
+        self.count = len(expected) if isinstance(expected, tuple) else 1   # a function gives one number
+        self.explain, self.hint = explain, hint
+        self.rel_tol, self.abs_tol, self.factor = rel_tol, abs_tol, factor
+        self.table = tuple(mistakes)
+        self.mistakes = tuple((lambda value=value: value, words) for value, words in self.table)
+
+    def _close(self, values, target):
+        target = target if isinstance(target, tuple) else (target,)
+        if self.factor is not None:
+            return all(a * b > 0 and max(a / b, b / a) <= self.factor for a, b in zip(values, target))
+        return all(math.isclose(a, b, rel_tol=self.rel_tol, abs_tol=self.abs_tol) for a, b in zip(values, target))
+
+    def __call__(self, answer):
+        values = as_numbers(answer, self.count)
+        if values is None:
+            wanted = "a number" if self.count == 1 else f"{self.count} numbers in a tuple, e.g. (0.1, -0.2)"
+            return False, f"give {wanted}; got {_checks.describe(answer)}."
+        expected = self.expected() if callable(self.expected) else self.expected
+        words = self._verdict(values, expected if isinstance(expected, tuple) else (expected,))
+        return words is None, (self.explain if words is None else words).replace("{expected}", show(expected))
+
+    def _verdict(self, values, expected):
+        """None if ``values`` is right, else the hint for it."""
+        if self._close(values, expected):
+            return None
+        for value, words in self.table:
+            if self._close(values, value):
+                return words
+        for power in (1, 2, 3, -1, -2, -3):
+            if self._close(values, tuple(e * 10.0 ** power for e in expected)):
+                return f"off by a factor of 10^{power}: your answer is {10.0 ** power:g} times the right one."
+        if self._close(values, tuple(-e for e in expected)):
+            return "right size, wrong sign."
+        return self.hint
+
+
+def normalise_choice(answer):
+    """A choice as its first word, lower case, without punctuation: ``"Below 1."`` -> ``"below"``."""
+    if not isinstance(answer, str) or not answer.split():
+        return None
+    return answer.split()[0].strip(".,;:!?'\"").lower()
+
+
+class Choice:
+    """Judge a prediction among ``options`` against an experiment run on the spot.
+
+    ``run()`` performs the experiment and returns ``(right_option, report)``, where ``report`` says
+    what it measured; ``hints`` maps a wrong option to why it is wrong. ``mistakes`` (for the tests)
+    pairs each hinted option with the hint's text.
+    """
+
+    def __init__(self, options, run, hints):
+        self.options, self.run, self.hints = tuple(options), run, dict(hints)
+        self.mistakes = tuple((lambda option=option: option, words) for option, words in self.hints.items())
+
+    def __call__(self, answer):
+        choice = normalise_choice(answer)
+        if choice not in self.options:
+            return False, f"answer with one of {', '.join(repr(o) for o in self.options)}; got {_checks.describe(answer)}."
+        right, report = self.run()
+        if choice == right:
+            return True, report
+        return False, f"{self.hints.get(choice, '')} {report}".strip()
+
+
+def mlp_mismatch(model, *, activation, init, width=None, min_depth=10):
+    """Why ``model`` is not the network an exercise asks for (a sentence), or None if it is: a
+    :class:`~gradcourse.models.MLP` with this activation and init, at least ``min_depth`` hidden
+    layers and, when given, hidden layers of ``width`` units."""
+    if not isinstance(model, MLP):
+        return f"build a gc.MLP (got {_checks.describe(model)})."
+    wanted = {"activation": activation, "init": init}
+    for name, value in wanted.items():
+        if getattr(model, name) != value:
+            return f"keep {name}={value!r} (got {name}={getattr(model, name)!r}): the exercise is about the scale."
+    if len(model.blocks) < min_depth:
+        return f"keep a deep network: at least {min_depth} hidden layers (got depth={len(model.blocks)})."
+    if width is not None and model.output.in_features != width:
+        return f"keep width={width} (got width={model.output.in_features}): the right scale depends on it."
+    return None
+
+
+def per_layer_factor(model, samples=256, seed=0):
+    """The per-layer factor ``rho = (||dL/dh_1|| / ||dL/dh_L||)^(1/(L-1))`` of a course MLP,
+    measured by one forward and backward pass on ``samples`` N(0, 1) inputs with random labels
+    drawn from a generator seeded with ``seed`` (torch's global generator is not used)."""
+    generator = torch.Generator().manual_seed(seed)
+    first = model.blocks[0].linear
+    X = torch.randn(samples, first.in_features, generator=generator, dtype=first.weight.dtype)
+    y = torch.randint(0, model.output.out_features, (samples,), generator=generator)
+    norms = activation_gradient_norms(model, X, y)
+    return (norms[0] / norms[-1]) ** (1 / (len(norms) - 1))

@@ -1,0 +1,93 @@
+"""Exercises of notebook 04, weight initialization."""
+
+from __future__ import annotations
+
+import math
+
+from ..models import MLP
+from .judging import Exercise, Number, mlp_mismatch, per_layer_factor
+
+_HE_STD = Number(
+    math.sqrt(2 / 256),
+    explain="He: Var(w) = 2 / n_in with n_in = 256, std = sqrt(2/256) = 0.0884.",
+    hint="He init keeps the forward signal of a ReLU layer: Var(w) = 2 / fan_in; the std is its square root.",
+    mistakes=[(math.sqrt(1 / 256), "forgot that ReLU halves the second moment: He doubles LeCun's 1 / n_in to 2 / n_in."),
+              (math.sqrt(2 / 128), "used fan-out (128 outputs); He's std takes fan-in, the 256 inputs."),
+              (2 / 256, "2 / 256 is the variance; the std is its square root."),
+              (2 / 128, "2 / 128 is a variance, and with fan-out: He's std is sqrt(2 / fan_in)."),
+              (math.sqrt(2 / (256 + 128)), "that is Xavier's std, for tanh; ReLU needs He's sqrt(2 / fan_in)."),
+              (math.sqrt(6 / 256), "that is the bound a of He's uniform variant (a = sqrt(3) * std); the question asks "
+                                   "for the std.")])
+
+_UNIFORM_LOSS = Number(
+    math.log(10),
+    explain="a network whose output ignores its input can at best predict the class frequencies, 1/10 each: "
+            "loss -ln(1/10) = ln 10 = 2.303.",
+    hint="what cross-entropy does a network give that predicts every one of the ten classes with probability 1/10?",
+    mistakes=[(0.0, "a loss of 0 means perfect predictions; this network barely changes its first 29 layers."),
+              (math.log2(10), "PyTorch's cross-entropy uses the natural logarithm: ln 10, not log2 10."),
+              (1.0, "PyTorch's cross-entropy uses the natural logarithm: ln 10, not log10 10."),
+              (0.1, "0.1 is chance accuracy; the question asks for the loss."),
+              (0.9, "0.9 is chance error rate; the question asks for the loss."),
+              (10.0, "the loss of a uniform guess over 10 classes is ln 10, not 10.")])
+
+
+def _orthogonal_relu(model):
+    why = mlp_mismatch(model, activation="relu", init="orthogonal")
+    if why:
+        return False, why
+    rho = per_layer_factor(model)
+    measured = f"Measured per-layer factor: {rho:.3f}."
+    if abs(rho - 1) <= 0.05:
+        return True, f"{measured} An orthogonal layer keeps the norm, ReLU halves its square: gain sqrt(2) puts it back."
+    if math.isclose(model.init_scale, 1.0, rel_tol=0.02):
+        return False, (f"{measured} Forgot that ReLU halves the second moment: orthogonal W keeps ||x||, but ReLU "
+                       "zeroes about half of the entries, so rho = g / sqrt(2).")
+    if math.isclose(model.init_scale, 2.0, rel_tol=0.02):
+        return False, (f"{measured} The gain multiplies the singular values, like a std: 2 doubles the second moment "
+                       "twice over. Undo ReLU's factor 1/2 on the second moment, not on the norm.")
+    direction = "too large: lower init_scale" if rho > 1 else "too small: raise init_scale"
+    return False, f"{measured} The gain is {direction}; with ReLU, rho = g / sqrt(2)."
+
+
+def _orthogonal_mlp(init_scale):
+    return lambda: MLP(depth=30, width=64, activation="relu", init="orthogonal", init_scale=init_scale)
+
+
+EXERCISES = [
+    Exercise("04.1", "compute",
+             "A ReLU layer nn.Linear(256, 128) (256 inputs, 128 outputs): what standard deviation does He init "
+             "give its weights?",
+             _HE_STD, lambda: math.sqrt(2 / 256), r"""
+He et al. keep the second moment of a ReLU layer's output: $\mathrm{Var}(z_l) = \tfrac12\, n_{in} \mathrm{Var}(w)\, \mathrm{Var}(z_{l-1})$,
+steady when $\mathrm{Var}(w) = 2/n_{in}$. Here $n_{in} = 256$ (fan-in: the inputs; `nn.Linear(256, 128).weight` has shape
+$128 \times 256$), so
+$$\mathrm{std} = \sqrt{2/256} = \sqrt2/16 \approx 0.0884 .$$
+Check: `torch.nn.init.kaiming_normal_(torch.empty(128, 256), nonlinearity="relu").std()`, or
+`torch.nn.init.calculate_gain("relu") / math.sqrt(256)`.
+"""),
+    Exercise("04.2", "predict",
+             "Before the next cell trains them: predict the training loss at which the 30-layer ReLU network with "
+             "std sqrt(1/n) stays.",
+             _UNIFORM_LOSS, lambda: math.log(10), r"""
+With std $\sqrt{1/n}$ each ReLU layer halves the second moment: the signal reaching the output, and the gradient
+reaching the first layers, shrink by $\sqrt2$ per layer, $2^{-29/2} \approx 4\times10^{-5}$ over the network. The
+logits hardly depend on the input, so the best the network can do is learn the output bias, which matches the
+class frequencies: about $1/10$ for each of the ten balanced classes. Cross-entropy (natural log) is then
+$$-\ln\tfrac{1}{10} = \ln 10 \approx 2.303 .$$
+Watch for it below: the fan-in Xavier run's loss stays within 0.01 of $\ln 10$.
+"""),
+    Exercise("04.3", "build",
+             "Build a 30-layer ReLU MLP of width 64 with init='orthogonal' whose backward signal keeps its size: "
+             "a per-layer factor within 5% of 1.",
+             _orthogonal_relu, _orthogonal_mlp(math.sqrt(2)), r"""
+An orthogonal $W$ (times a gain $g$) multiplies every norm by exactly $g$. ReLU then zeroes about half of the
+entries, so it halves the squared norm, of the signal going up and of the gradient going down:
+$\lVert \partial L/\partial h_{l-1}\rVert^2 \approx g^2 \cdot \tfrac12\, \lVert \partial L/\partial h_l\rVert^2$. The factor is
+$\rho = g/\sqrt2$, and $\rho = 1$ needs $g = \sqrt2$, PyTorch's `torch.nn.init.calculate_gain("relu")`:
+```python
+answer = gc.MLP(depth=30, width=64, activation="relu", init="orthogonal", init_scale=math.sqrt(2))
+```
+It is He's argument again, with orthogonal matrices in place of Gaussian ones.
+""", ((_orthogonal_mlp(1.0), "halves the second moment"), (_orthogonal_mlp(2.0), "multiplies the singular values"))),
+]
