@@ -36,7 +36,8 @@ class Result:
         return self.correct
 
     def __str__(self):
-        return f"Exercise {self.exercise}: {self.status}. {self.message[:1].upper()}{self.message[1:]}".rstrip()
+        status = "not answered yet" if self.status == "not answered" else self.status
+        return f"Exercise {self.exercise}: {status}. {self.message[:1].upper()}{self.message[1:]}".rstrip()
 
     def __repr__(self):
         return f"Result(exercise={self.exercise!r}, status={self.status!r})"

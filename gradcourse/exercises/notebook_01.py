@@ -7,7 +7,7 @@ from .judging import Choice, Exercise, Number
 
 _DELTA_3 = Number(
     (0.2 * 0.2 * 0.8, -0.3 * 0.7 * 0.3),
-    explain="delta_3 = (y_3 - t) * y_3 (1 - y_3) = (0.2 * 0.16, -0.3 * 0.21) = (0.032, -0.063).",
+    explain="the error signal is delta_3 = (y_3 - t) * y_3 (1 - y_3) = (0.2 * 0.16, -0.3 * 0.21) = (0.032, -0.063).",
     hint="delta_3 = (y_3 - t) * sigma'(z_3), entry by entry, and sigma'(z_3) = y_3 (1 - y_3).",
     mistakes=[((0.2, -0.3), "that is dL/dy_3 = y_3 - t; delta_3 = dL/dz_3 also multiplies by sigma'(z_3) = y_3 (1 - y_3)."),
               ((-0.032, 0.063), "the sign: L grows as y_3 moves away from t, so dL/dy_3 = y_3 - t, not t - y_3."),

@@ -10,7 +10,7 @@ from .judging import Exercise, Number
 
 _SIGMOID_CHAIN = Number(
     0.16 ** 4,
-    explain="sigma' = 0.8 * (1 - 0.8) = 0.16 per layer, and 0.16^4 = 6.55e-4.",
+    explain="the local derivative is sigma' = 0.8 * (1 - 0.8) = 0.16 per layer, and 0.16^4 = 6.55e-4.",
     hint="the local derivative of a unit with output s is sigma' = s (1 - s); multiply one per layer.",
     mistakes=[(0.8 ** 4, "0.8 is sigma(z), the unit's output; its derivative is sigma'(z) = sigma(z) (1 - sigma(z))."),
               (0.2 ** 4, "0.2 is 1 - sigma(z); the derivative is the product sigma(z) (1 - sigma(z)) = 0.8 * 0.2."),
