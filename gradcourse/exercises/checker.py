@@ -30,6 +30,7 @@ class Result:
 
     @property
     def correct(self):
+        """True when the answer is right."""
         return self.status == "right"
 
     def __bool__(self):
