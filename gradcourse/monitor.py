@@ -11,11 +11,12 @@ import weakref
 
 import torch
 from torch import nn
+from torch.autograd import Variable
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from . import _checks
 from .layers import ForwardOrder, find_layers, layer_weights
-from .norms import group_norms, joint_norms, norm
+from .norms import group_norms, joint_norms, tensor_norms
 from .update_step import StepReplay
 
 SATURATION = {"tanh": (-0.97, 0.97), "sigmoid": (0.03, 0.97)}
@@ -39,7 +40,10 @@ ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.EL
 """Module types whose outputs GradientMonitor summarizes as activations."""
 
 _SATURATION_BY_TYPE = {nn.Tanh: SATURATION["tanh"], nn.Sigmoid: SATURATION["sigmoid"]}
-_NAN = torch.tensor(math.nan, dtype=torch.float64)
+
+STACK_LIMIT = 2 ** 20
+"""Activation outputs of one shape with at most this many entries each are stacked and summarized in
+one pass; larger ones, where the operations' own cost dominates, one by one without a copy."""
 
 
 class GradientMonitor:
@@ -55,7 +59,8 @@ class GradientMonitor:
     Layers (see :func:`find_layers`; ``layers=`` or ``include=`` choose others) are ordered as the
     first forward pass meets them, input side first; :attr:`layer_names` names them. For each it records
 
-    * ``grad_norm``: ``||dL/dW||`` of the layer's weights after every backward pass;
+    * ``grad_norm``: ``||dL/dW||`` of the layer's weights after every backward pass, measured when the
+      backward pass ends (before any clipping rescales the gradients), all layers in one fused call;
     * ``update_ratio``: ``||dW|| / ||W||`` each time an optimizer holding the weights steps, where
       ``dW`` is the step the optimizer computed. In float32 a change below about 6e-8 of a weight is
       absorbed by rounding, so the weights' difference ``W_after - W_before`` is used only where it is
@@ -76,6 +81,10 @@ class GradientMonitor:
     * ``dead``: share of units (all positions but the batch dimension) whose output is exactly zero
       for the whole batch: a dead ReLU passes no gradient.
 
+    The outputs are summarized after the pass (outputs of one shape together, in a few tensor
+    operations); an output that the forward pass changes in place after its module returned it
+    (``Dropout(inplace=True)`` after a GELU, say) gets NaN statistics and :attr:`activation_note` says so.
+
     A model that applies its activations as functions (``torch.relu(x)`` in ``forward``) has no
     activation modules to hook; :attr:`activation_note` then says so and those series are empty.
 
@@ -92,18 +101,22 @@ class GradientMonitor:
         self._layers = find_layers(model, layers, include)   # registration order until the first forward
         self._weights = [layer_weights(m) for _, m in self._layers]
         self._weight_ids = {id(p) for weights in self._weights for p in weights}
+        self._weight_keys = [(i, j) for i, weights in enumerate(self._weights) for j in range(len(weights))]
         self._sizes = None
         self._order = list(range(len(self._layers)))
         self._activation_modules = [(name or type(m).__name__, m) for name, m in model.named_modules()
                                     if isinstance(m, ACTIVATION_MODULES)]
-        self._records = {name: [[] for _ in self._layers] for name in ("grad_norm", "update_ratio")}
-        self._sites = {}          # (module index, call number) -> list of (mean, std, saturated, alive) records
+        self._records = {"grad_norm": [], "update_ratio": []}   # per recorded step, a float64 value per layer
+        self._sites = {}          # (module index, call number) -> per recorded step, (mean, std, saturated, dead)
         self._calls = {}
-        self._pending = {}
+        self._outputs = []        # (site, output, its version) of the current forward pass, summarized at the flush
+        self._changed_outputs = 0  # outputs changed in place after their module returned them
+        self._received = {}       # (layer, weight) -> .grad, during a backward pass
+        self._pending = {}        # (layer, weight) -> ||.grad|| of the last backward pass, until the flush
         self._handles = []
         self._order_recorder = None
         self._snapshots = None
-        self._steps = None           # per layer, ||dW|| of the optimizer step about to be taken
+        self._replayed = None        # the layers whose step is replayed, and their ||dW||
         self._replays = weakref.WeakKeyDictionary()   # optimizer -> StepReplay of the monitored weights
         self.update_note = None
         self._training_steps = 0     # forward passes with gradients enabled, since the monitor was built
@@ -136,7 +149,12 @@ class GradientMonitor:
 
     @property
     def activation_note(self):
-        """None when activation statistics were recorded; otherwise why there are none."""
+        """None when activation statistics were recorded; otherwise why there are none or some are NaN."""
+        self._flush()
+        if self._changed_outputs:
+            return (f"{self._changed_outputs} activation outputs were changed in place after their module returned "
+                    "them (by an in-place operation later in forward, e.g. Dropout(inplace=True)); their statistics "
+                    "are NaN")
         if self._sites:
             return None
         if not self._activation_modules:
@@ -148,15 +166,17 @@ class GradientMonitor:
         """The recorded values of one statistic as a float64 tensor of shape (steps, columns):
         one column per layer for grad_norm and update_ratio, per activation call otherwise."""
         _checks.choice("name", name, STATS)
-        self._flush_gradients()
+        self._flush()
         if name in self._records:
-            columns = [self._records[name][i] for i in self._order]
-        else:
-            columns = [[_activation_stat(name, record) for record in records] for records in self._sites.values()]
-        steps = min((len(values) for values in columns), default=0)
+            rows = self._records[name]
+            if not rows:
+                return torch.empty(0, len(self._layers), dtype=torch.float64)
+            return torch.stack(rows)[:, self._order]
+        column = STATS.index(name) - 1       # act_mean, act_std, saturated, dead -> 0..3
+        steps = min((len(records) for records in self._sites.values()), default=0)
         if steps == 0:
-            return torch.empty(0, len(columns), dtype=torch.float64)
-        return torch.stack([torch.stack(values[:steps]).double() for values in columns], dim=1)
+            return torch.empty(0, len(self._sites), dtype=torch.float64)
+        return torch.stack([torch.stack(records[:steps])[:, column] for records in self._sites.values()], dim=1)
 
     def mean(self, name):
         """Per-column mean over the recorded steps of one statistic, as a list of floats."""
@@ -196,7 +216,7 @@ class GradientMonitor:
         return self
 
     def __exit__(self, *exc_info):
-        self._flush_gradients()
+        self._flush()
         for handle in self._handles:
             handle.remove()
         self._handles = []
@@ -208,7 +228,7 @@ class GradientMonitor:
         return False
 
     def _forward_starts(self, module, inputs):
-        self._flush_gradients()
+        self._flush()
         self._calls = {}
         if torch.is_grad_enabled():
             self._recording = self._training_steps % self.every == 0
@@ -226,34 +246,68 @@ class GradientMonitor:
     def _grad_hook(self, i, j):
         def hook(p):
             if self._recording:
-                self._pending[(i, j)] = norm(p.grad)
+                if not self._received:
+                    try:        # measure every gradient of this backward pass at once, when it ends
+                        Variable._execution_engine.queue_callback(self._measure_gradients)
+                    except RuntimeError:   # not inside autograd's engine: measured at the next flush
+                        pass
+                self._received[(i, j)] = p.grad
         return hook
 
-    def _flush_gradients(self):
+    def _measure_gradients(self):
+        """The norms of the gradients this backward pass accumulated, in one fused call."""
+        if self._received:
+            keys = list(self._received)
+            self._pending.update(zip(keys, tensor_norms([self._received[key] for key in keys]).unbind()))
+            self._received = {}
+
+    def _flush(self):
+        """Turn what the hooks collected since the last flush into one recorded row per statistic."""
+        self._measure_gradients()
+        if self._outputs:
+            self._summarize_activations()
         if not self._pending:
             return
-        received = [[(i, j) for j in range(len(weights)) if (i, j) in self._pending]
-                    for i, weights in enumerate(self._weights)]
-        totals = joint_norms([self._pending[key] for keys in received for key in keys], [len(keys) for keys in received])
-        for records, total, keys in zip(self._records["grad_norm"], totals, received):
-            records.append(total if keys else _NAN)   # NaN: no weight of the layer got a gradient
+        keys = [(i, j) for i, weights in enumerate(self._weights) for j in range(len(weights)) if (i, j) in self._pending]
+        if len(keys) == len(self._weight_keys):          # every weight got a gradient: the usual case
+            row = joint_norms(torch.stack([self._pending[key] for key in keys]), [len(ws) for ws in self._weights])
+        else:                                           # NaN: no weight of the layer got a gradient
+            received = [[self._pending[(i, j)] for j in range(len(ws)) if (i, j) in self._pending]
+                        for i, ws in enumerate(self._weights)]
+            totals = joint_norms([value for values in received for value in values], [len(v) for v in received])
+            row = torch.where(torch.tensor([bool(v) for v in received], device=totals.device), totals,
+                              torch.full_like(totals, math.nan))
+        self._records["grad_norm"].append(row)
         self._pending = {}
 
     def _activation_hook(self, i):
-        saturation = _SATURATION_BY_TYPE.get(type(self._activation_modules[i][1]))
-
         def hook(module, inputs, output):
             if not self._recording or not torch.is_grad_enabled() or not isinstance(output, torch.Tensor):
                 return
             call = self._calls.get(i, 0)
             self._calls[i] = call + 1
-            a = output.detach().float()
-            saturated = None if saturation is None else ((a < saturation[0]) | (a > saturation[1])).sum()
-            # alive: units (all positions but the batch dimension) that are nonzero for some example
-            units = a.numel() // len(a) if a.dim() > 0 and len(a) else 0
-            alive = torch.count_nonzero(a.reshape(len(a), -1).abs().amax(dim=0)) if units else None
-            self._sites.setdefault((i, call), []).append((a.mean(), a.std() if a.numel() > 1 else _NAN, saturated, a.numel(), alive, units))
+            a = output.detach()
+            self._outputs.append(((i, call), a, a._version))
         return hook
+
+    def _summarize_activations(self):
+        """Mean, std, saturated and dead share of each activation output of the last forward pass:
+        outputs of one shape and kind are stacked and summarized together, a few tensor operations in all."""
+        groups = {}
+        for site, a, version in self._outputs:
+            if a._version != version:
+                self._changed_outputs += 1
+                self._sites.setdefault(site, []).append(torch.full((4,), math.nan, dtype=torch.float64, device=a.device))
+                continue
+            saturation = _SATURATION_BY_TYPE.get(type(self._activation_modules[site[0]][1]))
+            # outputs with more than STACK_LIMIT entries are summarized one by one, never copied together
+            key = (a.shape, a.dtype, a.device, saturation, id(a) if a.numel() > STACK_LIMIT else None)
+            groups.setdefault(key, []).append((site, a))
+        for (_, _, _, saturation, _), members in groups.items():
+            outputs = torch.stack([a for _, a in members]) if len(members) > 1 else members[0][1].unsqueeze(0)
+            for (site, _), record in zip(members, _activation_stats(outputs, saturation).unbind()):
+                self._sites.setdefault(site, []).append(record)
+        self._outputs = []
 
     def _holds_our_weights(self, optimizer):
         return any(id(p) in self._weight_ids for group in optimizer.param_groups for p in group["params"])
@@ -262,58 +316,80 @@ class GradientMonitor:
         """Before a recorded step: the weights' norms; the computed step of the layers where rounding may
         absorb it (every layer at the first recorded step, then those whose last ratio was below
         :data:`REPLAY_BELOW`); for the others a copy of the weights, to difference after the step."""
-        self._flush_gradients()
+        self._flush()
         if not self._recording or not self._holds_our_weights(optimizer):
             return
         self._sizes = group_norms(self._weights)
-        last = torch.stack([values[-1] if values else torch.zeros((), dtype=torch.float64)
-                            for values in self._records["update_ratio"]]).tolist()   # one host read, not one per layer
+        ratios = self._records["update_ratio"]
+        last = ratios[-1].tolist() if ratios else [0.0] * len(self._weights)   # one host read, not one per layer
         replay = [i for i in range(len(self._weights)) if not last[i] > REPLAY_BELOW]
-        self._steps = {}
+        self._replayed = ([], None)
         if replay and self.update_note is None:
             try:
                 if optimizer not in self._replays:
                     self._replays[optimizer] = StepReplay(optimizer, [p for weights in self._weights for p in weights])
                 norms = self._replays[optimizer].step_norms([p for i in replay for p in self._weights[i]])
-                steps = joint_norms(norms, [len(self._weights[i]) for i in replay])
+                self._replayed = (replay, joint_norms(norms, [len(self._weights[i]) for i in replay]))
             except Exception as error:   # an optimizer built otherwise than torch.optim's: the applied change
                 self.update_note = (f"{type(optimizer).__name__} could not be replayed in float64 "
                                     f"({type(error).__name__}: {error}); update_ratio is the applied change "
                                     f"W_after - W_before, in which float32 rounding absorbs steps below about "
                                     f"6e-8 of a weight")
-            else:
-                self._steps = dict(zip(replay, steps))
         if self._snapshots is None or any(b.shape != p.shape for ws, bs in zip(self._weights, self._snapshots)
                                           for p, b in zip(ws, bs)):
             self._snapshots = [[torch.empty_like(p) for p in weights] for weights in self._weights]
-        differenced = [i for i in range(len(self._weights)) if i not in self._steps]
+        differenced = self._differenced()
         if differenced:
             with torch.no_grad():
                 torch._foreach_copy_([b for i in differenced for b in self._snapshots[i]],
                                      [p.detach() for i in differenced for p in self._weights[i]])
 
+    def _differenced(self):
+        replayed = set(self._replayed[0])
+        return [i for i in range(len(self._weights)) if i not in replayed]
+
     def _after_step(self, optimizer, args, kwargs):
         if self._sizes is None or not self._holds_our_weights(optimizer):
             return
-        differenced = [i for i in range(len(self._weights)) if i not in self._steps]
+        replay, steps = self._replayed
+        differenced = self._differenced()
         if differenced:
             with torch.no_grad():
                 torch._foreach_sub_([b for i in differenced for b in self._snapshots[i]],
                                     [p.detach() for i in differenced for p in self._weights[i]])
-            self._steps.update(zip(differenced, group_norms([self._snapshots[i] for i in differenced])))
-        for i, records in enumerate(self._records["update_ratio"]):
-            records.append(self._steps[i] / self._sizes[i])
+            changes = group_norms([self._snapshots[i] for i in differenced])
+            if replay:
+                row = torch.empty(len(self._weights), dtype=torch.float64, device=changes.device)
+                row[torch.tensor(replay, device=row.device)] = steps.to(row.device)
+                row[torch.tensor(differenced, device=row.device)] = changes
+                steps = row
+            else:
+                steps = changes
+        self._records["update_ratio"].append(steps.to(self._sizes.device) / self._sizes)
         self._sizes = None
-        self._steps = None
+        self._replayed = None
 
 
-def _activation_stat(name, record):
-    """One statistic of one recorded activation call, as a scalar tensor (NaN where it does not apply)."""
-    mean, std, saturated, count, alive, units = record
-    if name == "act_mean":
-        return mean
-    if name == "act_std":
-        return std
-    if name == "saturated":
-        return _NAN if saturated is None else saturated / count
-    return _NAN if alive is None else 1 - alive / units     # dead
+def _activation_stats(outputs, saturation):
+    """``(mean, std, saturated, dead)`` of each of ``k`` stacked activation outputs ``(k, batch, ...)``,
+    as a float64 tensor of shape ``(k, 4)`` (NaN where a statistic does not apply)."""
+    k = len(outputs)
+    flat = outputs.reshape(k, -1).float()
+    count = flat.shape[1]
+    nan = torch.full((k,), math.nan, device=flat.device)
+    if count > 1:     # two passes, faster than torch.std_mean's single Welford pass on the CPU
+        mean = flat.mean(dim=1, keepdim=True)
+        std = torch.linalg.vector_norm(flat - mean, dim=1) / math.sqrt(count - 1)
+        mean = mean.squeeze(1)
+    else:
+        mean, std = flat.sum(dim=1) if count else nan, nan
+    saturated = nan
+    if saturation is not None and count:
+        saturated = ((flat < saturation[0]) | (flat > saturation[1])).sum(dim=1) / count
+    dead = nan
+    if outputs.dim() > 1 and outputs.shape[1] and count:
+        # alive: units (all positions but the batch dimension) that are nonzero for some example
+        units = flat.reshape(k, outputs.shape[1], count // outputs.shape[1])
+        alive = (units.amax(dim=1) != 0) | (units.amin(dim=1) != 0)
+        dead = 1 - alive.sum(dim=1) / alive.shape[1]
+    return torch.stack([mean, std, saturated, dead], dim=1).double()

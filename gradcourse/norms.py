@@ -55,57 +55,71 @@ def _norm_without_sync(tensor, direct):
     return torch.where((direct > SAFE_FLOAT32_NORM) & torch.isfinite(direct), direct.double(), scaled)
 
 
-def joint_norms(norms, sizes):
-    """The norm of each group of tensors taken as one vector, given the norms of its members:
-    ``||(t_1, ..., t_k)|| = sqrt(sum_j ||t_j||**2)``.
-
-    Args:
-        norms: float64 scalar tensors (or one 1-D tensor of them), the members of the first group,
-            then of the second, ...
-        sizes: how many members each group has (a group of none has norm 0).
-
-    Returns:
-        A list of float64 scalar tensors, one per group. Norms on one device are combined in a
-        handful of tensor operations whatever the number of groups.
-    """
-    if sum(sizes) != len(norms):
-        raise ValueError(f"sizes must add up to the number of norms, {len(norms)}; got {list(sizes)}")
-    if torch.is_tensor(norms):
-        devices = {norms.device}
-    else:
-        devices = {value.device for value in norms}
-    if len(devices) > 1:                 # a model spread over several devices: group by group
-        bounds = [sum(sizes[:k]) for k in range(len(sizes) + 1)]
-        return [torch.stack(norms[a:b]).square().sum().sqrt() if b > a else torch.zeros((), dtype=torch.float64)
-                for a, b in zip(bounds, bounds[1:])]
-    device = devices.pop() if devices else None
-    index = torch.tensor([k for k, size in enumerate(sizes) for _ in range(size)], dtype=torch.long, device=device)
-    if torch.is_tensor(norms):
-        squares = norms.square()
-    else:
-        squares = torch.stack(norms).square() if norms else torch.zeros(0, dtype=torch.float64, device=device)
-    total = torch.zeros(len(sizes), dtype=torch.float64, device=device).index_add_(0, index, squares)
-    return list(total.sqrt().unbind())
-
-
-def group_norms(groups):
-    """:func:`norm` of each group of tensors taken as one vector (e.g. a layer's weight and bias):
-    ``sqrt(sum_j ||t_j||**2)``, as a list of float64 scalar tensors, one per group.
+def tensor_norms(tensors):
+    """:func:`norm` of each tensor, as one 1-D float64 tensor.
 
     Float32 tensors on the CPU, the usual case, are measured by one fused ``torch._foreach_norm``
     call (as ``torch.nn.utils.get_total_norm`` does) and checked with one read of the results;
     the rare tensor whose float32 norm is below :data:`SAFE_FLOAT32_NORM` or not finite is measured
     again by :func:`norm`. Other tensors go through :func:`norm` one by one.
+
+    Example:
+        >>> tensor_norms([torch.tensor([3.0, 4.0]), torch.full((4,), 1e-30)])
+        tensor([5.0000e+00, 2.0000e-30], dtype=torch.float64)
     """
-    flat = [t.detach() for group in groups for t in group]
+    flat = [t.detach() for t in tensors]
+    if not flat:
+        return torch.zeros(0, dtype=torch.float64)
     fused = [k for k, t in enumerate(flat) if t.dtype == torch.float32 and t.device.type == "cpu"]
-    values = [None] * len(flat)
-    if fused:
-        direct = torch.stack(torch._foreach_norm([flat[k] for k in fused])).double()
-        checked = direct.tolist()
-        if len(fused) == len(flat) and all(SAFE_FLOAT32_NORM < value < math.inf for value in checked):
-            return joint_norms(direct, [len(group) for group in groups])
-        for k, d, value in zip(fused, direct.unbind(), checked):
-            values[k] = d if SAFE_FLOAT32_NORM < value < math.inf else norm(flat[k])
-    values = [norm(t) if v is None else v for t, v in zip(flat, values)]
-    return joint_norms(values, [len(group) for group in groups])
+    if len(fused) == len(flat):
+        direct = torch.stack(torch._foreach_norm(flat))
+        if all(SAFE_FLOAT32_NORM < value < math.inf for value in direct.tolist()):
+            return direct.double()
+    values = [norm(t) for t in flat]
+    devices = {value.device for value in values}
+    return torch.stack(values) if len(devices) == 1 else torch.stack([value.cpu() for value in values])
+
+
+def joint_norms(norms, sizes):
+    """The norm of each group of tensors taken as one vector, given the norms of its members:
+    ``||(t_1, ..., t_k)|| = sqrt(sum_j ||t_j||**2)``.
+
+    Args:
+        norms: the members' norms, float64: a 1-D tensor or a list of scalar tensors, the members
+            of the first group, then of the second, ...
+        sizes: how many members each group has (a group of none has norm 0).
+
+    Returns:
+        A 1-D float64 tensor, one norm per group, computed in a few tensor operations whatever the
+        number of groups.
+
+    Example:
+        >>> joint_norms(torch.tensor([3.0, 4.0, 12.0], dtype=torch.float64), [2, 0, 1])
+        tensor([ 5.,  0., 12.], dtype=torch.float64)
+    """
+    sizes = list(sizes)
+    if sum(sizes) != len(norms):
+        raise ValueError(f"sizes must add up to the number of norms, {len(norms)}; got {sizes}")
+    if not torch.is_tensor(norms):
+        devices = {value.device for value in norms}
+        norms = (torch.stack(norms) if len(devices) == 1 else torch.stack([value.cpu() for value in norms])) \
+            if norms else torch.zeros(0, dtype=torch.float64)
+    squares = norms.double().square()
+    if sizes and all(size == sizes[0] for size in sizes) and sizes[0] > 0:   # e.g. a weight and a bias per layer
+        return squares.reshape(len(sizes), sizes[0]).sum(dim=1).sqrt()
+    index = torch.repeat_interleave(torch.arange(len(sizes), device=squares.device),
+                                    torch.tensor(sizes, dtype=torch.long, device=squares.device))
+    total = torch.zeros(len(sizes), dtype=torch.float64, device=squares.device).index_add_(0, index, squares)
+    return total.sqrt()
+
+
+def group_norms(groups):
+    """:func:`norm` of each group of tensors taken as one vector (e.g. a layer's weight and bias):
+    ``sqrt(sum_j ||t_j||**2)``, as a 1-D float64 tensor, one entry per group (see :func:`tensor_norms`).
+
+    Example:
+        >>> group_norms([[torch.tensor([3.0]), torch.tensor([4.0])], []])
+        tensor([5., 0.], dtype=torch.float64)
+    """
+    groups = [list(group) for group in groups]
+    return joint_norms(tensor_norms([t for group in groups for t in group]), [len(group) for group in groups])

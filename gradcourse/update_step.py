@@ -17,7 +17,7 @@ import copy
 
 import torch
 
-from .norms import SAFE_FLOAT32_NORM, group_norms
+from .norms import SAFE_FLOAT32_NORM, tensor_norms
 
 
 def replayed_steps(optimizer, params):
@@ -85,20 +85,45 @@ class StepReplay:
         return self._replay(params, from_weights=True)
 
     def step_norms(self, params):
-        """``||dW||`` of the step ``optimizer.step()`` is about to make to each of ``params``, as float64
-        scalar tensors (0 for a parameter the optimizer does not hold or that has no gradient).
+        """``||dW||`` of the step ``optimizer.step()`` is about to make to each of ``params``, as a 1-D
+        float64 tensor (0 for a parameter the optimizer does not hold or that has no gradient).
 
-        For :data:`WEIGHT_FREE_STEPS` without weight decay the step is replayed from zero in the weights'
-        precision. A float32 step entry that underflows is lost there, but entries below 1e-38 change a
-        norm above :data:`gradcourse.norms.SAFE_FLOAT32_NORM` by a relative 1e-48 or less; when a norm is
-        below it, every step is replayed in float64 from the weights instead.
+        Plain SGD (no momentum, no weight decay) steps by ``dW = -lr * g``, so ``||dW|| = lr ||g||``
+        with nothing to replay. Other :data:`WEIGHT_FREE_STEPS` without weight decay are replayed from
+        zero in the weights' precision. A float32 step entry that underflows is lost there, but entries
+        below 1e-38 change a norm above :data:`gradcourse.norms.SAFE_FLOAT32_NORM` by a relative 1e-48 or
+        less; when a norm is below it, every step is replayed in float64 from the weights instead.
         """
-        replayed = [id(p) in self._held() and p.grad is not None for p in params]
+        held = self._held()
+        replayed = [id(p) in held and p.grad is not None for p in params]
+        rates = self._plain_sgd_rates()
+        if rates is not None and not any(p.grad.is_sparse for p, used in zip(params, replayed) if used):
+            used = [p for p, u in zip(params, replayed) if u]
+            if not used:
+                return torch.zeros(len(params), dtype=torch.float64)
+            grad_norms = tensor_norms([p.grad for p in used])
+            steps = grad_norms * torch.tensor([rates[id(p)] for p in used], dtype=torch.float64, device=grad_norms.device)
+            if len(used) == len(params):
+                return steps
+            return torch.zeros(len(params), dtype=torch.float64, device=steps.device).index_copy_(
+                0, torch.tensor([k for k, u in enumerate(replayed) if u], device=steps.device), steps)
         if self._weight_free():
-            norms = group_norms([[step] for step in self._replay(params, from_weights=False)])
-            if all(norm.item() > SAFE_FLOAT32_NORM for norm, used in zip(norms, replayed) if used):
+            norms = tensor_norms(self._replay(params, from_weights=False))
+            if all(value > SAFE_FLOAT32_NORM for value, used in zip(norms.tolist(), replayed) if used):
                 return norms
-        return group_norms([[step] for step in self.steps(params)])
+        return tensor_norms(self.steps(params))
+
+    def _plain_sgd_rates(self):
+        """``{id(p): lr}`` when the optimizer is plain SGD (no momentum, no weight decay), else None."""
+        if type(self.optimizer) is not torch.optim.SGD:
+            return None
+        rates = {}
+        for group in self.optimizer.param_groups:
+            if group.get("momentum", 0) != 0 or group.get("weight_decay", 0) != 0:
+                return None
+            for p in group["params"]:
+                rates[id(p)] = float(group["lr"])
+        return rates
 
     def _held(self):
         return {id(p) for group in self.optimizer.param_groups for p in group["params"]}

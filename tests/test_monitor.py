@@ -148,7 +148,10 @@ def test_every_must_be_a_positive_integer(every, raises_bad):
         GradientMonitor(_model(), every=every)
 
 
-def test_activation_statistics_match_a_manual_forward(mnist_small):
+@pytest.mark.parametrize("stack_limit", [2 ** 20, 0], ids=["stacked", "one_by_one"])
+def test_activation_statistics_match_a_manual_forward(stack_limit, mnist_small, monkeypatch):
+    # outputs of one shape are summarized together; above STACK_LIMIT entries one by one: same numbers
+    monkeypatch.setattr(gradcourse.monitor, "STACK_LIMIT", stack_limit)
     X, _ = mnist_small
     model = _model(activation="tanh")
     with GradientMonitor(model) as monitor:
@@ -163,6 +166,37 @@ def test_activation_statistics_match_a_manual_forward(mnist_small):
     assert monitor.series("act_mean")[0].tolist() == pytest.approx(means, rel=1e-5, abs=1e-7)
     assert monitor.series("act_std")[0].tolist() == pytest.approx(stds, rel=1e-5)
     assert monitor.series("saturated")[0].tolist() == pytest.approx(saturated)
+
+
+def test_an_activation_output_changed_in_place_later_is_reported_not_misread():
+    # GELU's backward needs its input, not its output, so forward may legally scale the output in place
+    class ScaledGelu(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear, self.act = torch.nn.Linear(4, 6), torch.nn.GELU()
+
+        def forward(self, x):
+            return self.act(self.linear(x)).mul_(2.0)
+
+    model = ScaledGelu()
+    with GradientMonitor(model) as monitor:
+        model(torch.randn(8, 4)).sum().backward()
+    assert math.isnan(monitor.series("act_mean")[0, 0].item())
+    assert "changed in place" in monitor.activation_note
+
+
+def test_grad_norm_is_the_gradient_before_clipping(mnist_small):
+    # norms are taken when backward ends, before clip_grad_norm_ rescales the gradients in place
+    X, y = mnist_small
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with GradientMonitor(model) as monitor:
+        F.cross_entropy(model(X), y).backward()
+        expected = [torch.linalg.vector_norm(layer.weight.grad).item() for layer in monitor.layers]
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1e-3)
+        optimizer.step()
+    assert monitor.series("grad_norm")[0].tolist() == pytest.approx(expected, rel=1e-5)
+    assert max(expected) > 1e-2           # so clipping did change the gradients
 
 
 def test_mean_averages_over_steps(mnist_small):

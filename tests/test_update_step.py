@@ -116,5 +116,19 @@ def test_step_norms_are_the_norms_of_the_float64_steps(optimizer_class, settings
     for step in range(3):
         _set_gradients(params, step)
         expected = [torch.linalg.vector_norm(s).item() for s in replayed_steps(optimizer, params)]
+        if optimizer_class is torch.optim.SGD and not settings.get("momentum"):
+            # plain SGD: ||dW|| = lr ||g||, exact even where float64 weights absorb the step (lr 1e-31 here)
+            expected = [settings["lr"] * torch.linalg.vector_norm(p.grad.double()).item() if p.grad is not None else 0.0
+                        for p in params]
         assert [n.item() for n in replay.step_norms(params)] == pytest.approx(expected, rel=1e-5, abs=0)
         optimizer.step()
+
+
+def test_plain_sgd_step_norms_need_no_replay_and_skip_parameters_without_gradients():
+    params = [torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.randn(3)), torch.nn.Parameter(torch.randn(2))]
+    optimizer = torch.optim.SGD([{"params": params[:2], "lr": 0.5}, {"params": params[2:], "lr": 1e-20}])
+    params[0].grad, params[2].grad = torch.full((4, 3), 2.0), torch.full((2,), 1e-20)
+    replay = StepReplay(optimizer, params)
+    norms = replay.step_norms(params)
+    assert norms.tolist() == pytest.approx([0.5 * 2.0 * 12 ** 0.5, 0.0, 1e-40 * 2 ** 0.5], rel=1e-6)
+    assert replay._copies == {}          # nothing was copied or replayed
