@@ -1,10 +1,12 @@
-"""The course in a real browser: notebook 02 run in JupyterLab by headless Chromium.
+"""The course in a real browser: notebook 02 run in JupyterLab by headless Chromium, and an exercise answered.
 
 nbval proves the notebooks' Python; only a browser proves the widgets render. This test starts
 JupyterLab on 127.0.0.1 at a free port, opens a copy of notebook 02 in headless Chromium through
 the ``playwright`` package, runs all cells, and checks that no cell failed, that the gradient-flow
 explorer rendered as sliders (not "Loading widget..." or a model-not-found error), and that moving
-its depth slider redraws the figure (the image bytes change). Screenshots are saved in the test's
+its depth slider redraws the figure (the image bytes change). Then it answers exercise 02.1 as a
+learner does, typing into the exercise cell and running it: a wrong answer gets the check's verdict
+and its hint in the cell's output, the right one "right". Screenshots are saved in the test's
 temporary folder.
 
 It needs Debian's ``chromium`` (``apt-get install chromium``; ``.ci/run`` installs it), launched
@@ -145,6 +147,19 @@ def wait_for_new_image(page, figure, old_src, timeout):
     pytest.fail(f"the figure did not change within {timeout} s of moving the depth slider")
 
 
+def answer_exercise(page, exercise_id, answer):
+    """Type ``answer`` into the exercise cell of ``exercise_id`` (in place of what it holds), run the
+    cell with Shift+Enter and return the cell's locator."""
+    cell = page.locator(".jp-CodeCell").filter(has_text=f'gc.exercises.check("{exercise_id}"')
+    sync_api.expect(cell).to_have_count(1)
+    cell.locator(".cm-content").click()
+    page.keyboard.press("Control+a")
+    # insert_text types no keys, so the editor adds no closing brackets or indentation of its own
+    page.keyboard.insert_text(f'answer = {answer}\ngc.exercises.check("{exercise_id}", answer)')
+    page.keyboard.press("Shift+Enter")
+    return cell
+
+
 def test_notebook_02_widgets_work_in_a_browser(jupyterlab, tmp_path):
     expect = sync_api.expect
     expect.set_options(timeout=60 * SECONDS)  # expect's own default is 5 s, too short on a busy 2-core machine
@@ -183,6 +198,19 @@ def test_notebook_02_widgets_work_in_a_browser(jupyterlab, tmp_path):
             after = png_bytes(after_src)
             assert after != before
             explorer.screenshot(path=tmp_path / "explorer_depth_5.png")
+            assert page.evaluate(NOTEBOOK_STATE)["errors"] == []
+
+            # a learner answers exercise 02.1: first with sigma instead of sigma', then right
+            unanswered = page.locator(".jp-CodeCell").filter(has_text='gc.exercises.check("02.1"')
+            expect(unanswered.locator(".jp-OutputArea-output")).to_contain_text("Exercise 02.1: not answered yet")
+            cell = answer_exercise(page, "02.1", "0.8 ** 4")
+            output = cell.locator(".jp-OutputArea-output")
+            expect(output).to_contain_text("Exercise 02.1: wrong")
+            expect(output).to_contain_text("its derivative is sigma'(z)")
+            cell.screenshot(path=tmp_path / "exercise_wrong.png")
+            cell = answer_exercise(page, "02.1", "(0.8 * 0.2) ** 4")
+            expect(cell.locator(".jp-OutputArea-output")).to_contain_text("Exercise 02.1: right")
+            cell.screenshot(path=tmp_path / "exercise_right.png")
             assert page.evaluate(NOTEBOOK_STATE)["errors"] == []
         finally:
             page.screenshot(path=tmp_path / "jupyterlab.png")
