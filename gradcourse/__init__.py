@@ -4,7 +4,7 @@ The core, usable in any training script: :mod:`~gradcourse.data` (MNIST, batches
 :mod:`~gradcourse.models` (MLP), :mod:`~gradcourse.train` (fit), :mod:`~gradcourse.scoring`
 (accuracy), :mod:`~gradcourse.monitor`
 (GradientMonitor), :mod:`~gradcourse.diagnose`, :mod:`~gradcourse.runtime` (seeds, CPU threads,
-device). The lessons' experiments build on it: :mod:`~gradcourse.at_init`,
+device). The lessons' experiments build on it: :mod:`~gradcourse.at_init`, :mod:`~gradcourse.initialization`,
 :mod:`~gradcourse.training_runs`, :mod:`~gradcourse.theory`, :mod:`~gradcourse.clipping`,
 :mod:`~gradcourse.sequences`, :mod:`~gradcourse.residual`, :mod:`~gradcourse.normalization`,
 :mod:`~gradcourse.optimization`, :mod:`~gradcourse.precision`. The display,
@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 
 from . import at_init, clipping, data, layers, models, monitor, normalization, norms, optimization, precision
-from . import probes, residual, scoring, sequences, theory, train, training_runs
+from . import initialization, probes, residual, scoring, sequences, theory, train, training_runs
 from .data import batches, load_mnist
 from .diagnose import diagnose  # (the function; the module stays importable as gradcourse.diagnose)
 from .models import MLP
@@ -33,7 +33,8 @@ __version__ = "0.1.0"
 _DISPLAY = ("plots", "figures", "widgets", "exercises")
 
 __all__ = ["GradientMonitor", "History", "MLP", "activation_gradient_norms", "at_init", "batches", "clipping", "data",
-           "device", "diagnose", "environment_report", "fit", "layer_gradient_norms", "layers", "load_mnist", "models",
+           "device", "diagnose", "environment_report", "fit", "initialization", "layer_gradient_norms", "layers",
+           "load_mnist", "models",
            "monitor", "normalization", "norms", "optimization", "precision", "probes", "residual", "scoring", "sequences",
            "set_seed", "theory", "train", "training_runs", "usable_cpus", "use_cpus", *_DISPLAY]
 

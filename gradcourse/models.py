@@ -123,6 +123,11 @@ class MLP(nn.Module):
             (see :func:`init_linear_`),
             applied to every Linear layer, the output layer included.
         init_scale: gain on the scheme's standard deviation (std itself for ``normal``).
+        output_scale: multiplies the output layer's initial weights after ``init``. The first
+            cross-entropy of ``C`` classes is about ``ln C + s**2 / 2`` for logits of small spread ``s``
+            across the classes, so a small output layer (e.g. 0.1) starts the loss near ``ln C``, the
+            loss of predicting every class with probability 1/C (Karpathy 2019, "A Recipe for Training
+            Neural Networks": "verify loss @ init"); a large one starts confident and wrong.
         norm: ``None``, ``"batch"`` (BatchNorm1d) or ``"layer"`` (LayerNorm).
         residual: identity skips around every hidden block whose input and output
             widths match (all but the first, which maps ``in_features -> width``).
@@ -134,7 +139,7 @@ class MLP(nn.Module):
     """
 
     def __init__(self, in_features=784, out_features=10, width=128, depth=10, activation="relu",
-                 init="default", init_scale=1.0, norm=None, residual=False):
+                 init="default", init_scale=1.0, norm=None, residual=False, output_scale=1.0):
         super().__init__()
         _checks.integer("in_features", in_features, minimum=1)
         _checks.integer("out_features", out_features, minimum=1)
@@ -143,11 +148,13 @@ class MLP(nn.Module):
         _checks.choice("activation", activation, tuple(ACTIVATIONS))
         _checks.choice("init", init, INITS)
         _checks.number("init_scale", init_scale, minimum=0, strict_minimum=True)
+        output_scale = _checks.number("output_scale", output_scale, minimum=0, strict_minimum=True)
         _checks.choice("norm", norm, NORMS)
         _check_residual(residual)
         self.activation = activation
         self.init = init
         self.init_scale = float(init_scale)
+        self.output_scale = output_scale
         self.blocks = nn.ModuleList(
             PreActivationBlock(width, activation, norm, last=i == depth - 1) if residual == "pre" and i > 0 else
             HiddenBlock(in_features if i == 0 else width, width, activation, norm,
@@ -159,6 +166,11 @@ class MLP(nn.Module):
             init_linear_(layer, init, init_scale)
         if not all(torch.isfinite(p).all() for p in self.parameters()):
             raise ValueError(f"init_scale={init_scale!r} is not allowed with init={init!r}: the initial weights "
+                             "overflow float32 to inf; choose a scale that keeps them finite")
+        with torch.no_grad():
+            self.output.weight.mul_(output_scale)
+        if not torch.isfinite(self.output.weight).all():
+            raise ValueError(f"output_scale={output_scale!r} is not allowed: the output layer's initial weights "
                              "overflow float32 to inf; choose a scale that keeps them finite")
 
     def forward(self, x):
@@ -175,7 +187,8 @@ class MLP(nn.Module):
         return [block.activation for block in self.blocks]
 
     def extra_repr(self):
-        return f"activation={self.activation!r}, init={self.init!r}, init_scale={self.init_scale}"
+        scale = f", output_scale={self.output_scale}" if self.output_scale != 1.0 else ""
+        return f"activation={self.activation!r}, init={self.init!r}, init_scale={self.init_scale}{scale}"
 
 
 MLP_OPTIONS = tuple(name for name in inspect.signature(MLP).parameters if name != "in_features")

@@ -185,10 +185,24 @@ def test_set_seed_makes_two_builds_identical():
     (dict(init_scale=True), "init_scale", True),
     (dict(norm="group"), "norm", "group"),
     (dict(residual=1), "residual", 1),
+    (dict(output_scale=0), "output_scale", 0),
+    (dict(output_scale=math.nan), "output_scale", math.nan),
+    (dict(output_scale=1e300), "output_scale", 1e300),
 ])
 def test_mlp_rejects_bad_arguments(kwargs, name, value, raises_bad):
     with raises_bad(name, value):
         MLP(**kwargs)
+
+
+def test_output_scale_multiplies_only_the_output_weights():
+    gradcourse.set_seed(3)
+    plain = MLP(in_features=6, width=8, depth=2, init="kaiming")
+    gradcourse.set_seed(3)
+    small = MLP(in_features=6, width=8, depth=2, init="kaiming", output_scale=0.1)
+    assert torch.allclose(small.output.weight, 0.1 * plain.output.weight)
+    assert torch.equal(small.output.bias, plain.output.bias)
+    assert all(torch.equal(a, b) for a, b in zip(plain.blocks.parameters(), small.blocks.parameters()))
+    assert "output_scale=0.1" in repr(small) and "output_scale" not in repr(plain)
 
 
 @pytest.mark.parametrize("kwargs, name, value", [
