@@ -9,9 +9,10 @@ top to bottom with its exercises unanswered; only an unknown exercise id raises 
 from __future__ import annotations
 
 from .. import _checks
-from . import notebook_01, notebook_02, notebook_03, notebook_04
+from . import notebook_01, notebook_02, notebook_03, notebook_04, notebook_05, notebook_06, notebook_07, notebook_08
 
-EXERCISES = {exercise.id: exercise for module in (notebook_01, notebook_02, notebook_03, notebook_04)
+EXERCISES = {exercise.id: exercise for module in (notebook_01, notebook_02, notebook_03, notebook_04, notebook_05,
+                                                   notebook_06, notebook_07, notebook_08)
              for exercise in module.EXERCISES}
 """Every exercise of the course by id, ``"02.1"`` being notebook 02's first."""
 

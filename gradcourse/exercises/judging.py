@@ -2,10 +2,11 @@
 
 A judge is a callable ``answer -> (correct, message)``. :class:`Number` compares numbers within a
 tolerance and recognises the mistakes it is given (and, for any exercise, an answer off by a power
-of ten or by its sign); :class:`Choice` compares a prediction with what an experiment, run on the
-spot, shows. An exercise whose answer is a network judges it with :func:`mlp_mismatch` and
-:func:`per_layer_factor`, which runs it once on a seeded batch. None of them raises on a wrong
-answer: a wrong type is a wrong answer, with a message that says what to give.
+of ten or by its sign); :class:`Entries` judges a tuple of numbers entry by entry; :class:`Choice`
+compares a prediction with what an experiment, run on the spot, shows. An exercise whose answer is
+a network judges it with :func:`mlp_mismatch` and :func:`per_layer_factor`, which runs it once on a
+seeded batch. None of them raises on a wrong answer: a wrong type is a wrong answer, with a message
+that says what to give.
 """
 
 from __future__ import annotations
@@ -113,6 +114,29 @@ class Number:
         if self._close(values, tuple(-e for e in expected)):
             return "right size, wrong sign."
         return self.hint
+
+
+class Entries:
+    """Judge a tuple of numbers entry by entry. ``entries`` maps each entry's name to its own
+    :class:`Number` (its ``explain`` unused), so a wrong answer is told which entries are wrong,
+    each with its own hint; ``explain`` follows "right"."""
+
+    def __init__(self, entries, *, explain):
+        self.names, self.judges, self.explain = tuple(entries), tuple(entries.values()), explain
+        self.mistakes = tuple((lambda i=i, make=make: self._with(i, make()), f"{name}: {words}")
+                              for i, (name, judge) in enumerate(entries.items()) for make, words in judge.mistakes)
+
+    def _with(self, index, value):
+        """The right answer with entry ``index`` replaced by ``value``."""
+        return tuple(value if i == index else judge.expected for i, judge in enumerate(self.judges))
+
+    def __call__(self, answer):
+        values = as_numbers(answer, len(self.judges))
+        if values is None:
+            return False, f"give {len(self.judges)} numbers in a tuple, ({', '.join(self.names)}); got {_checks.describe(answer)}."
+        verdicts = [(name, judge(value)) for name, judge, value in zip(self.names, self.judges, values)]
+        wrong = [f"{name}: {words}" for name, (correct, words) in verdicts if not correct]
+        return not wrong, " ".join(wrong) if wrong else self.explain
 
 
 def normalise_choice(answer):
