@@ -170,26 +170,17 @@ def dying_units_experiment(X, y, activation="relu", bias_shift=2.0, lr=0.05, war
     return {"activity": activity, "accuracy": acc, "hidden_weights_changed": changed, "monitor": monitor}
 
 
-def train_and_diagnose(X, y, validation, *, lr, epochs=3, batch_size=64, probe=256, seed=0, output_scale=1.0, **mlp):
+def train_and_diagnose(X, y, validation, *, lr, epochs=3, batch_size=64, probe=256, seed=0, **mlp):
     """Build a fresh seeded ``MLP(**mlp)``, diagnose it on the first ``probe`` rows with an SGD
-    optimizer at ``lr``, then train it with :func:`gradcourse.fit`.
-
-    ``output_scale`` multiplies the output layer's initial weights. The logits are
-    ``z = W_out h``; for logits of spread ``s`` across the classes the first cross-entropy is
-    about ``ln C + s**2 / 2`` when ``s`` is small (second-order expansion of log-sum-exp around
-    equal logits), so a small output layer (e.g. 0.1) starts the loss at ``ln C``, the loss of a
-    network that predicts every class with probability 1/C (Karpathy 2019, "A Recipe for
-    Training Neural Networks": "init well", "verify loss @ init").
+    optimizer at ``lr``, then train it with :func:`gradcourse.fit`. A small ``output_scale``
+    (see :class:`~gradcourse.models.MLP`) starts the loss at ``ln C``.
 
     Returns ``{"report": Report, "history": History, "accuracy": the last validation accuracy,
     or None when training diverged before finishing an epoch}``.
     """
     _checks.features_and_labels(X, y)
     _checks.integer("probe", probe, minimum=1)
-    output_scale = _checks.number("output_scale", output_scale, minimum=0, strict_minimum=True)
     model = seeded_mlp(X, seed, **mlp)
-    with torch.no_grad():
-        model.output.weight.mul_(output_scale)
     report = diagnose(model, X[:probe], y[:probe], optimizer=torch.optim.SGD(model.parameters(), lr=lr))
     history = fit(model, X, y, epochs=epochs, batch_size=batch_size, lr=lr, validation=validation, seed=seed)
     return {"report": report, "history": history,
