@@ -49,6 +49,14 @@ def boolean(name, value):
     return value
 
 
+def interval(name, value):
+    """Return ``value`` as ``(low, high)`` floats if it is two finite numbers with ``low < high``."""
+    if (not isinstance(value, (tuple, list)) or len(value) != 2 or any(isinstance(v, bool) for v in value)
+            or not all(isinstance(v, numbers.Real) and math.isfinite(v) for v in value) or not value[0] < value[1]):
+        raise ValueError(f"{name}={value!r} is not allowed; it must be (low, high), two finite numbers with low < high")
+    return float(value[0]), float(value[1])
+
+
 def _range(minimum, maximum, strict_minimum=False):
     low = "" if minimum is None else (f" > {minimum}" if strict_minimum else f" >= {minimum}")
     high = "" if maximum is None else f" <= {maximum}"

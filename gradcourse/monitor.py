@@ -15,12 +15,10 @@ from torch.autograd import Variable
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from . import _checks
+from .activation_summary import SATURATION_BY_TYPE, histogram_range, histograms, statistics
 from .layers import ForwardOrder, find_layers, layer_weights
 from .norms import group_norms, joint_norms, tensor_norms
 from .update_step import StepReplay
-
-SATURATION = {"tanh": (-0.97, 0.97), "sigmoid": (0.03, 0.97)}
-"""A unit counts as saturated when its output lies outside this interval (its derivative is then tiny)."""
 
 STATS = ("grad_norm", "act_mean", "act_std", "saturated", "dead", "update_ratio")
 
@@ -39,7 +37,6 @@ ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.EL
                       nn.Softplus, nn.Softsign, nn.LogSigmoid, nn.Tanhshrink)
 """Module types whose outputs GradientMonitor summarizes as activations."""
 
-_SATURATION_BY_TYPE = {nn.Tanh: SATURATION["tanh"], nn.Sigmoid: SATURATION["sigmoid"]}
 
 STACK_LIMIT = 2 ** 20
 """Activation outputs of one shape with at most this many entries each are stacked and summarized in
@@ -93,10 +90,18 @@ class GradientMonitor:
     nothing in between, where its hooks return at once. Recording every step costs about as much
     as the step itself on a small MLP; ``every=10`` costs a tenth of that. Every statistic is
     recorded on the same steps, so :meth:`series` has one row per recorded step.
+
+    ``histogram_bins=B`` also records, per activation call and recorded step, a histogram of its
+    outputs over ``B`` bins of ``histogram_range`` (by default the output range of a bounded activation;
+    see :meth:`histograms`): how the distribution moves over training, as fastai's ``ActivationStats``
+    and Karpathy's saturation plots show it (``gradcourse.plots.plot_histograms_over_steps``).
     """
 
-    def __init__(self, model, layers=None, include=None, every=1):
+    def __init__(self, model, layers=None, include=None, every=1, histogram_bins=0, histogram_range=None):
         self.every = _checks.integer("every", every, minimum=1)
+        self.histogram_bins = _checks.integer("histogram_bins", histogram_bins, minimum=0)
+        self.histogram_range = None if histogram_range is None else _checks.interval("histogram_range", histogram_range)
+        self._histograms = {}     # (module index, call number) -> per recorded step, the shares per bin
         self.model = model
         self._layers = find_layers(model, layers, include)   # registration order until the first forward
         self._weights = [layer_weights(m) for _, m in self._layers]
@@ -177,6 +182,21 @@ class GradientMonitor:
         if steps == 0:
             return torch.empty(0, len(self._sites), dtype=torch.float64)
         return torch.stack([torch.stack(records[:steps])[:, column] for records in self._sites.values()], dim=1)
+
+    def histograms(self):
+        """``{activation name: (shares, edges)}`` with ``histogram_bins=B``: ``shares (steps, B)``, the share of
+        the entries in each bin per recorded step (none for entries outside the range), and the ``B + 1`` edges."""
+        if not self.histogram_bins:
+            raise ValueError("histogram_bins=0: this GradientMonitor records no histograms; build it with "
+                             "histogram_bins=40 (say) to record them")
+        self._flush()
+        result = {}
+        for name, (site, records) in zip(self.activation_names, self._sites.items()):
+            low, high = self.histogram_range or histogram_range(self._activation_modules[site[0]][1])
+            shares = self._histograms.get(site, [])
+            result[name] = (torch.stack(shares) if shares else torch.empty(0, self.histogram_bins, dtype=torch.float64),
+                            torch.linspace(low, high, self.histogram_bins + 1, dtype=torch.float64))
+        return result
 
     def mean(self, name):
         """Per-column mean over the recorded steps of one statistic, as a list of floats."""
@@ -298,15 +318,22 @@ class GradientMonitor:
             if a._version != version:
                 self._changed_outputs += 1
                 self._sites.setdefault(site, []).append(torch.full((4,), math.nan, dtype=torch.float64, device=a.device))
+                if self.histogram_bins:
+                    self._histograms.setdefault(site, []).append(
+                        torch.full((self.histogram_bins,), math.nan, dtype=torch.float64, device=a.device))
                 continue
-            saturation = _SATURATION_BY_TYPE.get(type(self._activation_modules[site[0]][1]))
+            module_type = type(self._activation_modules[site[0]][1])
             # outputs with more than STACK_LIMIT entries are summarized one by one, never copied together
-            key = (a.shape, a.dtype, a.device, saturation, id(a) if a.numel() > STACK_LIMIT else None)
+            key = (a.shape, a.dtype, a.device, module_type, id(a) if a.numel() > STACK_LIMIT else None)
             groups.setdefault(key, []).append((site, a))
-        for (_, _, _, saturation, _), members in groups.items():
+        for (_, _, _, module_type, _), members in groups.items():
             outputs = torch.stack([a for _, a in members]) if len(members) > 1 else members[0][1].unsqueeze(0)
-            for (site, _), record in zip(members, _activation_stats(outputs, saturation).unbind()):
+            for (site, _), record in zip(members, statistics(outputs, SATURATION_BY_TYPE.get(module_type)).unbind()):
                 self._sites.setdefault(site, []).append(record)
+            if self.histogram_bins:
+                low, high = self.histogram_range or histogram_range(self._activation_modules[members[0][0][0]][1])
+                for (site, _), shares in zip(members, histograms(outputs, low, high, self.histogram_bins).unbind()):
+                    self._histograms.setdefault(site, []).append(shares)
         self._outputs = []
 
     def _holds_our_weights(self, optimizer):
@@ -368,28 +395,3 @@ class GradientMonitor:
         self._records["update_ratio"].append(steps.to(self._sizes.device) / self._sizes)
         self._sizes = None
         self._replayed = None
-
-
-def _activation_stats(outputs, saturation):
-    """``(mean, std, saturated, dead)`` of each of ``k`` stacked activation outputs ``(k, batch, ...)``,
-    as a float64 tensor of shape ``(k, 4)`` (NaN where a statistic does not apply)."""
-    k = len(outputs)
-    flat = outputs.reshape(k, -1).float()
-    count = flat.shape[1]
-    nan = torch.full((k,), math.nan, device=flat.device)
-    if count > 1:     # two passes, faster than torch.std_mean's single Welford pass on the CPU
-        mean = flat.mean(dim=1, keepdim=True)
-        std = torch.linalg.vector_norm(flat - mean, dim=1) / math.sqrt(count - 1)
-        mean = mean.squeeze(1)
-    else:
-        mean, std = flat.sum(dim=1) if count else nan, nan
-    saturated = nan
-    if saturation is not None and count:
-        saturated = ((flat < saturation[0]) | (flat > saturation[1])).sum(dim=1) / count
-    dead = nan
-    if outputs.dim() > 1 and outputs.shape[1] and count:
-        # alive: units (all positions but the batch dimension) that are nonzero for some example
-        units = flat.reshape(k, outputs.shape[1], count // outputs.shape[1])
-        alive = (units.amax(dim=1) != 0) | (units.amin(dim=1) != 0)
-        dead = 1 - alive.sum(dim=1) / alive.shape[1]
-    return torch.stack([mean, std, saturated, dead], dim=1).double()

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from . import _checks
+from .activation_summary import SATURATION
 from .models import SequenceRegressor
 from .norms import norm
 
@@ -153,10 +154,8 @@ def gate_saturation(model, X):
     A saturated gate has ``sigma' < 0.03``: it passes almost no gradient to its weights, and a
     forget gate stuck at 0 or 1 no longer depends on the input. Returns
     ``{"input": share, "forget": share, "output": share}`` (floats in [0, 1]); the interval is
-    :data:`gradcourse.monitor.SATURATION` ``["sigmoid"]``, the one the GradientMonitor uses.
+    :data:`gradcourse.activation_summary.SATURATION` ``["sigmoid"]``, the one the GradientMonitor uses.
     """
-    from .monitor import SATURATION
-
     low, high = SATURATION["sigmoid"]
     gates = lstm_gates(model, X)
     return {name: ((gates[name] < low) | (gates[name] > high)).double().mean().item()

@@ -124,3 +124,14 @@ def test_set_seed_rejects_bad_seeds(seed, raises_bad):
 def test_device_is_a_torch_device():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert gradcourse.device() == torch.device(expected)
+
+
+@pytest.mark.parametrize("value", [(0, 1), [-2.5, 3], (1e-3, 1e-2)])
+def test_interval_returns_two_floats(value):
+    assert _checks.interval("histogram_range", value) == (float(value[0]), float(value[1]))
+
+
+@pytest.mark.parametrize("value", [(1, 0), (1, 1), (0, math.inf), (0,), (0, 1, 2), "ab", (True, 2), (0, math.nan), 3])
+def test_interval_rejects_anything_else(value):
+    with pytest.raises(ValueError, match=r"histogram_range=.* is not allowed; it must be \(low, high\)"):
+        _checks.interval("histogram_range", value)

@@ -10,7 +10,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "gradcourse"
 MODULES = sorted(PACKAGE.rglob("*.py"))
-CORE = ["data", "models", "train", "scoring", "layers", "norms", "probes", "monitor", "diagnose", "runtime"]
+CORE = ["data", "models", "train", "scoring", "layers", "norms", "activation_summary", "probes", "monitor", "diagnose",
+        "runtime"]
 
 
 @pytest.mark.parametrize("module", CORE + ["gradcourse"])

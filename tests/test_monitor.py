@@ -369,3 +369,32 @@ def test_entering_a_monitor_of_a_layer_frozen_since_leaves_nothing_attached():
     with monitor:                            # it can be entered once the layer trains again
         torch.nn.functional.cross_entropy(model(torch.randn(5, 4)), torch.zeros(5, dtype=torch.long)).backward()
     assert monitor.steps("grad_norm") == 1
+
+
+def test_histograms_over_steps_match_torch_histc(mnist_small):
+    X, y = mnist_small
+    model = _model(activation="tanh")
+    with GradientMonitor(model, histogram_bins=10) as monitor:
+        _train_steps(model, X, y, steps=2)
+        model(X)
+    histograms = monitor.histograms()
+    assert list(histograms) == monitor.activation_names
+    h = X
+    with torch.no_grad():
+        for block, (shares, edges) in zip(model.blocks, histograms.values()):
+            h = block(h)
+            assert shares.shape == (3, 10) and torch.allclose(edges, torch.linspace(-1, 1, 11, dtype=torch.float64))
+            assert shares[-1].tolist() == pytest.approx((torch.histc(h, 10, -1, 1) / h.numel()).tolist())
+
+
+def test_histograms_need_bins_and_a_valid_range(raises_bad):
+    with pytest.raises(ValueError, match="histogram_bins=0"):
+        GradientMonitor(_model()).histograms()
+    with raises_bad("histogram_range", (1, -1)):
+        GradientMonitor(_model(), histogram_bins=4, histogram_range=(1, -1))
+    with raises_bad("histogram_bins", -1):
+        GradientMonitor(_model(), histogram_bins=-1)
+    monitor = GradientMonitor(_model(), histogram_bins=4, histogram_range=(0, 2))
+    with monitor:
+        _model()(torch.randn(5, 784))       # another model: nothing recorded
+    assert monitor.histograms() == {}

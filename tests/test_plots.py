@@ -522,3 +522,44 @@ def test_a_figure_function_that_fails_leaves_no_figure_open(raises_bad):
 def test_a_zero_last_gradient_gives_a_nan_ratio_not_a_crash():
     fig = plots.plot_activation_and_flow([0.0, 1.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0])
     assert "first/last = nan" in fig.axes[1].get_title()
+
+
+# ---------------------------------------------------------------- statistics over training time
+
+@pytest.fixture
+def histogram_monitor(mnist_small):
+    gradcourse.set_seed(0)
+    model = MLP(width=16, depth=3, activation="tanh")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with GradientMonitor(model, histogram_bins=12) as monitor:
+        for step in range(4):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(mnist_small[0]), mnist_small[1]).backward()
+            optimizer.step()
+    return monitor
+
+
+def test_histograms_over_steps_draw_one_image_per_activation(histogram_monitor):
+    histograms = histogram_monitor.histograms()
+    fig = plots.plot_histograms_over_steps(histograms, title="tanh net", columns=2)
+    images = [image for ax in fig.axes for image in ax.get_images()]
+    assert len(images) == 3 and not plt.get_fignums()
+    shares, edges = histograms[histogram_monitor.activation_names[0]]
+    assert images[0].get_array().shape == (12, 4)                   # bins up, steps across
+    assert images[0].get_array().data == pytest.approx(shares.T.numpy())
+    assert images[0].get_extent() == pytest.approx([0, 4, -1, 1])
+
+
+@pytest.mark.parametrize("bad", [{}, "monitor", {"a": (torch.ones(3, 4), torch.ones(4))}, {"a": (torch.ones(0, 4), torch.ones(5))}])
+def test_histograms_over_steps_reject_what_is_not_a_monitors_histograms(bad):
+    with pytest.raises(ValueError, match="histograms"):
+        plots.plot_histograms_over_steps(bad)
+    assert not plt.get_fignums()
+
+
+def test_statistic_over_steps_draws_the_reference_line(histogram_monitor):
+    fig = plots.plot_statistic_over_steps(histogram_monitor, "update_ratio", reference=1e-3)
+    dashed = [line for line in fig.axes[0].get_lines() if line.get_linestyle() == "--"]
+    assert len(dashed) == 1 and list(dashed[0].get_ydata()) == [1e-3, 1e-3]
+    with pytest.raises(ValueError, match="reference="):
+        plots.plot_statistic_over_steps(histogram_monitor, "update_ratio", reference="1e-3")

@@ -8,6 +8,7 @@ import math
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.colors import LogNorm
 from matplotlib.ticker import LogFormatter, MaxNLocator
 
 from .. import _checks
@@ -98,12 +99,15 @@ def plot_activation_stats(monitor, step=-1, title=None):
 
 
 @closes_on_error
-def plot_statistic_over_steps(monitor, name="act_mean", title=None):
+def plot_statistic_over_steps(monitor, name="act_mean", title=None, reference=None):
     """One recorded statistic of a :class:`~gradcourse.monitor.GradientMonitor` against the training
     step, one line per layer (``grad_norm``, ``update_ratio``) or activation call (the others), as
     in Glorot & Bengio's (2010) Figure 2 of each layer's mean activation during training. Steps are
-    counted as the monitor records them: every ``monitor.every``-th training step."""
+    counted as the monitor records them: every ``monitor.every``-th training step. ``reference``
+    draws a dashed horizontal line, e.g. 1e-3 for ``update_ratio``, Karpathy's rule of thumb for SGD."""
     require_monitor(monitor)
+    if reference is not None:
+        reference = _checks.number("reference", reference)
     values = monitor.series(name)
     if len(values) == 0:
         raise ValueError(f"the monitor has recorded no {name!r} yet; train the model while it is active")
@@ -113,6 +117,8 @@ def plot_statistic_over_steps(monitor, name="act_mean", title=None):
     colors = plt.cm.viridis([i / max(1, values.shape[1] - 1) for i in range(values.shape[1])])
     for column, (label, color) in enumerate(zip(labels, colors)):
         ax.plot(steps, values[:, column], color=color, label=f"{column + 1}: {label}")
+    if reference is not None:
+        ax.axhline(reference, color="black", linestyle="--", linewidth=1, label=f"{reference:g}")
     if name in ("grad_norm", "update_ratio"):
         ax.set_yscale("log")
     ax.set_xlabel("training step")
@@ -120,6 +126,55 @@ def plot_statistic_over_steps(monitor, name="act_mean", title=None):
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
     return finish(fig, title)
+
+
+@closes_on_error
+def plot_histograms_over_steps(histograms, title=None, columns=4):
+    """Each activation's histogram against the training step, as an image: the step runs left to right,
+    the activation's value bottom to top, the colour is the share of its entries in that bin (log
+    scale; white where none). The picture of fastai's ``ActivationStats`` ("colorful dimension"): mass
+    piling up at a tanh's -1 and 1 is saturation, a ReLU's collapsing onto 0 is dying units.
+
+    Args:
+        histograms: ``{name: (shares, edges)}`` as :meth:`GradientMonitor.histograms
+            <gradcourse.monitor.GradientMonitor.histograms>` returns it: ``shares`` of shape
+            ``(steps, bins)``, ``edges`` the ``bins + 1`` bin edges.
+        columns: panels per row.
+    """
+    if not isinstance(histograms, dict) or not histograms:
+        raise ValueError(f"histograms={_checks.describe(histograms)} is not allowed; it must be a non-empty dict "
+                         "{name: (shares, edges)}, as GradientMonitor(..., histogram_bins=40).histograms() returns")
+    columns = _checks.integer("columns", columns, minimum=1)
+    panels = []
+    for name, value in histograms.items():
+        shares, edges = (torch.as_tensor(v, dtype=torch.float64) for v in value)
+        if shares.dim() != 2 or len(shares) == 0 or edges.shape != (shares.shape[1] + 1,):
+            raise ValueError(f"histograms[{name!r}] must be (shares, edges) with shares of shape (steps, bins), at "
+                             f"least one step, and bins + 1 edges; got shapes {tuple(shares.shape)} and {tuple(edges.shape)}")
+        panels.append((name, shares, edges))
+    rows = math.ceil(len(panels) / columns)
+    width = min(columns, len(panels))
+    fig, axes = plt.subplots(rows, width, figsize=(2.8 * width + 1.2, 2.4 * rows + 0.4), squeeze=False,
+                             layout="constrained")
+    positive_shares = torch.cat([shares[shares > 0] for _, shares, _ in panels])
+    low = positive_shares.min().item() if len(positive_shares) else 1e-6
+    norm = LogNorm(vmin=low, vmax=max(1.0, low * 10))
+    cmap = plt.get_cmap("viridis").with_extremes(bad="white", under="white")
+    for k, (ax, (name, shares, edges)) in enumerate(zip(axes.flat, panels)):
+        image = ax.imshow(shares.T.numpy(), origin="lower", aspect="auto", interpolation="nearest", cmap=cmap, norm=norm,
+                          extent=(0, len(shares), edges[0].item(), edges[-1].item()))
+        ax.set_title(name, fontsize="small")
+        if k + width >= len(panels):        # the lowest panel of its column
+            ax.set_xlabel("recorded step")
+        if k % width == 0:
+            ax.set_ylabel("value")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.colorbar(image, ax=axes, label="share of entries", shrink=0.9)
+    if title:
+        fig.suptitle(title)
+    plt.close(fig)
+    return fig
 
 
 @closes_on_error
