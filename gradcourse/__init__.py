@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 
 from . import at_init, clipping, data, layers, models, monitor, normalization, norms, optimization, precision
-from . import initialization, probes, residual, scoring, sequences, theory, train, training_runs
+from . import initialization, probes, residual, scoring, sequences, theory, train, training_runs, transformers
 from .data import batches, load_mnist
 from .diagnose import diagnose  # (the function; the module stays importable as gradcourse.diagnose)
 from .models import MLP
@@ -36,7 +36,7 @@ __all__ = ["GradientMonitor", "History", "MLP", "activation_gradient_norms", "at
            "device", "diagnose", "environment_report", "fit", "initialization", "layer_gradient_norms", "layers",
            "load_mnist", "models",
            "monitor", "normalization", "norms", "optimization", "precision", "probes", "residual", "scoring", "sequences",
-           "set_seed", "theory", "train", "training_runs", "usable_cpus", "use_cpus", *_DISPLAY]
+           "set_seed", "theory", "train", "training_runs", "transformers", "usable_cpus", "use_cpus", *_DISPLAY]
 
 
 def __getattr__(name):

@@ -1,0 +1,126 @@
+"""gradcourse.transformers: the row Transformer, its three block placements, the per-block gradient
+probes and the training runs of notebook 13."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import gradcourse as gc
+from gradcourse import transformers as T
+
+SMALL = dict(tokens=7, token_size=4, d_model=8, heads=2, ffn=16)
+
+
+def data(n=16, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 28, generator=generator), torch.randint(0, 10, (n,), generator=generator)
+
+
+@pytest.mark.parametrize("placement, block_type", [("post", nn.TransformerEncoderLayer),
+                                                   ("pre", nn.TransformerEncoderLayer), ("rezero", T.ReZeroBlock)])
+def test_each_placement_builds_its_blocks_and_classifies(placement, block_type):
+    model = T.RowTransformer(depth=3, placement=placement, **SMALL)
+    assert len(model.blocks) == 3 and all(type(block) is block_type for block in model.blocks)
+    if placement != "rezero":
+        assert all(block.norm_first == (placement == "pre") for block in model.blocks)
+    assert isinstance(model.final_norm, nn.LayerNorm if placement == "pre" else nn.Identity)
+    assert model(data()[0]).shape == (16, 10)
+    assert model.ffn_outputs() == [block.linear2 for block in model.blocks]
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_the_encoder_layer_computes_the_written_out_formula(norm_first):
+    torch.manual_seed(0)
+    block = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, norm_first=norm_first)
+    x = torch.randn(4, 7, 8)
+    assert torch.allclose(block(x), T.block_by_the_formula(block, x), atol=1e-6)
+    # the placement matters: the same weights under the other formula compute another function
+    before = T.block_by_the_formula(block, x)
+    block.norm_first = not norm_first
+    assert (before - T.block_by_the_formula(block, x)).abs().max() > 1e-2
+
+
+def test_a_rezero_block_is_the_identity_at_initialization_and_its_weights_get_no_gradient():
+    torch.manual_seed(0)
+    model = T.RowTransformer(depth=3, placement="rezero", **SMALL)
+    X, y = data()
+    assert T.block_gradient_norms(model, X, y) == [0.0, 0.0, 0.0]
+    x = torch.randn(2, 7, 8)
+    assert torch.equal(model.blocks[0](x), x)
+    alpha = torch.autograd.grad(nn.functional.cross_entropy(model(X), y), model.blocks[-1].alpha)[0]
+    assert alpha.abs().item() > 0
+
+
+def test_residual_scale_multiplies_the_weights_that_write_into_the_stream():
+    plain = T.seeded_transformer(3, depth=4, placement="pre", **SMALL)
+    scaled = T.seeded_transformer(3, depth=4, placement="pre", residual_scale=0.25, **SMALL)
+    for a, b in zip(plain.blocks, scaled.blocks):
+        assert torch.allclose(b.linear2.weight, 0.25 * a.linear2.weight)
+        assert torch.allclose(b.self_attn.out_proj.weight, 0.25 * a.self_attn.out_proj.weight)
+        assert torch.equal(b.linear1.weight, a.linear1.weight) and torch.equal(b.self_attn.in_proj_weight,
+                                                                                a.self_attn.in_proj_weight)
+    assert T.gpt2_residual_scale(8) == 1 / math.sqrt(16)
+
+
+def test_block_gradient_norms_are_the_linear2_weight_gradients():
+    model = T.seeded_transformer(0, depth=3, placement="post", **SMALL)
+    X, y = data()
+    model.zero_grad()
+    nn.functional.cross_entropy(model(X), y).backward()
+    expected = [block.linear2.weight.grad.norm().item() for block in model.blocks]
+    assert T.block_gradient_norms(model, X, y) == pytest.approx(expected, rel=1e-5)
+
+
+def test_measurements_at_initialization_are_seeded_and_shaped():
+    X, y = data(32)
+    norms = T.gradient_norms_at_init(X, y, seeds=[0, 1, 2], depth=4, placement="pre", **SMALL)
+    assert norms.shape == (3, 4) and norms.dtype == torch.float64 and (norms > 0).all()
+    assert torch.equal(norms, T.gradient_norms_at_init(X, y, seeds=[0, 1, 2], depth=4, placement="pre", **SMALL))
+    assert torch.allclose(T.growth_towards_output(norms), norms[:, -1] / norms[:, 0])
+    by_depth = T.last_block_gradient_by_depth(X, y, [2, 4], seeds=[0, 1], placement="post", **SMALL)
+    assert list(by_depth) == [2, 4] and all(len(v) == 2 for v in by_depth.values())
+    assert by_depth[4] == T.gradient_norms_at_init(X, y, seeds=[0, 1], depth=4, placement="post", **SMALL)[:, -1].tolist()
+
+
+def test_training_runs_keep_model_history_monitor_and_score():
+    X, y = data(64)
+    runs = T.train_variants(X, y, (X, y), lr=1e-3, epochs=1, batch_size=32, depth=2, monitor_every=1, progress=False, **SMALL)
+    assert list(runs) == list(T.VARIANTS)
+    for name, run in runs.items():
+        assert run.history.steps == 2 and 0 <= run.test_accuracy <= 1
+        assert run.monitor.series("grad_norm").shape == (2, 2)
+    assert runs["ReZero"].monitor.series("grad_norm")[0].abs().max() == 0
+    # warmup starts at lr / 100, so its first step is the same gradient but a smaller move
+    assert torch.equal(runs["Post-LN"].monitor.series("grad_norm")[0], runs["Post-LN + warmup"].monitor.series("grad_norm")[0])
+    assert "TrainedTransformer" in repr(runs["Pre-LN"])
+
+
+@pytest.mark.parametrize("call, name, value", [
+    (lambda v: T.RowTransformer(placement=v), "placement", "middle"),
+    (lambda v: T.RowTransformer(depth=v), "depth", 0),
+    (lambda v: T.RowTransformer(heads=v, d_model=32), "heads", 5),
+    (lambda v: T.RowTransformer(residual_scale=v), "residual_scale", -1.0),
+    (lambda v: T.seeded_transformer(v), "seed", -1),
+    (lambda v: T.gpt2_residual_scale(v), "depth", 0),
+    (lambda v: T.block_gradient_norms(v, *data()), "model", nn.Linear(2, 2)),
+    (lambda v: T.block_by_the_formula(v, torch.zeros(1, 2, 8)), "block", nn.Linear(8, 8)),
+    (lambda v: T.gradient_norms_at_init(*data(), seeds=v, **SMALL), "seeds", []),
+    (lambda v: T.last_block_gradient_by_depth(*data(), v, **SMALL), "depths", []),
+    (lambda v: T.growth_towards_output(v), "norms", torch.ones(3)),
+    (lambda v: T.train_variants(*data(), data(), variants=v, lr=1e-3, epochs=1), "variants", {}),
+])
+def test_bad_arguments_name_the_parameter(call, name, value, raises_bad):
+    with raises_bad(name, value) if not isinstance(value, (nn.Module, torch.Tensor, list, dict)) else \
+            pytest.raises(ValueError, match=f"{name}="):
+        call(value)
+
+
+def test_an_input_of_the_wrong_width_is_refused_with_the_shape_it_needs():
+    with pytest.raises(ValueError, match=r"shape \(n, 28\)"):
+        T.RowTransformer(**SMALL)(torch.zeros(2, 30))
+
+
+def test_the_package_exports_the_module():
+    assert gc.transformers is T and "transformers" in gc.__all__
