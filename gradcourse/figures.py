@@ -175,3 +175,21 @@ def optimizer_figure(X, y, optimizer="adam", lr=1e-3, epochs=2, batch_size=64, s
     ratios = run.monitor.mean("update_ratio") if run.monitor.steps("update_ratio") else [float("nan")]
     return plot_training_and_layers({optimizer: run.history}, {optimizer: ratios}, "mean ||ΔW|| / ||W|| per step",
                                     hline=1e-3, title=f"{optimizer}, lr={lr:.3g}: {_final_accuracy(run)}")
+
+
+def layernorm_placement_figure(X, y, depth=6, residual_scale=1.0, seed=0, **model_options):
+    """Build fresh seeded Post-LN and Pre-LN :class:`~gradcourse.transformers.RowTransformer` s of
+    ``depth`` blocks, their residual branches scaled by ``residual_scale`` at initialization, and plot
+    ``||dL/dW^{2,l}||`` per block on ``(X, y)`` (Xiong et al. 2020, Figure 3, at initialization)."""
+    from .plots import plot_per_layer
+    from .transformers import block_gradient_norms, seeded_transformer
+
+    _checks.integer("depth", depth, minimum=2, maximum=32)
+    _checks.number("residual_scale", residual_scale, minimum=0, strict_minimum=True, maximum=1)
+    norms = {name: block_gradient_norms(seeded_transformer(seed, depth=depth, placement=placement,
+                                                           residual_scale=residual_scale, **model_options), X, y)
+             for name, placement in [("Post-LN", "post"), ("Pre-LN", "pre")]}
+    return plot_per_layer(norms, "||dL/dW2_l|| (log scale)",
+                          title=f"{depth} blocks at initialization, residual branches x {residual_scale:.3g}: "
+                                f"last/first Post-LN {ratio(norms['Post-LN'][-1], norms['Post-LN'][0]):.2f}, "
+                                f"Pre-LN {ratio(norms['Pre-LN'][-1], norms['Pre-LN'][0]):.2f}")

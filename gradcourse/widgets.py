@@ -254,3 +254,17 @@ def optimizer_explorer(X, y, optimizer="adam", lr=1e-3, epochs=2, batch_size=64,
 
     return explorer(partial(figures.optimizer_figure, X, y, epochs=epochs, batch_size=batch_size, seed=seed, **model_options),
                     controls, ["optimizer", "lr"])
+
+
+def layernorm_placement_explorer(X, y, depth=6, residual_scale=1.0, seed=0, **model_options):
+    """A depth slider and a residual-scale slider; each change builds fresh seeded Post-LN and
+    Pre-LN Transformers and redraws :func:`~gradcourse.figures.layernorm_placement_figure`.
+    ``model_options`` go to :class:`~gradcourse.transformers.RowTransformer`. Returns the widget."""
+    _checks.integer("depth", depth, minimum=2, maximum=24)
+    _checks.number("residual_scale", residual_scale, minimum=0.05, maximum=1)
+    controls = {
+        "depth": widgets.IntSlider(value=depth, min=2, max=24, description="depth", continuous_update=False),
+        "residual_scale": widgets.FloatLogSlider(value=residual_scale, base=10, min=math.log10(0.05), max=0, step=0.05,
+                                                 description="branch scale", continuous_update=False),
+    }
+    return explorer(partial(figures.layernorm_placement_figure, X, y, seed=seed, **model_options), controls)

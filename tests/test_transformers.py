@@ -124,3 +124,22 @@ def test_an_input_of_the_wrong_width_is_refused_with_the_shape_it_needs():
 
 def test_the_package_exports_the_module():
     assert gc.transformers is T and "transformers" in gc.__all__
+
+
+def test_the_placement_figure_and_its_explorer():
+    import matplotlib.pyplot as plt
+
+    X, y = data(16)
+    open_before = plt.get_fignums()
+    fig = gc.figures.layernorm_placement_figure(X, y, depth=3, residual_scale=0.5, **SMALL)
+    assert [line.get_label() for line in fig.axes[0].get_lines()][:2] == ["Post-LN", "Pre-LN"]
+    assert "3 blocks" in fig.axes[0].get_title() + (fig._suptitle.get_text() if fig._suptitle else "")
+    assert plt.get_fignums() == open_before
+    widget = gc.widgets.layernorm_placement_explorer(X, y, depth=4, **SMALL)
+    assert [control.description for control in widget.children[0].children] == ["depth", "branch scale"]
+
+
+@pytest.mark.parametrize("name, value", [("depth", 1), ("residual_scale", 0.0)])
+def test_the_placement_figure_refuses_bad_controls(name, value, raises_bad):
+    with raises_bad(name, value):
+        gc.figures.layernorm_placement_figure(*data(), **{"depth": 3, "residual_scale": 1.0, name: value}, **SMALL)
