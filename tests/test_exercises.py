@@ -101,7 +101,7 @@ def test_in_a_notebook_the_result_adds_nothing_to_what_check_printed(capsys):
     assert capsys.readouterr().out.count("Exercise 02.1") == 1
 
 
-@pytest.mark.parametrize("exercise_id", ["01.3", "03.2", "03.3", "04.3"])
+@pytest.mark.parametrize("exercise_id", ["01.3", "03.2", "03.3", "04.3", "04.4"])
 def test_a_check_that_runs_something_is_quick_and_leaves_torch_alone(exercise_id):
     answer = EXERCISES[exercise_id].reference()
     parameters = [p.detach().clone() for p in answer.parameters()] if isinstance(answer, torch.nn.Module) else []
@@ -170,6 +170,18 @@ def test_04_1_the_he_std_is_torchs():
 def test_04_2_a_uniform_guess_costs_ln_10():
     loss = torch.nn.functional.cross_entropy(torch.zeros(10, 10), torch.arange(10)).item()
     assert math.isclose(loss, EXERCISES["04.2"].reference(), rel_tol=1e-6)
+
+
+def test_04_4_a_small_output_layer_starts_at_ln_10_for_any_seed():
+    X, y = gc.load_mnist("train", limit=256)
+    for seed in range(5):
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model = gc.MLP(depth=3, width=128, activation="relu", init="kaiming", output_scale=0.1)
+        assert abs(gc.initialization.first_loss(model, X, y) / math.log(10) - 1) < 0.05
+        assert check("04.4", model)
+    logits = torch.zeros(256, 10)
+    assert math.isclose(torch.nn.functional.cross_entropy(logits, y).item(), math.log(10), rel_tol=1e-6)
 
 
 # ---------------------------------------------------------------- the judges

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import math
 
+import torch
+
+from ..data import load_mnist
+from ..initialization import first_loss
 from ..models import MLP
 from .judging import Exercise, Number, mlp_mismatch, per_layer_factor
 
@@ -50,6 +54,34 @@ def _orthogonal_relu(model):
     return False, f"{measured} The gain is {direction}; with ReLU, rho = g / sqrt(2)."
 
 
+def _first_loss_at_ln_10(model):
+    why = mlp_mismatch(model, activation="relu", init="kaiming", min_depth=2)
+    if why:
+        return False, why
+    if not math.isclose(model.init_scale, 1.0, rel_tol=1e-6):
+        return False, (f"keep init_scale=1 (got {model.init_scale:g}): shrinking every layer also shrinks the signal "
+                       "and the gradient in the hidden layers; shrink only the last layer.")
+    X, y = load_mnist("train", limit=256)
+    loss = first_loss(model, X, y)
+    measured = f"First loss on the 256 probe digits: {loss:.3f} (ln 10 = {math.log(10):.3f})."
+    if abs(loss / math.log(10) - 1) <= 0.05:
+        return True, (f"{measured} Small logits give every class about 1/10: loss ln 10 + s^2/2 for logits of "
+                      "spread s, and the hidden layers keep He init's steady signal.")
+    if loss > math.log(10):
+        return False, (f"{measured} A confident start: the logits spread too far (loss about ln 10 + s^2/2). "
+                       "Shrink the output layer's initial weights with output_scale.")
+    return False, f"{measured} Below ln 10 before any training is luck, not a good init: check the network."
+
+
+def _first_loss_mlp(output_scale, init_scale=1.0, seed=0):
+    def make():
+        with torch.random.fork_rng():   # the same network in every test run, torch's generator left alone
+            torch.manual_seed(seed)
+            return MLP(depth=3, width=128, activation="relu", init="kaiming", init_scale=init_scale,
+                       output_scale=output_scale)
+    return make
+
+
 def _orthogonal_mlp(init_scale):
     return lambda: MLP(depth=30, width=64, activation="relu", init="orthogonal", init_scale=init_scale)
 
@@ -90,4 +122,19 @@ answer = gc.MLP(depth=30, width=64, activation="relu", init="orthogonal", init_s
 ```
 It is He's argument again, with orthogonal matrices in place of Gaussian ones.
 """, ((_orthogonal_mlp(1.0), "halves the second moment"), (_orthogonal_mlp(2.0), "multiplies the singular values"))),
+    Exercise("04.4", "build",
+             "Build a ReLU MLP with He init (init='kaiming', init_scale=1) whose first loss on the probe digits is "
+             "within 5% of ln 10.",
+             _first_loss_at_ln_10, _first_loss_mlp(0.1), r"""
+Before any training a network should not prefer any class: each of the ten gets probability about $1/10$ and the
+cross-entropy is $-\ln\tfrac1{10} = \ln 10 \approx 2.303$. For logits $z$ of small spread $s$ across the classes,
+a second-order expansion of $\log\sum_k e^{z_k}$ gives a loss of about $\ln 10 + s^2/2$. He init keeps the hidden
+layers' signal steady, and its output layer passes that signal on at full size: logits of spread above 1, a loss
+well above $\ln 10$. Shrink only the output layer, so the hidden layers keep their steady signal:
+```python
+answer = gc.MLP(depth=3, width=128, activation="relu", init="kaiming", output_scale=0.1)
+```
+Shrinking every layer (`init_scale=0.1`) also puts the loss at $\ln 10$, but with a signal that shrinks tenfold per
+layer: the vanishing gradient of notebook 02.
+""", ((_first_loss_mlp(1.0), "confident start"), (_first_loss_mlp(1.0, init_scale=0.1), "keep init_scale=1"))),
 ]
