@@ -243,8 +243,9 @@ def lsuv_(model, X, tol=0.1, max_iter=10):
        ``max_iter`` rescalings.
 
     Returns ``[(name, rescalings, variance)]`` per layer, the variance as last measured on ``X``. The
-    paper's setting is ``tol=0.1`` and ``max_iter=10``; a layer usually needs one or two rescalings,
-    since the layers below it are already at unit variance.
+    defaults are the numbers of the authors' PyTorch code (ducha-aiki/LSUV-pytorch, whose tolerance
+    applies to the std); a layer usually needs one or two rescalings, since the layers below it are
+    already at unit variance.
     """
     layers = weighted_layers(model)
     _checks.batch(X, X)
