@@ -9,7 +9,7 @@ import torch
 
 import gradcourse as gc
 from gradcourse.exercises import EXERCISES, check
-from gradcourse.exercises.judging import Entries, Number, per_layer_factor
+from gradcourse.exercises.judging import Entries, Number
 
 RUNS_SOMETHING = ["05.3", "06.2", "07.2", "07.3", "08.3", "08.4"]
 
@@ -62,10 +62,11 @@ def test_05_2_relu_halves_both_second_moments_of_a_sample():
 
 def test_05_3_the_critical_tanh_gain_is_measured_on_the_notebooks_digits():
     X, y = gc.load_mnist("train", limit=256)
-    factor = {g: gc.at_init.first_to_last_ratio(X, y, [30], "tanh", "xavier", init_scale=g, width=64, seed=0)[0] ** (1 / 29)
-              for g in (1.0, 1.2, math.sqrt(2), 5 / 3)}
+    ratio = {g: gc.at_init.first_to_last_ratio(X, y, [30], "tanh", "xavier", init_scale=g, width=64, seed=0)[0]
+             for g in (1.0, 1.2, math.sqrt(2), 5 / 3)}
+    factor = {g: r ** (1 / 29) for g, r in ratio.items()}
     assert abs(factor[1.2] - 1) < 0.025 and factor[1.0] < 0.95
-    assert factor[math.sqrt(2)] > 1.03 and factor[5 / 3] > 1.1
+    assert factor[math.sqrt(2)] > 1.03 and ratio[5 / 3] > 10   # 5/3 explodes by the notebook's measure
     assert math.isclose(gc.theory.activation_derivative("tanh", torch.zeros(1)).item(), 1.0)
 
 

@@ -81,7 +81,7 @@ def _no_drift(model):
         return False, "keep norm='batch': the exercise is about what the branches add, not their scale."
     X, y = load_mnist("train", limit=_PROBE)
     mean = stream_statistics(model, X)["mean"][_DEPTH - 2]
-    measured = f"Measured mean of the stream after block {_DEPTH - 1}: {mean:.2f}."
+    measured = f"Measured mean of the stream after block {_DEPTH - 1}: {round(mean, 2) + 0.0:.2f}."   # no "-0.00"
     if abs(mean) < 1:
         with torch.no_grad():
             loss = torch.nn.functional.cross_entropy(copy.deepcopy(model).train()(X), y).item()
