@@ -52,10 +52,10 @@ class TrainedMLP:
         return f"TrainedMLP({self.history!r})"
 
 
-def train_mlp(X, y, *, seed=0, progress=False, monitor_every=1, **options):
+def train_mlp(X, y, *, seed=0, progress=False, monitor_every=1, histogram_bins=0, **options):
     """Seed, build ``MLP(in_features=X.shape[1], ...)`` and ``fit`` it on ``(X, y)`` with a
     :class:`~gradcourse.monitor.GradientMonitor` that records every ``monitor_every``-th step
-    (the first step always).
+    (the first step always), and with ``histogram_bins`` > 0 each activation's histogram too.
 
     ``options`` are keyword arguments of :class:`~gradcourse.models.MLP` (``out_features,
     width, depth, activation, init, init_scale, norm, residual``) and of :func:`~gradcourse.train.fit`
@@ -72,7 +72,7 @@ def train_mlp(X, y, *, seed=0, progress=False, monitor_every=1, **options):
     model_options = {k: v for k, v in options.items() if k in MLP_OPTIONS}
     fit_options = {k: v for k, v in options.items() if k in FIT_OPTIONS}
     model = seeded_mlp(X, seed, **model_options)
-    monitor = GradientMonitor(model, every=monitor_every)
+    monitor = GradientMonitor(model, every=monitor_every, histogram_bins=histogram_bins)
     history = fit(model, X, y, monitor=monitor, seed=seed, progress=progress, **fit_options)
     return TrainedMLP(model, history, monitor)
 

@@ -22,6 +22,13 @@ def test_train_mlp_builds_trains_and_monitors(mnist_small):
     assert "TrainedMLP(History(steps=8" in repr(run)
 
 
+def test_train_mlp_records_histograms_when_asked(mnist_small):
+    run = train_mlp(*mnist_small, width=8, depth=2, epochs=1, batch_size=64, lr=0.1, histogram_bins=6)
+    histograms = run.monitor.histograms()
+    assert list(histograms) == run.monitor.activation_names
+    assert all(shares.shape == (run.history.steps, 6) for shares, _ in histograms.values())
+
+
 def test_train_mlp_equals_a_seeded_fit(mnist_small):
     X, y = mnist_small
     run = train_mlp(X, y, width=8, depth=2, epochs=1, batch_size=64, lr=0.1, seed=3)
