@@ -222,7 +222,7 @@ def _cells(number):
     return json.loads(path.read_text())["cells"]
 
 
-@pytest.mark.parametrize("number", ["01", "02", "03", "04", "05", "06", "07", "08"])
+@pytest.mark.parametrize("number", ["01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12"])
 def test_each_notebook_asks_two_to_four_exercises_in_order_and_leaves_them_unanswered(number):
     cells = _cells(number)
     asked = []

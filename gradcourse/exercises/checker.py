@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from .. import _checks
 from . import notebook_01, notebook_02, notebook_03, notebook_04, notebook_05, notebook_06, notebook_07, notebook_08
-from . import notebook_13
+from . import notebook_09, notebook_10, notebook_11, notebook_12, notebook_13
 
 EXERCISES = {exercise.id: exercise for module in (notebook_01, notebook_02, notebook_03, notebook_04, notebook_05,
-                                                   notebook_06, notebook_07, notebook_08, notebook_13)
+                                                   notebook_06, notebook_07, notebook_08, notebook_09, notebook_10,
+                                                   notebook_11, notebook_12, notebook_13)
              for exercise in module.EXERCISES}
 """Every exercise of the course by id, ``"02.1"`` being notebook 02's first."""
 
