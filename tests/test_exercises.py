@@ -222,7 +222,7 @@ def _cells(number):
     return json.loads(path.read_text())["cells"]
 
 
-@pytest.mark.parametrize("number", ["01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12"])
+@pytest.mark.parametrize("number", [f"{k:02d}" for k in range(1, 14)])
 def test_each_notebook_asks_two_to_four_exercises_in_order_and_leaves_them_unanswered(number):
     cells = _cells(number)
     asked = []
@@ -259,3 +259,12 @@ def test_the_wheel_lists_every_subpackage_and_the_exercise_modules_stay_small():
     assert found == listed
     for path in (package / "exercises").glob("*.py"):
         assert len(path.read_text().splitlines()) < 400, path.name
+
+
+def test_the_readme_counts_each_notebooks_exercises():
+    rows = re.findall(r"^\| (\d\d) \| \[.*\| ([0-9–]+) \|$", (ROOT / "README.md").read_text(), re.M)
+    assert len(rows) == len(list((ROOT / "notebooks").glob("*.ipynb")))
+    for number, count in rows:
+        assert (0 if count == "–" else int(count)) == sum(i.startswith(f"{number}.") for i in IDS), number
+    total = re.search(r"Notebooks 01–\d\d ask (\d+) exercises", (ROOT / "README.md").read_text())
+    assert total and int(total.group(1)) == len(IDS)
