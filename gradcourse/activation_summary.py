@@ -12,6 +12,11 @@ import math
 import torch
 from torch import nn
 
+ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
+                      nn.SiLU, nn.Mish, nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardsigmoid, nn.Hardswish,
+                      nn.Softplus, nn.Softsign, nn.LogSigmoid, nn.Tanhshrink)
+"""Module types whose outputs GradientMonitor summarizes as activations."""
+
 SATURATION = {"tanh": (-0.97, 0.97), "sigmoid": (0.03, 0.97)}
 """A unit counts as saturated when its output lies outside this interval (its derivative is then tiny)."""
 

@@ -6,16 +6,16 @@ For one-shot measurements on a single batch see :mod:`gradcourse.probes`.
 
 from __future__ import annotations
 
+import collections
 import math
 import weakref
 
 import torch
-from torch import nn
 from torch.autograd import Variable
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from . import _checks
-from .activation_summary import SATURATION_BY_TYPE, histogram_range, histograms, statistics
+from .activation_summary import ACTIVATION_MODULES, SATURATION_BY_TYPE, histogram_range, histograms, statistics
 from .layers import ForwardOrder, find_layers, layer_weights
 from .norms import group_norms, joint_norms, tensor_norms
 from .update_step import StepReplay
@@ -30,12 +30,6 @@ most ``6e-8 ||W||``: under 0.6% of a step whose ratio ``||dW|| / ||W||`` exceeds
 rounding absorbs more and more of the step, :class:`GradientMonitor` replays it in float64
 (:class:`gradcourse.update_step.StepReplay`); replaying costs float64 copies of the layer, its
 gradient and its optimizer state, so the layers with larger steps are differenced instead."""
-
-
-ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
-                      nn.SiLU, nn.Mish, nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardsigmoid, nn.Hardswish,
-                      nn.Softplus, nn.Softsign, nn.LogSigmoid, nn.Tanhshrink)
-"""Module types whose outputs GradientMonitor summarizes as activations."""
 
 
 STACK_LIMIT = 2 ** 20
@@ -87,9 +81,8 @@ class GradientMonitor:
 
     ``every=k`` samples: it records the 1st, (k+1)-th, (2k+1)-th ... training step (a forward pass
     with gradients enabled, with the backward pass and the optimizer step that follow it) and
-    nothing in between, where its hooks return at once. Recording every step costs about as much
-    as the step itself on a small MLP; ``every=10`` costs a tenth of that. Every statistic is
-    recorded on the same steps, so :meth:`series` has one row per recorded step.
+    nothing in between, which runs without its per-step hooks. Every statistic is recorded on the same
+    steps, so :meth:`series` has one row per recorded step. What it costs: ``benchmarks/monitor_overhead.py``.
 
     ``histogram_bins=B`` also records, per activation call and recorded step, a histogram of its
     outputs over ``B`` bins of ``histogram_range`` (by default the output range of a bounded activation;
@@ -119,9 +112,10 @@ class GradientMonitor:
         self._received = {}       # (layer, weight) -> .grad, during a backward pass
         self._pending = {}        # (layer, weight) -> ||.grad|| of the last backward pass, until the flush
         self._handles = []
+        self._step_handles = []   # the per-step hooks, attached only for the recorded steps
         self._order_recorder = None
         self._snapshots = None
-        self._replayed = None        # the layers whose step is replayed, and their ||dW||
+        self._replayed = None        # the layers whose step is replayed, their ||dW||, the layers differenced
         self._replays = weakref.WeakKeyDictionary()   # optimizer -> StepReplay of the monitored weights
         self.update_note = None
         self._training_steps = 0     # forward passes with gradients enabled, since the monitor was built
@@ -146,9 +140,7 @@ class GradientMonitor:
     @property
     def activation_names(self):
         """Names of the activation calls seen, in forward order."""
-        calls_per_module = {}
-        for module_index, _ in self._sites:
-            calls_per_module[module_index] = calls_per_module.get(module_index, 0) + 1
+        calls_per_module = collections.Counter(module_index for module_index, _ in self._sites)
         return [self._activation_modules[m][0] + (f"#{k + 1}" if calls_per_module[m] > 1 else "")
                 for m, k in self._sites]
 
@@ -223,13 +215,9 @@ class GradientMonitor:
         try:
             self._handles.append(self.model.register_forward_pre_hook(self._forward_starts))
             self._handles.append(self.model.register_forward_hook(self._forward_ends))
-            for i, weights in enumerate(self._weights):
-                for j, p in enumerate(weights):
-                    self._handles.append(p.register_post_accumulate_grad_hook(self._grad_hook(i, j)))
-            for i, (_, module) in enumerate(self._activation_modules):
-                self._handles.append(module.register_forward_hook(self._activation_hook(i)))
             self._handles.append(register_optimizer_step_pre_hook(self._before_step))
             self._handles.append(register_optimizer_step_post_hook(self._after_step))
+            self._attach_step_hooks()
         except BaseException:
             self.__exit__(None, None, None)   # nothing stays attached
             raise
@@ -237,6 +225,7 @@ class GradientMonitor:
 
     def __exit__(self, *exc_info):
         self._flush()
+        self._detach_step_hooks()
         for handle in self._handles:
             handle.remove()
         self._handles = []
@@ -253,8 +242,26 @@ class GradientMonitor:
         if torch.is_grad_enabled():
             self._recording = self._training_steps % self.every == 0
             self._training_steps += 1
+            if self.every > 1:        # the steps in between run without the per-step hooks, at full speed
+                self._attach_step_hooks() if self._recording else self._detach_step_hooks()
         if self._order == list(range(len(self._layers))) and self._order_recorder is None and not self._sites:
             self._order_recorder = ForwardOrder(self.model)
+
+    def _attach_step_hooks(self):
+        """The hooks that record a step: one per weight's gradient, one per activation module's output."""
+        if self._step_handles:
+            return
+        for i, weights in enumerate(self._weights):
+            for j, p in enumerate(weights):
+                if p.requires_grad:   # (one frozen since __enter__ gets no gradient: its layer's norm is NaN)
+                    self._step_handles.append(p.register_post_accumulate_grad_hook(self._grad_hook(i, j)))
+        for i, (_, module) in enumerate(self._activation_modules):
+            self._step_handles.append(module.register_forward_hook(self._activation_hook(i)))
+
+    def _detach_step_hooks(self):
+        for handle in self._step_handles:
+            handle.remove()
+        self._step_handles = []
 
     def _forward_ends(self, module, inputs, output):
         if self._order_recorder is not None:
@@ -358,28 +365,23 @@ class GradientMonitor:
                 norms = self._replays[optimizer].step_norms([p for i in replay for p in self._weights[i]])
                 self._replayed = (replay, joint_norms(norms, [len(self._weights[i]) for i in replay]))
             except Exception as error:   # an optimizer built otherwise than torch.optim's: the applied change
-                self.update_note = (f"{type(optimizer).__name__} could not be replayed in float64 "
-                                    f"({type(error).__name__}: {error}); update_ratio is the applied change "
-                                    f"W_after - W_before, in which float32 rounding absorbs steps below about "
-                                    f"6e-8 of a weight")
+                self.update_note = (f"{type(optimizer).__name__} could not be replayed in float64 ({type(error).__name__}: "
+                                    f"{error}); update_ratio is the applied change W_after - W_before, in which float32 "
+                                    "rounding absorbs steps below about 6e-8 of a weight")
         if self._snapshots is None or any(b.shape != p.shape for ws, bs in zip(self._weights, self._snapshots)
                                           for p, b in zip(ws, bs)):
             self._snapshots = [[torch.empty_like(p) for p in weights] for weights in self._weights]
-        differenced = self._differenced()
+        differenced = [i for i in range(len(self._weights)) if i not in set(self._replayed[0])]
+        self._replayed += (differenced,)
         if differenced:
             with torch.no_grad():
                 torch._foreach_copy_([b for i in differenced for b in self._snapshots[i]],
                                      [p.detach() for i in differenced for p in self._weights[i]])
 
-    def _differenced(self):
-        replayed = set(self._replayed[0])
-        return [i for i in range(len(self._weights)) if i not in replayed]
-
     def _after_step(self, optimizer, args, kwargs):
         if self._sizes is None or not self._holds_our_weights(optimizer):
             return
-        replay, steps = self._replayed
-        differenced = self._differenced()
+        replay, steps, differenced = self._replayed
         if differenced:
             with torch.no_grad():
                 torch._foreach_sub_([b for i in differenced for b in self._snapshots[i]],

@@ -142,6 +142,19 @@ def test_every_k_leaves_the_training_unchanged(mnist_small):
     assert losses[0] == losses[1]
 
 
+def test_every_k_runs_the_steps_in_between_without_per_step_hooks(mnist_small):
+    X, y = mnist_small
+    model = _model()
+    activation, weight = model.blocks[0].activation, model.blocks[0].linear.weight
+    attached = []
+    activation.register_forward_pre_hook(lambda m, i: attached.append((len(m._forward_hooks),
+                                                                        len(weight._post_accumulate_grad_hooks or {}))))
+    with GradientMonitor(model, every=3):
+        _train_steps(model, X, y, steps=4)
+    assert attached == [(1, 1), (0, 0), (0, 0), (1, 1)]        # steps 0 and 3 are recorded
+    assert not activation._forward_hooks and not weight._post_accumulate_grad_hooks
+
+
 @pytest.mark.parametrize("every", [0, -1, 2.5, "10", True])
 def test_every_must_be_a_positive_integer(every, raises_bad):
     with raises_bad("every", every):
