@@ -7,6 +7,7 @@ The core, usable in any training script: :mod:`~gradcourse.data` (MNIST, batches
 device). The lessons' experiments build on it: :mod:`~gradcourse.at_init`, :mod:`~gradcourse.initialization`,
 :mod:`~gradcourse.training_runs`, :mod:`~gradcourse.theory`, :mod:`~gradcourse.clipping`,
 :mod:`~gradcourse.sequences`, :mod:`~gradcourse.residual`, :mod:`~gradcourse.normalization`,
+:mod:`~gradcourse.batchnorm`,
 :mod:`~gradcourse.optimization`, :mod:`~gradcourse.precision`. The display,
 :mod:`~gradcourse.plots` (matplotlib figures from numbers), :mod:`~gradcourse.figures` (an
 experiment run and drawn), :mod:`~gradcourse.widgets` (ipywidgets) and
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 
-from . import at_init, clipping, data, layers, models, monitor, normalization, norms, optimization, precision
+from . import at_init, batchnorm, clipping, data, layers, models, monitor, normalization, norms, optimization, precision
 from . import initialization, probes, residual, scoring, sequences, theory, train, training_runs, transformers
 from .data import batches, load_mnist
 from .diagnose import diagnose  # (the function; the module stays importable as gradcourse.diagnose)
@@ -32,7 +33,8 @@ __version__ = "0.1.0"
 
 _DISPLAY = ("plots", "figures", "widgets", "exercises")
 
-__all__ = ["GradientMonitor", "History", "MLP", "activation_gradient_norms", "at_init", "batches", "clipping", "data",
+__all__ = ["GradientMonitor", "History", "MLP", "activation_gradient_norms", "at_init", "batches", "batchnorm",
+           "clipping", "data",
            "device", "diagnose", "environment_report", "fit", "initialization", "layer_gradient_norms", "layers",
            "load_mnist", "models",
            "monitor", "normalization", "norms", "optimization", "precision", "probes", "residual", "scoring", "sequences",
