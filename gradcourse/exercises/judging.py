@@ -185,6 +185,19 @@ def mlp_mismatch(model, *, activation, init, width=None, min_depth=10):
     return None
 
 
+def known_mistake(value, mistakes, rel_tol=0.02):
+    """The hint of the first ``(wrong value, hint)`` of ``mistakes`` within ``rel_tol`` of ``value``, else None:
+    how a built answer's setting (a gain, a bound, a learning rate) is matched to a likely mistake."""
+    return next((hint for wrong, hint in mistakes if math.isclose(value, wrong, rel_tol=rel_tol)), None)
+
+
+def measured_factor(model, **wanted):
+    """``(rho, None)`` with rho the :func:`per_layer_factor` of ``model``; ``(None, why)`` when ``model`` is
+    not the network the exercise asks for (``wanted`` as in :func:`mlp_mismatch`)."""
+    why = mlp_mismatch(model, **wanted)
+    return (None, why) if why else (per_layer_factor(model), None)
+
+
 def per_layer_factor(model, samples=256, seed=0):
     """The per-layer factor ``rho = (||dL/dh_1|| / ||dL/dh_L||)^(1/(L-1))`` of a course MLP,
     measured by one forward and backward pass on ``samples`` N(0, 1) inputs with random labels

@@ -7,7 +7,7 @@ import math
 from ..models import MLP
 from ..sequences import random_recurrence
 from ..theory import recurrent_jacobian_norms
-from .judging import Choice, Exercise, Number, mlp_mismatch, per_layer_factor
+from .judging import Choice, Exercise, Number, known_mistake, measured_factor
 
 _GAIN_RATIO = Number(
     1.25 ** 29,
@@ -33,16 +33,15 @@ _SCALE_MISTAKES = [
 
 
 def _explodes_fixed(model):
-    why = mlp_mismatch(model, activation="relu", init="normal", width=_WIDTH)
+    rho, why = measured_factor(model, activation="relu", init="normal", width=_WIDTH)
     if why:
         return False, why
-    rho = per_layer_factor(model)
     measured = f"Measured per-layer factor: {rho:.3f}."
     if abs(rho - 1) <= 0.05:
         return True, f"{measured} init_scale = {model.init_scale:.4g}, and sqrt(2 / 128) = {_FIXED_SCALE:.4g} gives rho = 1."
-    for scale, words in _SCALE_MISTAKES:
-        if math.isclose(model.init_scale, scale, rel_tol=0.02):
-            return False, f"{words} {measured}"
+    hint = known_mistake(model.init_scale, _SCALE_MISTAKES)
+    if hint:
+        return False, f"{hint} {measured}"
     direction = "still grows: lower init_scale" if rho > 1 else "now shrinks: raise init_scale"
     return False, f"{measured} It {direction}; rho = init_scale * sqrt(n / 2) with n = 128."
 

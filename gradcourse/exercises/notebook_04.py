@@ -9,7 +9,7 @@ import torch
 from ..data import load_mnist
 from ..initialization import first_loss
 from ..models import MLP
-from .judging import Exercise, Number, mlp_mismatch, per_layer_factor
+from .judging import Exercise, Number, measured_factor, mlp_mismatch
 
 _HE_STD = Number(
     math.sqrt(2 / 256),
@@ -37,10 +37,9 @@ _UNIFORM_LOSS = Number(
 
 
 def _orthogonal_relu(model):
-    why = mlp_mismatch(model, activation="relu", init="orthogonal")
+    rho, why = measured_factor(model, activation="relu", init="orthogonal")
     if why:
         return False, why
-    rho = per_layer_factor(model)
     measured = f"Measured per-layer factor: {rho:.3f}."
     if abs(rho - 1) <= 0.05:
         return True, f"{measured} An orthogonal layer keeps the norm, ReLU halves its square: gain sqrt(2) puts it back."

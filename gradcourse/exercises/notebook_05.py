@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ..models import MLP
-from .judging import Entries, Exercise, Number, mlp_mismatch, per_layer_factor
+from .judging import Entries, Exercise, Number, known_mistake, measured_factor
 
 _AT_MINUS_2 = Entries({
     "ReLU": Number(0.0, explain="", abs_tol=1e-6,
@@ -55,18 +55,17 @@ _TANH_GAINS = [
 
 
 def _tanh_critical(model):
-    why = mlp_mismatch(model, activation="tanh", init="xavier", width=_TANH_WIDTH, min_depth=_TANH_DEPTH)
+    rho, why = measured_factor(model, activation="tanh", init="xavier", width=_TANH_WIDTH, min_depth=_TANH_DEPTH)
     if why:
         return False, why
-    rho = per_layer_factor(model)
     layers = len(model.blocks) - 1
     measured = f"Measured per-layer factor: {rho:.3f}, so over {layers} layers the ratio is about {rho ** layers:.2g}."
     if abs(rho - 1) <= 0.025:
         return True, (f"{measured} With gain {model.init_scale:.3g}, rms(tanh') settles where gain * rms(tanh') is "
                       "about 1: the critical gain of tanh is a little above 1.")
-    for gain, words in _TANH_GAINS:
-        if math.isclose(model.init_scale, gain, rel_tol=0.02):
-            return False, f"{words} {measured}"
+    hint = known_mistake(model.init_scale, _TANH_GAINS)
+    if hint:
+        return False, f"{hint} {measured}"
     direction = "still grows: lower init_scale" if rho > 1 else "still shrinks: raise init_scale"
     return False, f"{measured} The gradient {direction}, and measure again."
 

@@ -10,7 +10,7 @@ from torch.nn.utils import parametrize
 
 from ..models import MLP
 from ..normalization import MaxNorm, constrain_weights_
-from .judging import Exercise, Number, mlp_mismatch, per_layer_factor
+from .judging import Exercise, Number, known_mistake, mlp_mismatch, per_layer_factor
 
 _BATCH = (1.0, 2.0, 6.0)   # one unit's pre-activations over a batch of three examples
 
@@ -94,9 +94,9 @@ def _max_norm_repair(model):
     if c >= _ROW_LENGTH * 1.05:
         return False, (f"{measured} He init times 1.5 gives rows about {_ROW_LENGTH:.2f} long: a bound above that "
                        "cuts nothing, and the network still explodes.")
-    for value, words in _C_MISTAKES:
-        if math.isclose(c, value, rel_tol=0.02):
-            return False, f"{words} {measured}"
+    hint = known_mistake(c, _C_MISTAKES)
+    if hint:
+        return False, f"{hint} {measured}"
     direction = "too large: lower c" if rho > 1 else "too small: raise c"
     return False, f"{measured} The bound is {direction}; with ReLU, rho = c * sqrt(1/2)."
 

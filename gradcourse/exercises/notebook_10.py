@@ -12,7 +12,7 @@ from ..data import load_mnist
 from ..models import MLP
 from ..optimization import ADAM_EPS
 from ..runtime import generators_restored
-from .judging import Exercise, Number, as_numbers
+from .judging import Exercise, Number, as_numbers, known_mistake
 
 _G, _LR = 1e-7, 1e-3    # a tiny gradient, ten times Adam's eps, and the learning rate
 _FIRST_STEP = Number(
@@ -65,9 +65,9 @@ def _adam_lr(answer):
     measured = f"Measured first-step update ratios of layers 2-5 at lr = {lr:.3g}: " + ", ".join(f"{r:.2e}" for r in ratios) + "."
     if all(abs(r / _TARGET - 1) <= 0.1 for r in ratios):
         return True, f"{measured} Adam moves each weight by about lr, and rms(W) = 1/sqrt(3 * 128): lr = 1e-3 / sqrt(384) = 5.1e-5."
-    for value, words in _LR_MISTAKES:
-        if math.isclose(lr, value, rel_tol=0.02):
-            return False, f"{words} {measured}"
+    hint = known_mistake(lr, _LR_MISTAKES)
+    if hint:
+        return False, f"{hint} {measured}"
     direction = "large: lower the learning rate" if sum(ratios) > len(ratios) * _TARGET else "small: raise the learning rate"
     return False, f"{measured} Too {direction}; the ratio is proportional to it."
 

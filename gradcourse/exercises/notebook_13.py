@@ -9,7 +9,7 @@ import torch
 from .. import _checks
 from ..runtime import generators_restored
 from ..transformers import RowTransformer, block_gradient_norms
-from .judging import Choice, Exercise, Number
+from .judging import Choice, Exercise, Number, known_mistake
 
 _PRE_LN_FACTOR = Number(
     0.5,
@@ -43,9 +43,9 @@ def _gpt2_scaled(model):
     if math.isclose(scale, _GPT2_SCALE, rel_tol=0.02):
         return True, (f"1/sqrt(2 * {_DEPTH}) = {scale:.4g}: each of the 16 residual branches starts "
                       "4 times smaller, so their sum has about the size of one unscaled branch.")
-    for wrong, words in _SCALE_MISTAKES:
-        if math.isclose(scale, wrong, rel_tol=0.02):
-            return False, f"{words} (got residual_scale = {scale:.4g})"
+    hint = known_mistake(scale, _SCALE_MISTAKES)
+    if hint:
+        return False, f"{hint} (got residual_scale = {scale:.4g})"
     return False, f"residual_scale = {scale:.4g}; GPT-2 uses 1/sqrt(N), N the number of residual layers."
 
 
