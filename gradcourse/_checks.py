@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import numbers
 
+from torch import nn
+
 
 def choice(name, value, allowed):
     """Return ``value`` if it is one of ``allowed``, else raise ValueError."""
@@ -40,6 +42,13 @@ def number(name, value, minimum=None, maximum=None, strict_minimum=False):
     if too_small or too_large:
         raise ValueError(f"{name}={value!r} is not allowed; it must be a finite number{_range(minimum, maximum, strict_minimum)}")
     return float(value)
+
+
+def module(name, value):
+    """Return ``value`` if it is a ``torch.nn.Module``."""
+    if not isinstance(value, nn.Module):
+        raise ValueError(f"{name}={describe(value)} is not allowed; it must be a torch.nn.Module")
+    return value
 
 
 def boolean(name, value):

@@ -25,7 +25,6 @@ import math
 from typing import NamedTuple
 
 import torch
-from torch import nn
 
 from . import _checks
 from .probes import LOSSES
@@ -54,8 +53,7 @@ def parameter_gradients(model, X, y, loss_fn="cross_entropy"):
     or ``"mse"`` (regression, e.g. a :class:`~gradcourse.models.SequenceRegressor`).
     Returns a list of tensors in ``model.parameters()`` order.
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
+    _checks.module("model", model)
     _checks.choice("loss_fn", loss_fn, tuple(LOSSES))
     (_checks.inputs_and_targets if loss_fn == "mse" else _checks.features_and_labels)(X, y)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -133,8 +131,7 @@ def error_rate(model, X, y, tolerance=ERROR_TOLERANCE):
     ``|error| > 0.4``, the default. Predicting the constant 1 misses by more than 0.4 whenever
     ``|u_a + u_b - 1| > 0.4``, with probability ``(1 - 0.4)^2 = 0.36``.
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
+    _checks.module("model", model)
     _checks.inputs_and_targets(X, y)
     tolerance = _checks.number("tolerance", tolerance, minimum=0, strict_minimum=True)
     with torch.no_grad():

@@ -125,8 +125,7 @@ def diagnose(model, X, y, *, optimizer=None, loss_fn=None, compute_loss=None, la
     ``exploding_ratio`` or a layer's norm above ``exploding_norm``); saturated sigmoid/tanh units;
     dead units; update ratios far from ~1e-3 (Karpathy's rule of thumb, CS231n).
     """
-    if not isinstance(model, torch.nn.Module):
-        raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
+    _checks.module("model", model)
     _checks.batch(X, y)
     limits = dict(THRESHOLDS)
     for key, value in (thresholds or {}).items():

@@ -45,8 +45,7 @@ def constant_init_(model, value=0.0):
     ``value=0`` and an activation with ``f(0) = 0`` (ReLU, tanh) every hidden output is 0, so
     ``dL/dW_out = delta h^T = 0`` and ``dL/dh = W_out^T delta = 0``: no hidden weight ever moves.
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
+    _checks.module("model", model)
     value = _checks.number("value", value)
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
@@ -207,8 +206,7 @@ def signal_std(activation, gain, depth=30, width=256, samples=512, seed=0):
 def weighted_layers(model):
     """``[(name, module)]``: the ``nn.Linear`` and ``nn.Conv`` layers of ``model``, input side first
     for a course MLP (else in registration order), the layers LSUV rescales."""
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
+    _checks.module("model", model)
     if not any(isinstance(m, WEIGHTED) for m in model.modules()):
         raise ValueError(f"model={_checks.describe(model)} is not allowed; it has no nn.Linear or nn.Conv layer")
     return [(name, m) for name, m in named_layers(model) if isinstance(m, WEIGHTED)]

@@ -31,8 +31,7 @@ def find_layers(model, layers=None, include=None):
       (e.g. ``"layer1.0.conv1"``; the model itself is named by its class);
     * ``include(name, module) -> bool`` filters the candidates.
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
+    _checks.module("model", model)
     names = {id(m): (name or type(m).__name__) for name, m in model.named_modules()}
     if layers is not None:
         if isinstance(layers, nn.Module) or not isinstance(layers, (list, tuple)):

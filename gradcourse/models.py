@@ -218,8 +218,7 @@ def seeded_mlp(X, seed=0, **options):
 
 def remove_batchnorm_(model):
     """Replace every BatchNorm layer of ``model`` by ``nn.Identity``, in place; return the model."""
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
+    _checks.module("model", model)
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
             if isinstance(child, nn.modules.batchnorm._BatchNorm):
@@ -230,8 +229,7 @@ def remove_batchnorm_(model):
 @torch.no_grad()
 def scale_weights_(model, factor):
     """Multiply every weight matrix or kernel (parameters with 2 or more dimensions) by ``factor``, in place."""
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
+    _checks.module("model", model)
     factor = _checks.number("factor", factor)
     for p in model.parameters():
         if p.dim() >= 2:

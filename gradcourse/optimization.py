@@ -17,7 +17,6 @@ import copy
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from . import _checks
 from .layers import find_layers, layer_weights, named_layers
@@ -57,8 +56,7 @@ def loss_scaling_steps(model, X, y, optimizer="adam", lr=1e-3, loss_scale=1e-4, 
     different weights); for Adam and RMSprop the ratio is near 1 in layers whose gradients
     are well above ``eps / loss_scale``, and falls towards ``loss_scale`` in layers whose are below it.
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
+    _checks.module("model", model)
     _checks.features_and_labels(X, y)
     _checks.choice("optimizer", optimizer, OPTIMIZERS)
     _checks.number("lr", lr, minimum=0, strict_minimum=True)

@@ -165,8 +165,7 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
     validation set) and inputs the model cannot take are refused at the first step, before any
     weight moves. However the run ends, the model is left in the mode (train or eval) it was given.
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module")
+    _checks.module("model", model)
     _checks.choice("loss_fn", loss_fn, tuple(LOSSES))
     check_data = _checks.features_and_labels if loss_fn == "cross_entropy" else _checks.inputs_and_targets
     check_data(X, y)
