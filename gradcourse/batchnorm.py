@@ -22,7 +22,9 @@ from torch import nn
 
 from . import _checks
 from .data import batches
+from .models import seeded_mlp
 from .scoring import accuracy
+from .train import fit
 
 NORM_LAYERS = (nn.BatchNorm1d, nn.LayerNorm, nn.GroupNorm)
 
@@ -177,17 +179,14 @@ def stale_statistics_experiment(X, y, X_test, y_test, *, digit=0, stale_batches=
     """Train an MLP with BatchNorm, then run ``stale_batches`` batches of one ``digit`` through it in
     train mode without gradients (a pass over class-sorted data that forgot ``model.eval()``).
 
-    The weights do not change, but with momentum 0.1 each batch pulls the running statistics 10%
-    of the way towards that one class's statistics: after k batches the training pass keeps only
-    ``0.9**k`` of its weight. Returns test accuracies: ``"train_mode"`` (batch statistics, batches
+    The weights do not change, but with BatchNorm's momentum (0.1 by default) each batch pulls the
+    running statistics 10% of the way towards that one class's statistics: after k batches the
+    training pass keeps only ``(1 - momentum)**k`` (``0.9**k``) of its weight. Returns test accuracies: ``"train_mode"`` (batch statistics, batches
     of 1000) and ``"eval"`` right after training, ``"eval_stale"`` after the single-class batches,
     ``"eval_recomputed"`` after :func:`recompute_running_statistics_` over ``X``, and
-    ``"stale_weight"``, the ``1 - 0.9**stale_batches`` of the running statistics that came from
-    the one class.
+    ``"stale_weight"``, the ``1 - (1 - momentum)**stale_batches`` of the running statistics that came
+    from the one class.
     """
-    from .models import seeded_mlp
-    from .train import fit
-
     _checks.features_and_labels(X, y)
     _checks.features_and_labels(X_test, y_test, x_name="X_test", y_name="y_test")
     _checks.choice("digit", digit, tuple(sorted(set(y.tolist()))))
@@ -208,5 +207,6 @@ def stale_statistics_experiment(X, y, X_test, y_test, *, digit=0, stale_batches=
     result["eval_stale"] = accuracy(model, X_test, y_test)
     recompute_running_statistics_(model, X, seed=seed)
     result["eval_recomputed"] = accuracy(model, X_test, y_test)
-    result["stale_weight"] = 1 - 0.9 ** stale_batches
+    momentum = _batchnorms(model)[0].momentum
+    result["stale_weight"] = 1 - (1 - momentum) ** stale_batches
     return result

@@ -15,7 +15,7 @@ from .at_init import gradient_norms, layer_statistics, std_per_layer
 from .data import adding_problem
 from .models import ACTIVATIONS, SequenceRegressor
 from .plots import (plot_activation_and_flow, plot_activation_curves, plot_gradient_flow, plot_gradient_norms, plot_log_lines,
-                    plot_per_layer_shares, plot_timestep_gradients, plot_training_and_layers, plot_two_per_layer)
+                    plot_per_layer, plot_per_layer_shares, plot_timestep_gradients, plot_training_and_layers, plot_two_per_layer)
 from .plots.common import ratio
 from .precision import flushed_and_overflowed
 from .runtime import set_seed
@@ -24,6 +24,7 @@ from .theory import (activation_derivative, derivative_bound, max_derivative, re
                      recurrent_jacobian_norms, scalar_chain)
 from .train import OPTIMIZERS
 from .training_runs import train_mlp
+from .transformers import block_gradient_norms, seeded_transformer
 
 
 def gradient_flow_figure(X, y, depth=20, activation="sigmoid", init="default", init_scale=1.0, width=64, seed=0):
@@ -181,9 +182,6 @@ def layernorm_placement_figure(X, y, depth=6, residual_scale=1.0, seed=0, **mode
     """Build fresh seeded Post-LN and Pre-LN :class:`~gradcourse.transformers.RowTransformer` s of
     ``depth`` blocks, their residual branches scaled by ``residual_scale`` at initialization, and plot
     ``||dL/dW^{2,l}||`` per block on ``(X, y)`` (Xiong et al. 2020, Figure 3, at initialization)."""
-    from .plots import plot_per_layer
-    from .transformers import block_gradient_norms, seeded_transformer
-
     _checks.integer("depth", depth, minimum=2, maximum=32)
     _checks.number("residual_scale", residual_scale, minimum=0, strict_minimum=True, maximum=1)
     norms = {name: block_gradient_norms(seeded_transformer(seed, depth=depth, placement=placement,
