@@ -215,6 +215,14 @@ class TrainedTransformer:
     def __repr__(self):
         return f"TrainedTransformer({self.history!r}, test accuracy {self.test_accuracy:.3f})"
 
+    def summary(self, steps=10):
+        """One line: the mean training loss of the first and of the last ``steps`` steps, and the test accuracy."""
+        _checks.integer("steps", steps, minimum=1)
+        loss = self.history.loss
+        first, last = loss[:steps], loss[-steps:]
+        return (f"training loss, mean of the first/last {steps} steps {sum(first) / len(first):.2f} -> "
+                f"{sum(last) / len(last):.2f}; test accuracy {self.test_accuracy:.3f}")
+
 
 def train_transformer(X, y, validation, *, seed=0, lr, epochs, batch_size=64, warmup=False, warmup_steps=None,
                       monitor_every=1, **options):
@@ -238,13 +246,18 @@ def train_transformer(X, y, validation, *, seed=0, lr, epochs, batch_size=64, wa
 
 
 def train_variants(X, y, validation, *, variants=None, progress=True, **shared):
-    """One :func:`train_transformer` run per entry of ``variants`` (default :data:`VARIANTS`),
-    each with the ``shared`` options overridden by its own. ``progress=True`` shows one
-    ``tqdm.auto`` bar over the runs. Returns ``{label: TrainedTransformer}``."""
-    variants = VARIANTS if variants is None else variants
+    """One :func:`train_transformer` run per entry of ``variants``, each with the ``shared``
+    options overridden by its own. ``variants`` is a dict ``{label: {option: value}}``, a list of
+    labels of :data:`VARIANTS` (e.g. ``["Pre-LN", "ReZero"]``), or None for all of
+    :data:`VARIANTS`. ``progress=True`` shows one ``tqdm.auto`` bar over the runs. Returns
+    ``{label: TrainedTransformer}``."""
+    if variants is None:
+        variants = VARIANTS
+    elif isinstance(variants, (list, tuple)) and variants and all(label in VARIANTS for label in variants):
+        variants = {label: VARIANTS[label] for label in variants}
     if not isinstance(variants, dict) or not variants or not all(isinstance(v, dict) for v in variants.values()):
         raise ValueError(f"variants={_checks.describe(variants)} is not allowed; it must be a non-empty dict "
-                         "{label: {option: value}}")
+                         f"{{label: {{option: value}}}} or a list of labels from {list(VARIANTS)}")
     _checks.boolean("progress", progress)
     return {label: train_transformer(X, y, validation, **{**shared, **options})
             for label, options in tqdm(variants.items(), desc=f"training {len(variants)} Transformers",

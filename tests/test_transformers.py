@@ -95,6 +95,18 @@ def test_training_runs_keep_model_history_monitor_and_score():
     # warmup starts at lr / 100, so its first step is the same gradient but a smaller move
     assert torch.equal(runs["Post-LN"].monitor.series("grad_norm")[0], runs["Post-LN + warmup"].monitor.series("grad_norm")[0])
     assert "TrainedTransformer" in repr(runs["Pre-LN"])
+    loss = runs["Pre-LN"].history.loss
+    assert runs["Pre-LN"].summary(steps=1) == (f"training loss, mean of the first/last 1 steps {loss[0]:.2f} -> {loss[-1]:.2f}; "
+                                             f"test accuracy {runs['Pre-LN'].test_accuracy:.3f}")
+
+
+def test_a_list_of_labels_picks_those_variants_in_its_order():
+    X, y = data(64)
+    runs = T.train_variants(X, y, (X, y), variants=["ReZero", "Post-LN"], lr=1e-3, epochs=1, batch_size=32, depth=2,
+                            progress=False, **SMALL)
+    assert list(runs) == ["ReZero", "Post-LN"]
+    alone = T.train_variants(X, y, (X, y), lr=1e-3, epochs=1, batch_size=32, depth=2, progress=False, **SMALL)
+    assert runs["Post-LN"].history.loss == alone["Post-LN"].history.loss
 
 
 @pytest.mark.parametrize("call, name, value", [
@@ -110,6 +122,7 @@ def test_training_runs_keep_model_history_monitor_and_score():
     (lambda v: T.last_block_gradient_by_depth(*data(), v, **SMALL), "depths", []),
     (lambda v: T.growth_towards_output(v), "norms", torch.ones(3)),
     (lambda v: T.train_variants(*data(), data(), variants=v, lr=1e-3, epochs=1), "variants", {}),
+    (lambda v: T.train_variants(*data(), data(), variants=v, lr=1e-3, epochs=1), "variants", ["Pre-LN", "Post-LM"]),
 ])
 def test_bad_arguments_name_the_parameter(call, name, value, raises_bad):
     with raises_bad(name, value) if not isinstance(value, (nn.Module, torch.Tensor, list, dict)) else \
