@@ -143,10 +143,8 @@ def second_moment_gain(activation, points=200_001):
     """
     _checks.choice("activation", activation, tuple(GAIN_ACTIVATIONS))
     points = _checks.integer("points", points, minimum=3)
-    z = torch.linspace(-10.0, 10.0, points, dtype=torch.float64)
-    density = torch.exp(-z ** 2 / 2) / math.sqrt(2 * math.pi)
-    second_moment = torch.trapezoid(GAIN_ACTIVATIONS[activation](z) ** 2 * density, z).item()
-    return 1 / math.sqrt(second_moment)
+    f = GAIN_ACTIVATIONS[activation]
+    return 1 / math.sqrt(_gaussian_expectation(lambda z: f(z) ** 2, points))
 
 
 def mean_field(activation, gain, depth=200, points=4_001):
@@ -160,16 +158,24 @@ def mean_field(activation, gain, depth=200, points=4_001):
     gain = _checks.number("gain", gain, minimum=0, strict_minimum=True)
     depth = _checks.integer("depth", depth, minimum=1)
     points = _checks.integer("points", points, minimum=3)
-    z = torch.linspace(-10.0, 10.0, points, dtype=torch.float64, requires_grad=True)
-    density = torch.exp(-z.detach() ** 2 / 2) / math.sqrt(2 * math.pi)
     f = GAIN_ACTIVATIONS[activation]
     q = 1.0
     for _ in range(depth):
-        q = gain ** 2 * torch.trapezoid(f(math.sqrt(q) * z.detach()) ** 2 * density, z.detach()).item()
-    scaled = math.sqrt(q) * z
-    (slope,) = torch.autograd.grad(f(scaled).sum(), scaled)   # f' at each point, elementwise
-    chi = gain ** 2 * torch.trapezoid(slope ** 2 * density, z.detach()).item()
-    return math.sqrt(q), chi
+        q = gain ** 2 * _gaussian_expectation(lambda z: f(math.sqrt(q) * z) ** 2, points)
+
+    def squared_slope(z):
+        scaled = (math.sqrt(q) * z).requires_grad_()
+        (slope,) = torch.autograd.grad(f(scaled).sum(), scaled)   # f' at each point, elementwise
+        return slope ** 2
+
+    return math.sqrt(q), gain ** 2 * _gaussian_expectation(squared_slope, points)
+
+
+def _gaussian_expectation(g, points):
+    """``E[g(z)]`` for ``z ~ N(0, 1)``: the trapezoid rule on ``points`` points of ``[-10, 10]`` in float64."""
+    z = torch.linspace(-10.0, 10.0, points, dtype=torch.float64)
+    density = torch.exp(-z ** 2 / 2) / math.sqrt(2 * math.pi)
+    return torch.trapezoid(g(z) * density, z).item()
 
 
 def signal_std(activation, gain, depth=30, width=256, samples=512, seed=0):
