@@ -75,9 +75,14 @@ def tensor_norms(tensors):
         direct = torch.stack(torch._foreach_norm(flat))
         if all(SAFE_FLOAT32_NORM < value < math.inf for value in direct.tolist()):
             return direct.double()
-    values = [norm(t) for t in flat]
-    devices = {value.device for value in values}
-    return torch.stack(values) if len(devices) == 1 else torch.stack([value.cpu() for value in values])
+    return _stack([norm(t) for t in flat])
+
+
+def _stack(values):
+    """Scalar tensors as one 1-D tensor; on the CPU when they live on different devices."""
+    if len({value.device for value in values}) == 1:
+        return torch.stack(values)
+    return torch.stack([value.cpu() for value in values])
 
 
 def joint_norms(norms, sizes):
@@ -101,9 +106,7 @@ def joint_norms(norms, sizes):
     if sum(sizes) != len(norms):
         raise ValueError(f"sizes must add up to the number of norms, {len(norms)}; got {sizes}")
     if not torch.is_tensor(norms):
-        devices = {value.device for value in norms}
-        norms = (torch.stack(norms) if len(devices) == 1 else torch.stack([value.cpu() for value in norms])) \
-            if norms else torch.zeros(0, dtype=torch.float64)
+        norms = _stack(norms) if norms else torch.zeros(0, dtype=torch.float64)
     squares = norms.double().square()
     if sizes and all(size == sizes[0] for size in sizes) and sizes[0] > 0:   # e.g. a weight and a bias per layer
         return squares.reshape(len(sizes), sizes[0]).sum(dim=1).sqrt()
