@@ -15,7 +15,8 @@ Post-LN, whatever the depth L, and O(d sqrt(ln d / L)) for Pre-LN. ReZero (Bachl
 2020, "ReZero is All You Need: Fast Convergence at Large Depth") drops the LayerNorm and
 starts every branch at zero: ``x_{l+1} = x_l + alpha_l F(x_l)``, ``alpha_l = 0``.
 
-The model here reads an MNIST digit as 28 tokens, one per row of 28 pixels, and is built from
+The model here reads an MNIST digit as a sequence of tokens, each a band of pixel rows (by default
+28 tokens of one row), and is built from
 ``torch.nn.TransformerEncoderLayer`` (``norm_first=False`` is Post-LN, ``True`` Pre-LN); only the
 ReZero block is written out, because its ``alpha`` is the point.
 """
