@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from . import _checks
 from .activation_summary import SATURATION
@@ -189,7 +190,7 @@ def first_step_below(losses, level, window=20):
 
 
 def latching_trials(lengths, trials=100, latched_steps=3, noise=0.2, sequences=10, steps=150, lr=1.0,
-                    target=0.8, tolerance=0.4, seed=0):
+                    target=0.8, tolerance=0.4, seed=0, progress=True):
     """Bengio, Simard & Frasconi's (1994, section IV) minimal latching task, trained by gradient descent.
 
     One tanh unit ``h_t = tanh(w h_{t-1} + u_t)`` from ``h_0 = 0`` must carry one bit, the class,
@@ -205,7 +206,8 @@ def latching_trials(lengths, trials=100, latched_steps=3, noise=0.2, sequences=1
     rate ``lr``, all in one float64 batch (the shorter sequences are padded at the front with zero
     input, which leaves ``h = 0``, so a length gives the same result alone or with others). A trial
     *converges* when every training sequence ends within ``tolerance`` of its target: the
-    paper's "density of training convergence".
+    paper's "density of training convergence". ``progress=True`` shows a ``tqdm.auto`` bar over the
+    steps.
 
     Returns ``{T: {"converged": share of trials, "first_gradient": median |dL/du_1| at the first
     step, "final_loss": median loss at the end}}``.
@@ -224,6 +226,7 @@ def latching_trials(lengths, trials=100, latched_steps=3, noise=0.2, sequences=1
     target = _checks.number("target", target, minimum=0, maximum=0.99, strict_minimum=True)   # tanh never reaches 1
     tolerance = _checks.number("tolerance", tolerance, minimum=0, strict_minimum=True)
     seed = _checks.integer("seed", seed, minimum=0)
+    _checks.boolean("progress", progress)
 
     longest, units = max(lengths), trials * len(lengths)
     w, u, inputs = [], [], torch.zeros(units, 2, sequences, longest, dtype=torch.float64)
@@ -241,7 +244,7 @@ def latching_trials(lengths, trials=100, latched_steps=3, noise=0.2, sequences=1
     goal = torch.tensor([target, -target], dtype=torch.float64)[None, :, None]
     optimizer = torch.optim.SGD([w, u], lr=lr)
     first_gradient = None
-    for _ in range(steps):
+    for _ in tqdm(range(steps), desc=f"{units} latching trials", disable=not progress, mininterval=0.5):
         x = torch.where(latched[:, None, None, :], torch.gather(u, 2, where)[:, :, None, :], inputs)
         h = torch.zeros(units, 2, sequences, dtype=torch.float64)
         for x_t in x.unbind(-1):                 # unbind: one backward for all steps, not one zero-filled copy per step

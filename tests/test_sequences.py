@@ -186,6 +186,7 @@ def test_latching_trials_give_a_length_the_same_result_alone_or_padded_among_lon
     (dict(lr=0.0), "lr", 0.0),
     (dict(target=1.0), "target", 1.0),
     (dict(steps=1.5), "steps", 1.5),
+    (dict(progress="yes"), "progress", "yes"),
 ])
 def test_latching_trials_reject_bad_arguments(kwargs, name, value, raises_bad):
     with raises_bad(name, value):
