@@ -29,11 +29,12 @@ class History:
 
     ``loss`` and ``grad_norm`` hold one float per optimizer step (``grad_norm`` is the
     global gradient norm before any clipping); ``train_accuracy`` and ``val_accuracy``
-    one per finished epoch. When training diverged, ``stop_step`` (1-based),
+    one per finished epoch (``train_accuracy`` stays empty with ``fit(score_training_set=False)``). When training diverged, ``stop_step`` (1-based),
     ``stop_layer`` and ``stop_message`` say where; no non-finite value is recorded.
 
     With ``loss_fn="mse"`` (regression) there is no accuracy: ``train_loss`` and ``val_loss``
-    hold the mean squared error over the whole training and validation set after each epoch.
+    hold the mean squared error over the whole training and validation set after each epoch
+    (``train_loss`` stays empty with ``fit(score_training_set=False)``).
     ``clipped`` holds one bool per step: True when ``max_norm`` or ``clip_value`` was set and the
     gradient exceeded it (so clipping changed it); :attr:`clipped_share` is their share.
     ``max_norm`` and ``clip_value`` are the thresholds the run used.
@@ -124,7 +125,7 @@ def _fastest(optimizer_class, params, **options):
 
 def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, max_norm=None,
         clip_value=None, monitor=None, progress=True, seed=0, validation=None, loss_fn="cross_entropy",
-        normalize_grad=False, scheduler=None):
+        normalize_grad=False, scheduler=None, score_training_set=True):
     """Train ``model`` on ``(X, y)`` with cross-entropy (or MSE) and return a :class:`History`.
 
     Args:
@@ -139,6 +140,10 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
         progress: show a ``tqdm.auto`` progress bar.
         seed: seeds the batch order (epoch e uses ``seed + e``).
         validation: optional ``(X_val, y_val)`` scored after every epoch.
+        score_training_set: score the whole training set after every epoch as well
+            (``History.train_accuracy`` or ``train_loss``). ``False`` skips that extra forward pass
+            over ``X``, which for recurrent networks on long sequences costs a tenth or more of
+            the training time.
         loss_fn: ``"cross_entropy"`` (classification: ``X`` of shape (n, features), integer labels
             ``y``; accuracy recorded per epoch) or ``"mse"`` (regression: ``X`` of shape (n, ...),
             e.g. (n, T, features) sequences, float targets ``y`` of shape (n,), the shape of the
@@ -186,6 +191,7 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
         raise ValueError(f"batch_size={batch_size} with {len(X)} examples is not allowed for a model with BatchNorm; "
                          "it normalizes over the batch and needs at least 2 examples per batch")
     _checks.boolean("normalize_grad", normalize_grad)
+    _checks.boolean("score_training_set", score_training_set)
     if normalize_grad and (max_norm is not None or clip_value is not None):
         raise ValueError(f"normalize_grad=True is not allowed with max_norm={max_norm!r} or clip_value={clip_value!r}; "
                          "normalizing sets every gradient's norm to 1, so leave both None")
@@ -197,7 +203,7 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
         raise ValueError("the model has no parameter with requires_grad=True, so there is nothing to train")
     opt = make_optimizer(params, optimizer, lr, momentum)
     run = _Run(epochs, batch_size, max_norm, clip_value, normalize_grad, _scheduler_of(opt, scheduler), loss_fn,
-               validation, seed, progress)
+               validation, seed, progress, score_training_set)
 
     with flush_denormals(), (monitor if monitor is not None and not monitor.active else contextlib.nullcontext()):
         history = _train(model, X, y, opt, params, run)
@@ -218,6 +224,7 @@ class _Run:
     validation: tuple | None
     seed: int
     progress: bool
+    score_training_set: bool
 
 
 def _scheduler_of(opt, scheduler):
@@ -291,11 +298,13 @@ def _train(model, X, y, opt, params, run):
                 if step % 10 == 0:
                     bar.set_postfix(loss=f"{history.loss[-1]:.4f}", refresh=False)
             if run.loss_fn == "mse":
-                history.train_loss.append(mean_squared_error(model, X, y))
+                if run.score_training_set:
+                    history.train_loss.append(mean_squared_error(model, X, y))
                 if validation is not None:
                     history.val_loss.append(mean_squared_error(model, *validation))
                 continue
-            history.train_accuracy.append(accuracy(model, X, y))
+            if run.score_training_set:
+                history.train_accuracy.append(accuracy(model, X, y))
             if validation is not None:
                 history.val_accuracy.append(accuracy(model, *validation, x_name="validation[0]"))
     except KeyboardInterrupt:

@@ -242,7 +242,8 @@ def train_transformer(X, y, validation, *, seed=0, lr, epochs, batch_size=64, wa
     model = seeded_transformer(seed, **options)
     monitor = GradientMonitor(model, layers=model.ffn_outputs(), every=monitor_every)
     history = fit(model, X, y, epochs=epochs, batch_size=batch_size, optimizer="adam", lr=lr, monitor=monitor,
-                  seed=seed, progress=False, scheduler=linear_warmup(warmup_steps) if warmup else None)
+                  seed=seed, progress=False, scheduler=linear_warmup(warmup_steps) if warmup else None,
+                  score_training_set=False)
     return TrainedTransformer(model, history, monitor, accuracy(model, *validation))
 
 

@@ -1,4 +1,4 @@
-"""fit's normalize_grad and scheduler options (notebooks 09 and 10)."""
+"""fit's normalize_grad, scheduler and score_training_set options (notebooks 08, 09, 10 and 13)."""
 
 import math
 
@@ -70,6 +70,7 @@ def test_scheduler_steps_after_every_optimizer_step(mnist_small):
     (dict(normalize_grad=True, max_norm=1.0), "normalize_grad", True),
     (dict(normalize_grad=True, clip_value=0.5), "normalize_grad", True),
     (dict(scheduler="warmup"), "scheduler", "warmup"),
+    (dict(score_training_set="no"), "score_training_set", "no"),
 ])
 def test_fit_rejects_bad_step_options(mnist_small, kwargs, name, value, raises_bad):
     with raises_bad(name, value):
@@ -90,3 +91,26 @@ def test_normalization_keeps_a_large_learning_rate_from_diverging(mnist_small):
     model = MLP(width=32, depth=8, activation="relu", init="kaiming", init_scale=1.5)
     history = fit(model, X, y, epochs=2, batch_size=32, lr=0.5, normalize_grad=True, progress=False)
     assert not history.diverged and all(math.isfinite(v) for v in history.loss)
+
+
+def test_not_scoring_the_training_set_leaves_its_list_empty_and_the_run_unchanged(mnist_small):
+    X, y = mnist_small
+    validation = (X[:32], y[:32])
+    runs = {}
+    for score in (True, False):
+        model = _model()
+        runs[score] = (fit(model, X, y, epochs=2, batch_size=16, lr=0.1, validation=validation, progress=False,
+                           score_training_set=score), _parameters(model))
+    (scored, scored_weights), (unscored, unscored_weights) = runs[True], runs[False]
+    assert len(scored.train_accuracy) == 2 and unscored.train_accuracy == []
+    assert unscored.loss == scored.loss and unscored.val_accuracy == scored.val_accuracy
+    assert torch.equal(unscored_weights, scored_weights)
+
+
+def test_not_scoring_the_training_set_of_a_regression_keeps_the_validation_loss():
+    gradcourse.set_seed(0)
+    X, y = torch.randn(40, 5, 2), torch.randn(40)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(10, 1), torch.nn.Flatten(0))
+    history = fit(model, X, y, epochs=3, batch_size=8, lr=0.01, loss_fn="mse", validation=(X[:8], y[:8]),
+                  progress=False, score_training_set=False)
+    assert history.train_loss == [] and len(history.val_loss) == 3

@@ -143,6 +143,21 @@ def test_plot_history_draws_no_accuracy_for_a_run_that_stopped_in_its_first_epoc
         assert one_point.get_marker() not in (None, "None", "", " ")   # a single loss value stays visible
 
 
+def test_plot_history_draws_validation_alone_when_fit_did_not_score_the_training_set():
+    runs = {"scored": _history([2.0, 1.0], [0.5, 0.8], [0.4, 0.7]), "validation only": _history([2.0, 1.5], [], [0.3, 0.6])}
+    ax_loss, ax_acc = plots.plot_history(runs).axes
+    assert [line.get_label() for line in ax_acc.get_lines()] == ["scored (train)", "scored (validation)",
+                                                                   "validation only (validation)"]
+    assert list(ax_acc.get_lines()[-1].get_ydata()) == [0.3, 0.6]
+
+
+def test_plot_regression_history_takes_a_history_without_training_mse():
+    history = History(loss=[0.3, 0.2], val_loss=[0.25, 0.2])   # fit(loss_fn="mse", score_training_set=False)
+    fig = plots.plot_regression_history(history)
+    assert fig.axes[1].get_ylabel() == "validation MSE"
+    assert list(fig.axes[1].get_lines()[0].get_ydata()) == [0.25, 0.2]
+
+
 @pytest.mark.parametrize("histories", ["loss", [1.0, 2.0], {"a": None}])
 def test_plot_history_rejects_non_histories(histories):
     with pytest.raises(ValueError, match="histories must be a History"):

@@ -38,13 +38,15 @@ def plot_history(histories, title=None, legend="inside", styles=None):
     for i, (label, history) in enumerate(runs.items()):
         if outside:   # the same marker on the run's loss line, a few times, so the legend names both panels
             loss_lines[i].set(**run_marker(i), markevery=max(1, len(history.loss) // 6))
-        if not history.train_accuracy:   # stopped before its first epoch ended: nothing to draw, no legend entry
+        per_epoch = history.train_accuracy or history.val_accuracy   # fit(score_training_set=False): validation only
+        if not per_epoch:   # stopped before its first epoch ended: nothing to draw, no legend entry
             continue
-        epochs = range(1, len(history.train_accuracy) + 1)
+        epochs = range(1, len(per_epoch) + 1)
         style = run_marker(i) if outside else {}
-        ax_acc.plot(epochs, history.train_accuracy, **({"marker": "o", "color": colors[label]} | style
-                                                       | styles.get(label, {})),
-                    label=None if label is None else f"{label} (train)")
+        if history.train_accuracy:
+            ax_acc.plot(epochs, history.train_accuracy, **({"marker": "o", "color": colors[label]} | style
+                                                           | styles.get(label, {})),
+                        label=None if label is None else f"{label} (train)")
         if history.val_accuracy:
             ax_acc.plot(epochs, history.val_accuracy, linestyle="--", color=colors[label],
                         **({"marker": "s"} | style),
