@@ -131,8 +131,9 @@ def adam_ratio_ceiling(model, lr, layers=None, include=None):
 
 def linear_warmup(steps, start_factor=0.01):
     """Learning-rate warmup for :func:`~gradcourse.train.fit`'s ``scheduler``: the learning rate
-    rises linearly from ``start_factor * lr`` to ``lr`` over the first ``steps`` optimizer steps,
-    then stays at ``lr``.
+    rises linearly from ``start_factor * lr`` at the first optimizer step, by ``(1 - start_factor) *
+    lr / steps`` per step, and stays at ``lr`` from step ``steps + 1`` on (the last warmup step runs at
+    ``(1 - (1 - start_factor) / steps) * lr``).
 
     Returns ``optimizer -> torch.optim.lr_scheduler.LinearLR(optimizer, start_factor, 1.0, steps)``.
     Warmup keeps the first steps small while Adam's second-moment estimate ``v_hat`` still

@@ -2,7 +2,8 @@
 
 A Transformer block adds a sub-layer ``F`` (self-attention, then a feed-forward network) to a
 residual stream ``x``. The original Transformer (Vaswani et al. 2017, "Attention Is All You
-Need") normalizes *after* the sum, the Pre-LN variant (GPT-2; Xiong et al. 2020) *before* the
+Need") normalizes *after* the sum; the Pre-LN variant (Wang et al. 2019, "Learning Deep
+Transformer Models for Machine Translation"; Baevski & Auli 2019; used by GPT-2) *before* the
 branch:
 
     Post-LN:  x_{l+1} = LN(x_l + F(x_l))         Pre-LN:  x_{l+1} = x_l + F(LN(x_l))
@@ -128,6 +129,13 @@ def block_by_the_formula(block, x):
     """
     if not isinstance(block, nn.TransformerEncoderLayer):
         raise ValueError(f"block={_checks.describe(block)} is not allowed; it must be a torch.nn.TransformerEncoderLayer")
+    if block.activation is not F.relu:
+        raise ValueError(f"block.activation={block.activation!r} is not allowed; the formula is written for F.relu "
+                         "(TransformerEncoderLayer(activation=\"relu\"), its default)")
+    dropouts = [m.p for m in (block.dropout, block.dropout1, block.dropout2)] + [block.self_attn.dropout]
+    if block.training and any(dropouts):
+        raise ValueError(f"block.dropout={max(dropouts)} in training mode is not allowed; the formula has no dropout: "
+                         "build the layer with dropout=0.0 or call block.eval()")
 
     def attention(h):
         return block.self_attn(h, h, h, need_weights=False)[0]
@@ -150,8 +158,10 @@ def seeded_transformer(seed=0, **options):
 
 
 def gpt2_residual_scale(depth):
-    """GPT-2's factor 1/sqrt(N) on the residual layers' weights, with N = 2 * depth residual
-    layers (an attention and an FFN branch per block): 1 / sqrt(2 * depth)."""
+    """GPT-2's factor 1/sqrt(N) on the residual layers' weights at initialization (Radford et al.
+    2019, "Language Models are Unsupervised Multitask Learners", section 2.3), read as N = 2 * depth
+    residual layers (an attention and an FFN branch per block; the paper does not count them):
+    1 / sqrt(2 * depth)."""
     return 1 / math.sqrt(2 * _checks.integer("depth", depth, minimum=1))
 
 
@@ -174,10 +184,14 @@ def gradient_norms_at_init(X, y, *, seeds=(0,), **options):
 
 def growth_towards_output(norms):
     """The last block's gradient norm over the first block's, per row of ``norms`` (seeds x blocks):
-    above 1 where the gradient grows towards the output, as in a Post-LN stack."""
+    above 1 where the gradient grows towards the output (Xiong et al.'s picture of a deep Post-LN
+    stack at initialization), below 1 where it shrinks."""
     norms = torch.as_tensor(norms, dtype=torch.float64)
     if norms.dim() != 2 or norms.shape[1] < 2:
         raise ValueError(f"norms={_checks.describe(norms)} is not allowed; it must be (seeds, blocks) with at least 2 blocks")
+    if not (norms[:, 0] > 0).all():
+        raise ValueError(f"norms[:, 0]={norms[:, 0].tolist()} is not allowed; the first block's gradient norm must be "
+                         "positive to divide by (a ReZero stack's is 0 at initialization)")
     return norms[:, -1] / norms[:, 0]
 
 
@@ -237,13 +251,15 @@ def train_transformer(X, y, validation, *, seed=0, lr, epochs, batch_size=64, wa
     _checks.features_and_labels(X, y)
     _checks.features_and_labels(*validation, x_name="validation[0]", y_name="validation[1]")
     _checks.boolean("warmup", warmup)
+    if warmup_steps is not None and not warmup:
+        raise ValueError(f"warmup_steps={warmup_steps!r} is not allowed with warmup=False; set warmup=True or leave "
+                         "warmup_steps None")
     steps_per_epoch = math.ceil(len(X) / _checks.integer("batch_size", batch_size, minimum=1))
     warmup_steps = steps_per_epoch if warmup_steps is None else _checks.integer("warmup_steps", warmup_steps, minimum=1)
     model = seeded_transformer(seed, **options)
     monitor = GradientMonitor(model, layers=model.ffn_outputs(), every=monitor_every)
     history = fit(model, X, y, epochs=epochs, batch_size=batch_size, optimizer="adam", lr=lr, monitor=monitor,
-                  seed=seed, progress=False, scheduler=linear_warmup(warmup_steps) if warmup else None,
-                  score_training_set=False)
+                  seed=seed, progress=False, scheduler=linear_warmup(warmup_steps) if warmup else None)
     return TrainedTransformer(model, history, monitor, accuracy(model, *validation))
 
 

@@ -268,3 +268,40 @@ def test_the_readme_counts_each_notebooks_exercises():
         assert (0 if count == "–" else int(count)) == sum(i.startswith(f"{number}.") for i in IDS), number
     total = re.search(r"Notebooks 01–\d\d ask (\d+) exercises", (ROOT / "README.md").read_text())
     assert total and int(total.group(1)) == len(IDS)
+
+
+def _names_bound(tree):
+    """Every name a piece of code binds: assignments, imports, function and class names, loop targets,
+    function parameters and comprehension variables."""
+    import ast
+
+    bound = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            bound.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+    return bound
+
+
+@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
+def test_a_solution_uses_only_names_its_notebook_defines(exercise_id):
+    """A learner pastes a worked solution into the notebook: every name its code reads must be bound by
+    the notebook's code cells (``gc``, ``torch``, the parameters, earlier results) or by the solution itself."""
+    import ast
+    import builtins
+
+    blocks = re.findall(r"```python\n(.*?)```", EXERCISES[exercise_id].solution, re.S)
+    notebook = next((ROOT / "notebooks").glob(exercise_id.split(".")[0] + "_*.ipynb"))
+    cells = json.loads(notebook.read_text())["cells"]
+    notebook_code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    known = _names_bound(ast.parse(notebook_code)) | set(dir(builtins))
+    for block in blocks:
+        tree = ast.parse(block)
+        read = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+        missing = read - known - _names_bound(tree)
+        assert not missing, f"solution of {exercise_id} uses {sorted(missing)}, which {notebook.name} never defines"

@@ -2,6 +2,7 @@
 probes and the training runs of notebook 13."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -78,7 +79,9 @@ def test_measurements_at_initialization_are_seeded_and_shaped():
     norms = T.gradient_norms_at_init(X, y, seeds=[0, 1, 2], depth=4, placement="pre", **SMALL)
     assert norms.shape == (3, 4) and norms.dtype == torch.float64 and (norms > 0).all()
     assert torch.equal(norms, T.gradient_norms_at_init(X, y, seeds=[0, 1, 2], depth=4, placement="pre", **SMALL))
-    assert torch.allclose(T.growth_towards_output(norms), norms[:, -1] / norms[:, 0])
+    assert T.growth_towards_output([[1.0, 2.0, 4.0], [2.0, 5.0, 1.0]]).tolist() == [4.0, 0.5]
+    with pytest.raises(ValueError, match=re.escape("norms[:, 0]=[0.0] is not allowed")):   # ReZero's first step
+        T.growth_towards_output([[0.0, 1.0]])
     by_depth = T.last_block_gradient_by_depth(X, y, [2, 4], seeds=[0, 1], placement="post", **SMALL)
     assert list(by_depth) == [2, 4] and all(len(v) == 2 for v in by_depth.values())
     assert by_depth[4] == T.gradient_norms_at_init(X, y, seeds=[0, 1], depth=4, placement="post", **SMALL)[:, -1].tolist()
@@ -94,6 +97,8 @@ def test_training_runs_keep_model_history_monitor_and_score():
     assert runs["ReZero"].monitor.series("grad_norm")[0].abs().max() == 0
     # warmup starts at lr / 100, so its first step is the same gradient but a smaller move
     assert torch.equal(runs["Post-LN"].monitor.series("grad_norm")[0], runs["Post-LN + warmup"].monitor.series("grad_norm")[0])
+    assert runs["Post-LN"].history.loss[0] == runs["Post-LN + warmup"].history.loss[0]
+    assert runs["Post-LN"].history.loss[1] != runs["Post-LN + warmup"].history.loss[1]
     assert "TrainedTransformer" in repr(runs["Pre-LN"])
     loss = runs["Pre-LN"].history.loss
     assert runs["Pre-LN"].summary(steps=1) == (f"training loss, mean of the first/last 1 steps {loss[0]:.2f} -> {loss[-1]:.2f}; "
@@ -121,6 +126,7 @@ def test_a_list_of_labels_picks_those_variants_in_its_order():
     (lambda v: T.gradient_norms_at_init(*data(), seeds=v, **SMALL), "seeds", []),
     (lambda v: T.last_block_gradient_by_depth(*data(), v, **SMALL), "depths", []),
     (lambda v: T.growth_towards_output(v), "norms", torch.ones(3)),
+    (lambda v: T.train_transformer(*data(), data(), lr=1e-3, epochs=1, warmup_steps=v, **SMALL), "warmup_steps", 5),
     (lambda v: T.train_variants(*data(), data(), variants=v, lr=1e-3, epochs=1), "variants", {}),
     (lambda v: T.train_variants(*data(), data(), variants=v, lr=1e-3, epochs=1), "variants", ["Pre-LN", "Post-LM"]),
 ])
@@ -128,6 +134,27 @@ def test_bad_arguments_name_the_parameter(call, name, value, raises_bad):
     with raises_bad(name, value) if not isinstance(value, (nn.Module, torch.Tensor, list, dict)) else \
             pytest.raises(ValueError, match=f"{name}="):
         call(value)
+
+
+def test_warmup_makes_the_first_adam_step_a_hundred_times_smaller():
+    X, y = data(32)
+    moved = {}
+    for warmup in (False, True):
+        run = T.train_transformer(X, y, (X, y), lr=1e-3, epochs=1, batch_size=32, warmup=warmup, depth=2, **SMALL)
+        fresh = T.seeded_transformer(0, depth=2, **SMALL)
+        moved[warmup] = torch.cat([(a - b).detach().flatten() for a, b in zip(run.model.parameters(), fresh.parameters())]).norm()
+    assert run.history.steps == 1 and moved[True] / moved[False] == pytest.approx(0.01, rel=0.02)
+
+
+@pytest.mark.parametrize("settings, name", [(dict(activation="gelu"), "block.activation"), (dict(dropout=0.1), "block.dropout")])
+def test_the_written_out_formula_refuses_a_layer_it_does_not_describe(settings, name):
+    block = nn.TransformerEncoderLayer(8, 2, 16, batch_first=True, **{"dropout": 0.0, **settings})
+    with pytest.raises(ValueError, match=re.escape(name + "=")):
+        T.block_by_the_formula(block, torch.zeros(1, 2, 8))
+    if name == "block.dropout":   # in eval mode dropout is off, and the formula holds
+        block.eval()
+        x = torch.randn(1, 2, 8)
+        assert torch.allclose(block(x), T.block_by_the_formula(block, x), atol=1e-6)
 
 
 def test_an_input_of_the_wrong_width_is_refused_with_the_shape_it_needs():

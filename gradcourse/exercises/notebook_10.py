@@ -103,6 +103,7 @@ $v_1 = 0.001\,g_1^2$, $\hat v_1 = v_1/(1 - 0.999) = g_1^2$. So
 $$\Delta\theta_1 = -\eta\,\frac{g_1}{|g_1| + \epsilon} = -10^{-3}\cdot\frac{10^{-7}}{10^{-7} + 10^{-8}} = -\frac{10^{-3}}{1.1} \approx -9.09\times10^{-4}.$$
 SGD would move it by $-\eta g = -10^{-10}$, ten million times less. Check:
 ```python
+import torch
 p = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64)); opt = torch.optim.Adam([p], lr=1e-3)
 p.grad = torch.full_like(p, 1e-7); opt.step(); p.item()     # -0.000909...
 ```

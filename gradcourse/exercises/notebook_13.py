@@ -100,7 +100,7 @@ the identity map from the embedding to the head, with a perfectly conditioned Ja
 GPT-2 (Radford et al. 2019, section 2.3) scales the weights of the residual layers at initialization by $1/\sqrt{N}$, $N$
 the number of residual layers. Each block has two of them (attention and FFN), so $N = 2 \times 8 = 16$:
 ```python
-answer = gc.transformers.RowTransformer(depth=8, placement="pre", residual_scale=1 / math.sqrt(16))
+answer = gc.transformers.RowTransformer(depth=8, placement="pre", residual_scale=1 / 16 ** 0.5)
 ```
 The stream after $N$ branches is $x_0 + \sum_{k=1}^{N} F_k$; with independent branches its variance grows by $N\,\mathrm{Var}(F)$,
 and scaling each branch's last weights by $1/\sqrt{N}$ keeps that sum at the size of a single unscaled branch.
