@@ -61,6 +61,8 @@ def batch_norm(x, weight, bias, running_mean, running_var, training, momentum=0.
         if _tensor(name, value, 1).shape[0] != features:
             raise ValueError(f"{name} has {value.shape[0]} entries but x has {features} features; they must match")
     _checks.boolean("training", training)
+    if not training and (running_var < 0).any():
+        raise ValueError(f"running_var={running_var.tolist()} is not allowed; a variance must be >= 0 in every entry")
     momentum = _checks.number("momentum", momentum, minimum=0, maximum=1)
     eps = _checks.number("eps", eps, minimum=0, strict_minimum=True)
     if training:
@@ -146,6 +148,7 @@ def recompute_running_statistics_(model, X, batch_size=500, seed=0):
     runs the batches through in train mode without gradients; the weights do not change. Puts the
     model in eval mode, restores each layer's momentum and returns the model.
     """
+    _checks.module("model", model)
     layers = _batchnorms(model)
     _tensor("X", X, 2)
     _checks.integer("batch_size", batch_size, minimum=2)
@@ -165,6 +168,7 @@ def recompute_running_statistics_(model, X, batch_size=500, seed=0):
 def train_mode_accuracy(model, X, y, batch_size=1000):
     """Accuracy with each BatchNorm normalizing by the statistics of the test batch itself (train
     mode), on a copy of ``model`` so that its running statistics stay as they are."""
+    _checks.module("model", model)
     _checks.features_and_labels(X, y)
     _checks.integer("batch_size", batch_size, minimum=2)
     model = copy.deepcopy(model).train()

@@ -94,6 +94,7 @@ def symmetry_run(X, y, *, init="constant", value=0.05, epochs=1, batch_size=64, 
 def first_loss(model, X, y):
     """The cross-entropy of ``model`` on ``(X, y)`` before any step, as a float. For ``C`` balanced
     classes a network that has learnt nothing should give about ``ln C`` (``ln 10 = 2.303``)."""
+    _checks.module("model", model)
     _checks.features_and_labels(X, y)
     with torch.no_grad():
         return batch_loss(model, X, y).item()
@@ -106,9 +107,9 @@ def output_scale_runs(X, y, output_scales, *, epochs=2, batch_size=64, optimizer
     the output weights, whereas plain SGD's hidden-layer gradients pass through ``W_out`` and grow with
     it, which mixes a larger effective learning rate into the comparison."""
     _checks.features_and_labels(X, y)
-    output_scales = list(output_scales)
-    if not output_scales:
-        raise ValueError("output_scales=[] is not allowed; give at least one scale")
+    if not isinstance(output_scales, (list, tuple)) or not output_scales:
+        raise ValueError(f"output_scales={_checks.describe(output_scales)} is not allowed; it must be a non-empty list "
+                         "or tuple of positive numbers")
     for scale in output_scales:
         _checks.number("output_scales[i]", scale, minimum=0, strict_minimum=True)
     _checks.boolean("progress", progress)
@@ -120,7 +121,10 @@ def output_scale_runs(X, y, output_scales, *, epochs=2, batch_size=64, optimizer
 def steps_to_loss(losses, level, window=20):
     """The first step (counting from 1) at which the mean of the last ``window`` losses is below
     ``level``, or None if it never is: a training curve's progress, robust to batch-to-batch noise."""
-    losses = [float(v) for v in losses]
+    if isinstance(losses, (str, bytes)) or not hasattr(losses, "__len__") or len(losses) == 0:
+        raise ValueError(f"losses={_checks.describe(losses)} is not allowed; it must be a non-empty sequence of finite "
+                         "numbers (e.g. History.loss)")
+    losses = [_checks.number("losses[i]", v) for v in (losses.tolist() if isinstance(losses, torch.Tensor) else losses)]
     level = _checks.number("level", level)
     window = _checks.integer("window", window, minimum=1)
     for step in range(1, len(losses) + 1):

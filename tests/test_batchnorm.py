@@ -85,6 +85,7 @@ def test_batch_norm_passes_gradients_like_torch():
     (dict(training=1), "training=1 is not allowed"),
     (dict(momentum=1.5), "momentum=1.5 is not allowed"),
     (dict(eps=0.0), "eps=0.0 is not allowed"),
+    (dict(running_var=-torch.ones(5, dtype=torch.float64), training=False), r"running_var=\[-1.0, -1.0, -1.0, -1.0, -1.0\] is not allowed"),
 ])
 def test_batch_norm_rejects_bad_arguments(change, message):
     x, weight, bias, mean, var = _inputs()
@@ -155,6 +156,14 @@ def test_layernorm_and_groupnorm_do_not_depend_on_the_batch_batchnorm_does():
     assert torch.equal(bn.running_mean, torch.zeros(12)) and bn.num_batches_tracked.item() == 0   # a copy ran
     with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
         alone_or_in_batch(bn, X, 1)
+
+
+def test_running_statistics_functions_name_a_model_that_is_not_one(mnist_small):
+    X, y = mnist_small
+    with pytest.raises(ValueError, match="model='x' is not allowed; it must be a torch.nn.Module"):
+        recompute_running_statistics_("x", X)
+    with pytest.raises(ValueError, match="model='x' is not allowed; it must be a torch.nn.Module"):
+        train_mode_accuracy("x", X, y)
 
 
 def test_alone_or_in_batch_rejects_bad_arguments():

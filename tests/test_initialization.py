@@ -142,6 +142,11 @@ def test_lsuv_refuses_a_batch_without_variance():
     (lambda: initialization.signal_std("tanh", 1.0, depth=0), "depth", 0),
     (lambda: initialization.signal_std("gelu", 1.0), "activation", "gelu"),
     (lambda: initialization.steps_to_loss([1.0], 0.5, window=0), "window", 0),
+    (lambda: initialization.steps_to_loss(5, 0.5), "losses", 5),
+    (lambda: initialization.steps_to_loss("abc", 0.5), "losses", "abc"),
+    (lambda: initialization.steps_to_loss([], 0.5), "losses", []),
+    (lambda: initialization.steps_to_loss([1.0, math.nan], 0.5), "losses[i]", math.nan),
+    (lambda: initialization.first_loss("x", torch.randn(2, 3), torch.tensor([0, 1])), "model", "x"),
     (lambda: initialization.lsuv_(torch.nn.Linear(3, 3), torch.randn(4, 3), tol=0), "tol", 0),
     (lambda: initialization.lsuv_(torch.nn.Linear(3, 3), torch.randn(4, 3), max_iter=0), "max_iter", 0),
     (lambda: initialization.lsuv_(torch.nn.ReLU(), torch.randn(4, 3)), "model", torch.nn.ReLU()),
@@ -156,6 +161,8 @@ def test_bad_runs_are_named(Xy, raises_bad):
         initialization.symmetry_run(*Xy, init="ones")
     with raises_bad("output_scales", []):
         initialization.output_scale_runs(*Xy, [])
+    with raises_bad("output_scales", 5):
+        initialization.output_scale_runs(*Xy, 5)
     with raises_bad("output_scales[i]", -1.0):
         initialization.output_scale_runs(*Xy, [1.0, -1.0])
     with raises_bad("depth", 0):

@@ -1,6 +1,7 @@
 """gradcourse.plots: each function returns a closed Figure; log axes tolerate zeros and NaN."""
 
 import math
+import re
 
 import matplotlib.pyplot as plt
 import pytest
@@ -367,6 +368,9 @@ def test_training_and_layers_draws_losses_and_per_layer_values():
     assert math.isnan(b_line.get_ydata()[0])  # zero cannot sit on a log axis
     assert ax_layers.get_lines()[-1].get_ydata()[0] == 1e-3  # the hline
     assert fig._suptitle.get_text() == "t"
+    for bad in ("x", -1.0, math.nan):   # the right panel is a log axis
+        with pytest.raises(ValueError, match=re.escape(f"hline={bad!r} is not allowed")):
+            plots.plot_training_and_layers(histories, {"a": [1e-3]}, "ratio", hline=bad)
 
 
 def test_training_and_layers_accepts_a_single_run():
@@ -572,9 +576,12 @@ def test_histograms_over_steps_reject_what_is_not_a_monitors_histograms(bad):
     assert not plt.get_fignums()
 
 
-def test_statistic_over_steps_draws_the_reference_line(histogram_monitor):
+def test_statistic_over_steps_draws_the_reference_line(histogram_monitor, raises_bad):
     fig = plots.plot_statistic_over_steps(histogram_monitor, "update_ratio", reference=1e-3)
     dashed = [line for line in fig.axes[0].get_lines() if line.get_linestyle() == "--"]
     assert len(dashed) == 1 and list(dashed[0].get_ydata()) == [1e-3, 1e-3]
     with pytest.raises(ValueError, match="reference="):
         plots.plot_statistic_over_steps(histogram_monitor, "update_ratio", reference="1e-3")
+    with raises_bad("reference", -1.0):   # a log axis
+        plots.plot_statistic_over_steps(histogram_monitor, "update_ratio", reference=-1.0)
+    plt.close(plots.plot_statistic_over_steps(histogram_monitor, "act_mean", reference=-0.5))   # a linear one

@@ -109,7 +109,8 @@ def plot_statistic_over_steps(monitor, name="act_mean", title=None, reference=No
     draws a dashed horizontal line, e.g. 1e-3 for ``update_ratio``, Karpathy's rule of thumb for SGD."""
     require_monitor(monitor)
     if reference is not None:
-        reference = _checks.number("reference", reference)
+        log_axis = name in ("grad_norm", "update_ratio")
+        reference = _checks.number("reference", reference, minimum=0 if log_axis else None, strict_minimum=log_axis)
     values = monitor.series(name)
     if len(values) == 0:
         raise ValueError(f"the monitor has recorded no {name!r} yet; train the model while it is active")
@@ -265,6 +266,8 @@ def plot_training_and_layers(histories, per_layer, ylabel, title=None, hline=Non
     layers = as_runs(per_layer, "per_layer")
     if not isinstance(ylabel, str):
         raise ValueError(f"ylabel={ylabel!r} is not allowed; it must be a string")
+    if hline is not None:
+        hline = _checks.number("hline", hline, minimum=0, strict_minimum=True)   # drawn on a log axis
     fig, (ax_loss, ax_layers) = plt.subplots(1, 2, figsize=(11, 3.8))
     plot_step_losses(ax_loss, runs)
     ax_loss.set_ylabel("training loss")
