@@ -29,8 +29,9 @@ class History:
 
     ``loss`` and ``grad_norm`` hold one float per optimizer step (``grad_norm`` is the
     global gradient norm before any clipping); ``train_accuracy`` and ``val_accuracy``
-    one per finished epoch (``train_accuracy`` stays empty with ``fit(score_training_set=False)``). When training diverged, ``stop_step`` (1-based),
-    ``stop_layer`` and ``stop_message`` say where; no non-finite value is recorded.
+    one per finished epoch (``train_accuracy`` stays empty with ``fit(score_training_set=False)``).
+    When training diverged, ``stop_step`` (1-based), ``stop_layer`` and ``stop_message`` say where;
+    no non-finite value is recorded.
 
     With ``loss_fn="mse"`` (regression) there is no accuracy: ``train_loss`` and ``val_loss``
     hold the mean squared error over the whole training and validation set after each epoch
