@@ -1,6 +1,8 @@
 """The notebooks' exercises: every reference answer passes its check, every typical mistake gets
 its own hint, no answer ever raises, and the closed-form answers agree with the package and torch."""
 
+import ast
+import builtins
 import json
 import math
 import re
@@ -273,8 +275,6 @@ def test_the_readme_counts_each_notebooks_exercises():
 def _names_bound(tree):
     """Every name a piece of code binds: assignments, imports, function and class names, loop targets,
     function parameters and comprehension variables."""
-    import ast
-
     bound = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
@@ -292,9 +292,6 @@ def _names_bound(tree):
 def test_a_solution_uses_only_names_its_notebook_defines(exercise_id):
     """A learner pastes a worked solution into the notebook: every name its code reads must be bound by
     the notebook's code cells (``gc``, ``torch``, the parameters, earlier results) or by the solution itself."""
-    import ast
-    import builtins
-
     blocks = re.findall(r"```python\n(.*?)```", EXERCISES[exercise_id].solution, re.S)
     notebook = next((ROOT / "notebooks").glob(exercise_id.split(".")[0] + "_*.ipynb"))
     cells = json.loads(notebook.read_text())["cells"]
