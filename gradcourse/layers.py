@@ -25,7 +25,8 @@ def find_layers(model, layers=None, include=None):
     """The layers to monitor, as ``[(name, module)]`` in the model's registration order.
 
     * ``layers``: an explicit list of submodules of ``model``;
-    * otherwise, for a course :class:`~gradcourse.models.MLP`, its hidden ``nn.Linear`` layers;
+    * otherwise, for a course :class:`~gradcourse.models.MLP`, its hidden ``nn.Linear`` layers that
+      have a trainable weight;
     * otherwise every module that holds trainable parameters itself (Linear, Conv, RNN/LSTM/GRU,
       Embedding, normalization layers, attention, ...), named by its module path
       (e.g. ``"layer1.0.conv1"``; the model itself is named by its class);
@@ -43,8 +44,8 @@ def find_layers(model, layers=None, include=None):
                 raise ValueError(f"layers[{i}]={_checks.describe(module)} is not allowed; every entry must be "
                                  "a submodule of the model")
         found = [(names[id(m)], m) for m in layers]
-    elif hasattr(model, "hidden_linears"):
-        found = [(names[id(m)], m) for m in model.hidden_linears()]
+    elif hasattr(model, "hidden_linears"):        # its trainable hidden layers (a frozen one gets no gradient)
+        found = [(names[id(m)], m) for m in model.hidden_linears() if layer_weights(m)]
     else:
         found = [(names[id(m)], m) for _, m in model.named_modules()
                  if not isinstance(m, torch.nn.utils.parametrize.ParametrizationList)
@@ -53,9 +54,26 @@ def find_layers(model, layers=None, include=None):
         if not callable(include):
             raise ValueError(f"include={include!r} is not allowed; it must be a callable (name, module) -> bool, or None")
         found = [(name, m) for name, m in found if include(name, m)]
-    if not found or not all(layer_weights(m) for _, m in found):
+    frozen = [name for name, m in found if not layer_weights(m)]
+    if frozen:
+        raise ValueError(f"layers={frozen} is not allowed: these layers have no parameter with requires_grad=True, "
+                         "so they get no gradient; choose trainable layers")
+    if not found:
         raise ValueError("no layer with trainable parameters to monitor; check the model, layers= and include=")
     return found
+
+
+def sharded_parameters(model):
+    """The names of ``model``'s parameters that are sharded across processes: FSDP2's ``DTensor``
+    parameters (``torch.distributed.fsdp.fully_shard``) and FSDP1's flattened ones
+    (``FullyShardedDataParallel``, whose parameters carry ``_fsdp_flattened``). A norm of one of them
+    on one rank covers that rank's shard only."""
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:        # a torch without distributed support (or before 2.5, without this public name)
+        DTensor = ()
+    return [name for name, p in model.named_parameters()
+            if isinstance(p, DTensor) or getattr(p, "_fsdp_flattened", False)]
 
 
 def named_layers(model):

@@ -1,5 +1,6 @@
 """Watch gradient flow during training: :class:`GradientMonitor` records per-layer gradient norms,
-activation statistics and update-to-weight ratios at every (or every k-th) training step.
+activation statistics and update-to-weight ratios at every (or every k-th) training step, in the
+course's :func:`~gradcourse.train.fit` or in any loop a learner writes.
 
 For one-shot measurements on a single batch see :mod:`gradcourse.probes`.
 """
@@ -7,7 +8,7 @@ For one-shot measurements on a single batch see :mod:`gradcourse.probes`.
 from __future__ import annotations
 
 import collections
-import math
+import contextlib
 import weakref
 
 import torch
@@ -15,26 +16,15 @@ from torch.autograd import Variable
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from . import _checks
-from .activation_summary import ACTIVATION_MODULES, SATURATION_BY_TYPE, histogram_range, histograms, statistics
-from .layers import ForwardOrder, find_layers, layer_weights
-from .norms import group_norms, joint_norms, tensor_norms
-from .update_step import StepReplay
+from .activation_summary import ACTIVATION_MODULES, histogram_range
+from .layers import ForwardOrder, find_layers, layer_weights, sharded_parameters
+from .monitor_rows import Row, Rows
+from .norms import tensor_norms
+from .step_updates import OptimizerSteps
 
 STATS = ("grad_norm", "act_mean", "act_std", "saturated", "dead", "update_ratio")
 
-
-REPLAY_BELOW = 1e-5
-"""A float32 step changes each weight ``w`` by the computed ``dw`` up to a rounding error of at most
-``2**-24 |w + dw|``, so the applied change ``W_after - W_before`` differs from the computed step by at
-most ``6e-8 ||W||``: under 0.6% of a step whose ratio ``||dW|| / ||W||`` exceeds 1e-5. Below that, where
-rounding absorbs more and more of the step, :class:`GradientMonitor` replays it in float64
-(:class:`gradcourse.update_step.StepReplay`); replaying costs float64 copies of the layer, its
-gradient and its optimizer state, so the layers with larger steps are differenced instead."""
-
-
-STACK_LIMIT = 2 ** 20
-"""Activation outputs of one shape with at most this many entries each are stacked and summarized in
-one pass; larger ones, where the operations' own cost dominates, one by one without a copy."""
+_ACTIVE = weakref.WeakSet()      # the monitors whose hooks are attached, for paused()
 
 
 class GradientMonitor:
@@ -48,23 +38,28 @@ class GradientMonitor:
         monitor.series("grad_norm")      # tensor (steps, layers)
 
     Layers (see :func:`find_layers`; ``layers=`` or ``include=`` choose others) are ordered as the
-    first forward pass meets them, input side first; :attr:`layer_names` names them. For each it records
+    first forward pass meets them, input side first; :attr:`layer_names` names them; frozen layers are
+    left out. A row is one training step: in a loop that steps an optimizer, one optimizer step with
+    the forward and backward passes before it (before any step, as when probing gradients, one backward
+    pass). For each layer:
 
-    * ``grad_norm``: ``||dL/dW||`` of the layer's weights after every backward pass, measured when the
-      backward pass ends (before any clipping rescales the gradients), all layers in one fused call;
-    * ``update_ratio``: ``||dW|| / ||W||`` each time an optimizer holding the weights steps, where
-      ``dW`` is the step the optimizer computed. In float32 a change below about 6e-8 of a weight is
-      absorbed by rounding, so the weights' difference ``W_after - W_before`` is used only where it is
-      within 0.6% of the step (ratios above :data:`REPLAY_BELOW`, 1e-5); at the first recorded step and
-      in layers with smaller ratios the step is replayed in float64 (see
-      :class:`gradcourse.update_step.StepReplay`). For an optimizer that cannot be replayed the
-      difference is used throughout and :attr:`update_note` says so.
-      Karpathy's rule of thumb puts healthy values near 1e-3.
+    * ``grad_norm``: ``||dL/dW||`` of the layer's weights as the optimizer that holds them used it, measured
+      at its step (all of them in one fused call): summed over gradient accumulation, unscaled by
+      ``GradScaler``, all-reduced by DistributedDataParallel, clipped (the norm before clipping is what
+      ``clip_grad_norm_`` returns, kept by ``fit`` in ``History.grad_norm``);
+    * ``update_ratio``: ``||dW|| / ||W||`` of the step that optimizer computed; NaN for a layer no optimizer
+      stepped. Where float32 rounding may absorb it the step is replayed in float64, elsewhere the weights
+      are differenced (:mod:`gradcourse.step_updates`); :attr:`update_note` says when the applied change had
+      to be used (an optimizer that cannot be replayed, ``step(closure)``). Karpathy's rule of thumb puts
+      healthy values near 1e-3.
+
+    A training step whose gradient no optimizer step used (``GradScaler`` skipped it for inf/NaN gradients,
+    or ``zero_grad`` discarded it) has no row in a loop that steps; :attr:`skipped_steps` counts them.
 
     Activations: every activation *module* the forward pass calls (ReLU, Tanh, Sigmoid, GELU, ...;
-    one entry per call, named by module path with ``#k`` for a module called k times), at every
-    forward pass with gradients enabled (evaluation under ``no_grad`` is skipped), in
-    :attr:`activation_names`:
+    one entry per call, named by module path with ``#k`` for a module called k times), in the first
+    forward pass of each training step with gradients enabled (evaluation under ``no_grad`` is skipped;
+    with gradient accumulation, the first micro-batch's), in :attr:`activation_names`:
 
     * ``act_mean``, ``act_std``: mean and standard deviation of the activations;
     * ``saturated``: share of outputs outside (0.03, 0.97) for Sigmoid and (-0.97, 0.97) for Tanh,
@@ -75,51 +70,64 @@ class GradientMonitor:
     The outputs are summarized after the pass (outputs of one shape together, in a few tensor
     operations); an output that the forward pass changes in place after its module returned it
     (``Dropout(inplace=True)`` after a GELU, say) gets NaN statistics and :attr:`activation_note` says so.
-
     A model that applies its activations as functions (``torch.relu(x)`` in ``forward``) has no
     activation modules to hook; :attr:`activation_note` then says so and those series are empty.
 
-    ``every=k`` samples: it records the 1st, (k+1)-th, (2k+1)-th ... training step (a forward pass
-    with gradients enabled, with the backward pass and the optimizer step that follow it) and
-    nothing in between, which runs without its per-step hooks. Every statistic is recorded on the same
-    steps, so :meth:`series` has one row per recorded step. What it costs: ``benchmarks/monitor_overhead.py``.
+    Several processes: under ``DistributedDataParallel`` every rank records the same ``grad_norm`` and
+    ``update_ratio``, those of the all-reduced gradient, and activation statistics of its own share of the
+    batch. Sharded parameters (FSDP) are refused: a layer's norm would need a reduction across ranks.
+    A ``copy.deepcopy`` of the model carries the hooks, which record nothing of the copy.
+
+    ``every=k`` samples: it records the 1st, (k+1)-th, (2k+1)-th ... training step and nothing in
+    between, which runs without its per-step hooks. Every statistic is recorded on the same steps, so
+    :meth:`series` has one row per recorded step. What it costs: ``benchmarks/monitor_overhead.py``.
 
     ``histogram_bins=B`` also records, per activation call and recorded step, a histogram of its
     outputs over ``B`` bins of ``histogram_range`` (by default the output range of a bounded activation;
     see :meth:`histograms`): how the distribution moves over training, as fastai's ``ActivationStats``
     and Karpathy's saturation plots show it (``gradcourse.plots.plot_histograms_over_steps``).
+    :meth:`to_dataframe` and :meth:`to_tensorboard` take the records elsewhere.
     """
 
     def __init__(self, model, layers=None, include=None, every=1, histogram_bins=0, histogram_range=None):
         self.every = _checks.integer("every", every, minimum=1)
         self.histogram_bins = _checks.integer("histogram_bins", histogram_bins, minimum=0)
         self.histogram_range = None if histogram_range is None else _checks.interval("histogram_range", histogram_range)
-        self._histograms = {}     # (module index, call number) -> per recorded step, the shares per bin
+        _checks.module("model", model)
+        if isinstance(model, torch.jit.ScriptModule):
+            raise ValueError(f"model={type(model).__name__} (a TorchScript module, torch.jit.script) is not allowed; "
+                             "hooks cannot be attached to it: build the GradientMonitor on the model before scripting")
+        sharded = sharded_parameters(model)
+        if sharded:
+            raise ValueError(f"model is not allowed: its parameters {sharded[:3]} are sharded across processes (FSDP), "
+                             "so a layer's gradient norm would need a reduction across ranks; monitor the model "
+                             "without sharding, or under DistributedDataParallel")
         self.model = model
         self._layers = find_layers(model, layers, include)   # registration order until the first forward
         self._weights = [layer_weights(m) for _, m in self._layers]
-        self._weight_ids = {id(p) for weights in self._weights for p in weights}
-        self._weight_keys = [(i, j) for i, weights in enumerate(self._weights) for j in range(len(weights))]
-        self._sizes = None
+        self._flat = [p for weights in self._weights for p in weights]
+        self._sizes = [len(weights) for weights in self._weights]
         self._order = list(range(len(self._layers)))
         self._activation_modules = [(name or type(m).__name__, m) for name, m in model.named_modules()
                                     if isinstance(m, ACTIVATION_MODULES)]
-        self._records = {"grad_norm": [], "update_ratio": []}   # per recorded step, a float64 value per layer
-        self._sites = {}          # (module index, call number) -> per recorded step, (mean, std, saturated, dead)
-        self._calls = {}
-        self._outputs = []        # (site, output, its version) of the current forward pass, summarized at the flush
-        self._changed_outputs = 0  # outputs changed in place after their module returned them
-        self._received = {}       # (layer, weight) -> .grad, during a backward pass
-        self._pending = {}        # (layer, weight) -> ||.grad|| of the last backward pass, until the flush
+        self._rows = Rows()           # the training steps recorded in a loop that steps an optimizer
+        self._probe_rows = Rows()     # the backward passes recorded before any optimizer step
+        self._row = None              # the training step under way
+        self._stepped_ever = False
+        self._stepped_since_start = False   # an optimizer step of our weights since the current training step began
+        self.skipped_steps = 0
+        self._received = {}           # weight index -> .grad of this backward pass, to measure when it ends
+        self._outputs = []            # (site, output, its version) of the current forward pass
+        self._changed_outputs = 0
         self._handles = []
-        self._step_handles = []   # the per-step hooks, attached only for the recorded steps
+        self._step_handles = []
         self._order_recorder = None
-        self._snapshots = None
-        self._replayed = None        # the layers whose step is replayed, their ||dW||, the layers differenced
-        self._replays = weakref.WeakKeyDictionary()   # optimizer -> StepReplay of the monitored weights
-        self.update_note = None
-        self._training_steps = 0     # forward passes with gradients enabled, since the monitor was built
-        self._recording = True       # whether the current training step is one that is recorded
+        self._steps = OptimizerSteps(self._weights)    # the update ratios at each optimizer's steps
+        self._closure_step = None     # the optimizer whose step(closure) is running
+        self._paused = 0
+        self._training_steps = 0
+        self._recording = True
+        self._in_step = False         # a training step has begun (recorded or not)
 
     # --- what was recorded ---------------------------------------------------
     @property
@@ -138,21 +146,26 @@ class GradientMonitor:
         return [self._layers[i][1] for i in self._order]
 
     @property
+    def update_note(self):
+        """None when every ``update_ratio`` is the step the optimizer computed; otherwise why it is not."""
+        return self._steps.note
+
+    @property
     def activation_names(self):
         """Names of the activation calls seen, in forward order."""
-        calls_per_module = collections.Counter(module_index for module_index, _ in self._sites)
-        return [self._activation_modules[m][0] + (f"#{k + 1}" if calls_per_module[m] > 1 else "")
-                for m, k in self._sites]
+        sites = self._current().sites
+        calls_per_module = collections.Counter(module_index for module_index, _ in sites)
+        return [self._activation_modules[m][0] + (f"#{k + 1}" if calls_per_module[m] > 1 else "") for m, k in sites]
 
     @property
     def activation_note(self):
         """None when activation statistics were recorded; otherwise why there are none or some are NaN."""
-        self._flush()
+        self._summarize_activations()
         if self._changed_outputs:
             return (f"{self._changed_outputs} activation outputs were changed in place after their module returned "
                     "them (by an in-place operation later in forward, e.g. Dropout(inplace=True)); their statistics "
                     "are NaN")
-        if self._sites:
+        if self._current().sites:
             return None
         if not self._activation_modules:
             return ("this model has no activation modules (it applies its activations as functions, e.g. "
@@ -163,17 +176,13 @@ class GradientMonitor:
         """The recorded values of one statistic as a float64 tensor of shape (steps, columns):
         one column per layer for grad_norm and update_ratio, per activation call otherwise."""
         _checks.choice("name", name, STATS)
-        self._flush()
-        if name in self._records:
-            rows = self._records[name]
-            if not rows:
+        rows = self._current()
+        if name in ("grad_norm", "update_ratio"):
+            values = getattr(rows, name)
+            if not values:
                 return torch.empty(0, len(self._layers), dtype=torch.float64)
-            return torch.stack(rows)[:, self._order]
-        column = STATS.index(name) - 1       # act_mean, act_std, saturated, dead -> 0..3
-        steps = min((len(records) for records in self._sites.values()), default=0)
-        if steps == 0:
-            return torch.empty(0, len(self._sites), dtype=torch.float64)
-        return torch.stack([torch.stack(records[:steps])[:, column] for records in self._sites.values()], dim=1)
+            return torch.stack(values)[:, self._order]
+        return rows.activation_series(STATS.index(name) - 1)    # act_mean, act_std, saturated, dead -> 0..3
 
     def histograms(self):
         """``{activation name: (shares, edges)}`` with ``histogram_bins=B``: ``shares (steps, B)``, the share of
@@ -181,80 +190,148 @@ class GradientMonitor:
         if not self.histogram_bins:
             raise ValueError("histogram_bins=0: this GradientMonitor records no histograms; build it with "
                              "histogram_bins=40 (say) to record them")
-        self._flush()
+        rows = self._current()
         result = {}
-        for name, (site, records) in zip(self.activation_names, self._sites.items()):
+        for name, site in zip(self.activation_names, rows.sites):
             low, high = self.histogram_range or histogram_range(self._activation_modules[site[0]][1])
-            shares = self._histograms.get(site, [])
+            shares = rows.histograms.get(site, [])
             result[name] = (torch.stack(shares) if shares else torch.empty(0, self.histogram_bins, dtype=torch.float64),
                             torch.linspace(low, high, self.histogram_bins + 1, dtype=torch.float64))
         return result
 
     def mean(self, name):
-        """Per-column mean over the recorded steps of one statistic, as a list of floats."""
-        return self.series(name).mean(dim=0).tolist()
+        """Per-column mean over the recorded steps of one statistic (NaN entries left out), as a list of floats."""
+        return self.series(name).nanmean(dim=0).tolist()
 
     def steps(self, name="grad_norm"):
         """How many steps of one statistic have been recorded."""
         return len(self.series(name))
 
+    def to_dataframe(self):
+        """The records as a pandas DataFrame, one row per (step, layer, statistic): see
+        :func:`gradcourse.monitor_export.to_dataframe`."""
+        from .monitor_export import to_dataframe
+        return to_dataframe(self)
+
+    def to_tensorboard(self, writer, **options):
+        """Write the records to TensorBoard: see :func:`gradcourse.monitor_export.to_tensorboard`."""
+        from .monitor_export import to_tensorboard
+        return to_tensorboard(self, writer, **options)
+
     def __repr__(self):
         state = "active" if self.active else "inactive"
-        return (f"GradientMonitor({len(self._layers)} layers, {len(self._sites)} activation calls, {state}, "
-                f"{self.steps('grad_norm')} backward passes, {self.steps('update_ratio')} optimizer steps)")
+        return (f"GradientMonitor({len(self._layers)} layers, {len(self.activation_names)} activation calls, {state}, "
+                f"{self.steps('grad_norm')} steps recorded with gradients, {self.steps('update_ratio')} with updates)")
+
+    def _current(self):
+        """The rows recorded so far, with the training step under way where it has something to show."""
+        self._summarize_activations()
+        self._measure_gradients()
+        row = self._row
+        rows = self._destination(row) if row is not None else None
+        if rows is None:
+            return self._rows if self._stepped_ever else self._probe_rows
+        self._measure(row)
+        return rows.with_row(row.finish(self._sizes))
 
     # --- hooks -----------------------------------------------------------------
     def __enter__(self):
         if self.active:
             raise RuntimeError("this GradientMonitor is already active")
-        frozen = [name for (name, _), weights in zip(self._layers, self._weights) if any(not p.requires_grad for p in weights)]
-        if frozen:
-            raise ValueError(f"layers {frozen} have weights with requires_grad=False (frozen after this GradientMonitor "
-                             "was built), so they get no gradient to record; build the monitor after freezing, "
-                             "or choose the trainable layers with layers= or include=")
         try:
-            self._handles.append(self.model.register_forward_pre_hook(self._forward_starts))
-            self._handles.append(self.model.register_forward_hook(self._forward_ends))
-            self._handles.append(register_optimizer_step_pre_hook(self._before_step))
-            self._handles.append(register_optimizer_step_post_hook(self._after_step))
+            self._handles.append(self.model.register_forward_pre_hook(_call(self, "_forward_starts")))
+            self._handles.append(self.model.register_forward_hook(_call(self, "_forward_ends")))
+            self._handles.append(register_optimizer_step_pre_hook(_call(self, "_before_step")))
+            self._handles.append(register_optimizer_step_post_hook(_call(self, "_after_step")))
             self._attach_step_hooks()
         except BaseException:
             self.__exit__(None, None, None)   # nothing stays attached
             raise
+        _ACTIVE.add(self)
         return self
 
     def __exit__(self, *exc_info):
-        self._flush()
-        self._detach_step_hooks()
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-        if self._order_recorder is not None:
-            self._order_recorder.remove()
-            self._order_recorder = None
-        self._snapshots = None
-        self._replays = weakref.WeakKeyDictionary()
+        _ACTIVE.discard(self)
+        try:
+            self._measure_gradients()
+            self._end_training_step()
+        finally:                      # nothing stays attached, whatever the last measurement raised
+            self._detach_step_hooks()
+            for handle in self._handles:
+                handle.remove()
+            self._handles = []
+            if self._order_recorder is not None:
+                self._order_recorder.remove()
+                self._order_recorder = None
+            self._steps.reset()
         return False
 
     def _forward_starts(self, module, inputs):
-        self._flush()
-        self._calls = {}
+        if module is not self.model or self._paused:
+            return
+        self._summarize_activations()
         if torch.is_grad_enabled():
-            self._recording = self._training_steps % self.every == 0
-            self._training_steps += 1
-            if self.every > 1:        # the steps in between run without the per-step hooks, at full speed
-                self._attach_step_hooks() if self._recording else self._detach_step_hooks()
-        if self._order == list(range(len(self._layers))) and self._order_recorder is None and not self._sites:
+            if self._closure_step is None:     # (inside step(closure), every pass belongs to that step)
+                self._training_step_boundary()
+            if self._row is not None:
+                self._row.forward_passes += 1
+        if self._order == list(range(len(self._layers))) and self._order_recorder is None and not self._rows.sites \
+                and not self._probe_rows.sites:
             self._order_recorder = ForwardOrder(self.model)
+
+    def _training_step_boundary(self):
+        """Close the training step under way if this forward pass begins another one, and open the next.
+        A step goes on while its gradients are being accumulated (intact since the last backward pass), and,
+        in a loop that steps an optimizer, until the optimizer steps."""
+        if self._in_step and not self._stepped_since_start:
+            row = self._row
+            if row is None:
+                going_on = self._stepped_ever          # not recorded: only the optimizer step ends it
+            else:
+                going_on = row.accumulating(self._flat) or (self._stepped_ever and not row.backward_passes)
+            if going_on:
+                return
+        self._end_training_step()
+        self._recording = self._training_steps % self.every == 0
+        self._training_steps += 1
+        self._in_step = True
+        self._stepped_since_start = False
+        self._row = Row(len(self._flat)) if self._recording else None
+        if self.every > 1:        # the steps in between run without the per-step hooks, at full speed
+            self._attach_step_hooks() if self._recording else self._detach_step_hooks()
+
+    def _destination(self, row):
+        """Where a finished training step goes: the rows of a loop that steps an optimizer, the probe rows
+        before any step, or nowhere (None) for a backward pass whose gradient no step used."""
+        if row.stepped:
+            return self._rows
+        if not self._stepped_ever:
+            return self._probe_rows if (row.backward_passes or row.sites) else None
+        if row.backward_passes:       # a gradient still in place (the last step, stopped before its update) is shown
+            return None if row.discarded(self._flat) else self._rows
+        return self._rows if row.sites else None      # a forward pass alone: its activations
+
+    def _end_training_step(self):
+        """Store the training step under way where :meth:`_destination` says; count a discarded backward pass."""
+        self._summarize_activations()
+        row, self._row = self._row, None
+        self._in_step = False
+        if row is None:
+            return
+        rows = self._destination(row)
+        if rows is None:
+            self.skipped_steps += bool(row.backward_passes)
+            return
+        self._measure(row)
+        rows.append(row.finish(self._sizes))
 
     def _attach_step_hooks(self):
         """The hooks that record a step: one per weight's gradient, one per activation module's output."""
         if self._step_handles:
             return
-        for i, weights in enumerate(self._weights):
-            for j, p in enumerate(weights):
-                if p.requires_grad:   # (one frozen since __enter__ gets no gradient: its layer's norm is NaN)
-                    self._step_handles.append(p.register_post_accumulate_grad_hook(self._grad_hook(i, j)))
+        for k, p in enumerate(self._flat):
+            if p.requires_grad:   # (one frozen since the monitor was built gets no gradient: its layer's norm is NaN)
+                self._step_handles.append(p.register_post_accumulate_grad_hook(self._grad_hook(k)))
         for i, (_, module) in enumerate(self._activation_modules):
             self._step_handles.append(module.register_forward_hook(self._activation_hook(i)))
 
@@ -264,136 +341,126 @@ class GradientMonitor:
         self._step_handles = []
 
     def _forward_ends(self, module, inputs, output):
+        if module is not self.model:
+            return
         if self._order_recorder is not None:
             index = {id(m): i for i, (_, m) in enumerate(self._layers)}
             self._order = [index[id(m)] for _, m in self._order_recorder.sort(self._layers)]
             self._order_recorder.remove()
             self._order_recorder = None
 
-    def _grad_hook(self, i, j):
+    def _grad_hook(self, k):
+        weight = self._flat[k]
+
         def hook(p):
-            if self._recording:
-                if not self._received:
-                    try:        # measure every gradient of this backward pass at once, when it ends
-                        Variable._execution_engine.queue_callback(self._measure_gradients)
-                    except RuntimeError:   # not inside autograd's engine: measured at the next flush
-                        pass
-                self._received[(i, j)] = p.grad
+            if p is not weight or self._paused or self._row is None:   # a deep copy's weight, or not recorded
+                return
+            row = self._row
+            row.received(k, p.grad)
+            row.backward_passes = max(row.backward_passes, 1)
+            if self._stepped_ever:     # measured at the optimizer step, as the step uses it
+                return
+            if not self._received:
+                row.backward_passes += 1
+                try:        # before any step, measure every gradient of this backward pass at once, when it ends
+                    Variable._execution_engine.queue_callback(self._measure_gradients)
+                except RuntimeError:   # not inside autograd's engine: measured at the next read
+                    pass
+            self._received[k] = p.grad
         return hook
 
     def _measure_gradients(self):
         """The norms of the gradients this backward pass accumulated, in one fused call."""
-        if self._received:
-            keys = list(self._received)
-            self._pending.update(zip(keys, tensor_norms([self._received[key] for key in keys]).unbind()))
-            self._received = {}
+        if self._received and self._row is not None:
+            self._row.measured(list(self._received), list(self._received.values()), tensor_norms(list(self._received.values())))
+        self._received = {}
 
-    def _flush(self):
-        """Turn what the hooks collected since the last flush into one recorded row per statistic."""
-        self._measure_gradients()
-        if self._outputs:
-            self._summarize_activations()
-        if not self._pending:
-            return
-        keys = [(i, j) for i, weights in enumerate(self._weights) for j in range(len(weights)) if (i, j) in self._pending]
-        if len(keys) == len(self._weight_keys):          # every weight got a gradient: the usual case
-            row = joint_norms(torch.stack([self._pending[key] for key in keys]), [len(ws) for ws in self._weights])
-        else:                                           # NaN: no weight of the layer got a gradient
-            received = [[self._pending[(i, j)] for j in range(len(ws)) if (i, j) in self._pending]
-                        for i, ws in enumerate(self._weights)]
-            totals = joint_norms([value for values in received for value in values], [len(v) for v in received])
-            row = torch.where(torch.tensor([bool(v) for v in received], device=totals.device), totals,
-                              torch.full_like(totals, math.nan))
-        self._records["grad_norm"].append(row)
-        self._pending = {}
+    def _measure(self, row, keys=()):
+        """Measure the gradients of ``keys`` as they are now (unscaled, clipped, all-reduced, accumulated),
+        and any received but not measured yet, in one fused call."""
+        chosen = row.to_measure(self._flat, keys)
+        if chosen:
+            grads = [self._flat[k].grad for k in chosen]
+            row.measured(chosen, grads, tensor_norms(grads))
 
     def _activation_hook(self, i):
-        def hook(module, inputs, output):
-            if not self._recording or not torch.is_grad_enabled() or not isinstance(output, torch.Tensor):
+        module = self._activation_modules[i][1]
+
+        def hook(m, inputs, output):
+            row = self._row
+            if (m is not module or self._paused or row is None or row.forward_passes > 1 or not torch.is_grad_enabled()
+                    or not isinstance(output, torch.Tensor)):
                 return
-            call = self._calls.get(i, 0)
-            self._calls[i] = call + 1
             a = output.detach()
-            self._outputs.append(((i, call), a, a._version))
+            self._outputs.append(((i, row.calls(i)), a, a._version))
         return hook
 
     def _summarize_activations(self):
-        """Mean, std, saturated and dead share of each activation output of the last forward pass:
-        outputs of one shape and kind are stacked and summarized together, a few tensor operations in all."""
-        groups = {}
-        for site, a, version in self._outputs:
-            if a._version != version:
-                self._changed_outputs += 1
-                self._sites.setdefault(site, []).append(torch.full((4,), math.nan, dtype=torch.float64, device=a.device))
-                if self.histogram_bins:
-                    self._histograms.setdefault(site, []).append(
-                        torch.full((self.histogram_bins,), math.nan, dtype=torch.float64, device=a.device))
-                continue
-            module_type = type(self._activation_modules[site[0]][1])
-            # outputs with more than STACK_LIMIT entries are summarized one by one, never copied together
-            key = (a.shape, a.dtype, a.device, module_type, id(a) if a.numel() > STACK_LIMIT else None)
-            groups.setdefault(key, []).append((site, a))
-        for (_, _, _, module_type, _), members in groups.items():
-            outputs = torch.stack([a for _, a in members]) if len(members) > 1 else members[0][1].unsqueeze(0)
-            for (site, _), record in zip(members, statistics(outputs, SATURATION_BY_TYPE.get(module_type)).unbind()):
-                self._sites.setdefault(site, []).append(record)
-            if self.histogram_bins:
-                low, high = self.histogram_range or histogram_range(self._activation_modules[members[0][0][0]][1])
-                for (site, _), shares in zip(members, histograms(outputs, low, high, self.histogram_bins).unbind()):
-                    self._histograms.setdefault(site, []).append(shares)
-        self._outputs = []
-
-    def _holds_our_weights(self, optimizer):
-        return any(id(p) in self._weight_ids for group in optimizer.param_groups for p in group["params"])
+        """Mean, std, saturated and dead share of each activation output of the last forward pass."""
+        if self._outputs:
+            outputs, self._outputs = self._outputs, []
+            if self._row is not None:
+                self._changed_outputs += self._row.summarize(outputs, self._activation_modules, self.histogram_bins,
+                                                             self.histogram_range)
 
     def _before_step(self, optimizer, args, kwargs):
-        """Before a recorded step: the weights' norms; the computed step of the layers where rounding may
-        absorb it (every layer at the first recorded step, then those whose last ratio was below
-        :data:`REPLAY_BELOW`); for the others a copy of the weights, to difference after the step."""
-        self._flush()
-        if not self._recording or not self._holds_our_weights(optimizer):
+        held = [] if self._paused else self._steps.held(optimizer)
+        if not held:
             return
-        self._sizes = group_norms(self._weights)
-        ratios = self._records["update_ratio"]
-        last = ratios[-1].tolist() if ratios else [0.0] * len(self._weights)   # one host read, not one per layer
-        replay = [i for i in range(len(self._weights)) if not last[i] > REPLAY_BELOW]
-        self._replayed = ([], None)
-        if replay and self.update_note is None:
-            try:
-                if optimizer not in self._replays:
-                    self._replays[optimizer] = StepReplay(optimizer, [p for weights in self._weights for p in weights])
-                norms = self._replays[optimizer].step_norms([p for i in replay for p in self._weights[i]])
-                self._replayed = (replay, joint_norms(norms, [len(self._weights[i]) for i in replay]))
-            except Exception as error:   # an optimizer built otherwise than torch.optim's: the applied change
-                self.update_note = (f"{type(optimizer).__name__} could not be replayed in float64 ({type(error).__name__}: "
-                                    f"{error}); update_ratio is the applied change W_after - W_before, in which float32 "
-                                    "rounding absorbs steps below about 6e-8 of a weight")
-        if self._snapshots is None or any(b.shape != p.shape for ws, bs in zip(self._weights, self._snapshots)
-                                          for p, b in zip(ws, bs)):
-            self._snapshots = [[torch.empty_like(p) for p in weights] for weights in self._weights]
-        differenced = [i for i in range(len(self._weights)) if i not in set(self._replayed[0])]
-        self._replayed += (differenced,)
-        if differenced:
-            with torch.no_grad():
-                torch._foreach_copy_([b for i in differenced for b in self._snapshots[i]],
-                                     [p.detach() for i in differenced for p in self._weights[i]])
+        closure = (args[1] if len(args) > 1 else kwargs.get("closure")) is not None   # args: (optimizer, closure?)
+        if closure and self._closure_step is None:   # the step evaluates the model itself: a training step begins
+            if self._stepped_since_start or not self._in_step:
+                self._training_step_boundary()
+            self._closure_step = optimizer
+        row = self._row
+        if row is not None:
+            self._measure_gradients()
+            if not closure:
+                self._measure(row, held)       # the gradients as this step uses them
+            self._steps.before(optimizer, held, row.norms_of, closure=closure)
 
     def _after_step(self, optimizer, args, kwargs):
-        if self._sizes is None or not self._holds_our_weights(optimizer):
+        if self._closure_step is optimizer:
+            self._closure_step = None
+        held = [] if self._paused else self._steps.held(optimizer)
+        if not held:
             return
-        replay, steps, differenced = self._replayed
-        if differenced:
-            with torch.no_grad():
-                torch._foreach_sub_([b for i in differenced for b in self._snapshots[i]],
-                                    [p.detach() for i in differenced for p in self._weights[i]])
-            changes = group_norms([self._snapshots[i] for i in differenced])
-            if replay:
-                row = torch.empty(len(self._weights), dtype=torch.float64, device=changes.device)
-                row[torch.tensor(replay, device=row.device)] = steps.to(row.device)
-                row[torch.tensor(differenced, device=row.device)] = changes
-                steps = row
-            else:
-                steps = changes
-        self._records["update_ratio"].append(steps.to(self._sizes.device) / self._sizes)
-        self._sizes = None
-        self._replayed = None
+        row = self._row
+        measured = self._steps.after(optimizer)
+        if row is not None and measured is not None:
+            self._measure_gradients()
+            if (args[1] if len(args) > 1 else kwargs.get("closure")) is not None:
+                self._measure(row, held)       # step(closure): the gradient of its last evaluation
+            row.stepped_layers(*measured, len(self._layers))
+        self._stepped_since_start = True
+        self._note_first_step()
+
+    def _note_first_step(self):
+        """At the first optimizer step, the backward passes recorded before it were passes no step used."""
+        if not self._stepped_ever:
+            self._stepped_ever = True
+            self.skipped_steps += len(self._probe_rows.grad_norm)
+
+
+@contextlib.contextmanager
+def paused(model):
+    """Within this block, no active :class:`GradientMonitor` of ``model`` (or of a module of it) records
+    anything: for a pass that is not part of training, such as :func:`gradcourse.diagnose` run in place."""
+    _checks.module("model", model)
+    modules = {id(m) for m in model.modules()}
+    monitors = [m for m in list(_ACTIVE) if id(m.model) in modules or any(x is model for x in m.model.modules())]
+    for monitor in monitors:
+        monitor._paused += 1
+    try:
+        yield
+    finally:
+        for monitor in monitors:
+            monitor._paused -= 1
+
+
+def _call(monitor, method):
+    """A hook that calls ``monitor.method``: a plain function, which ``copy.deepcopy`` of the model shares
+    rather than copies (a bound method would copy the whole monitor with it)."""
+    def hook(*args):
+        return getattr(monitor, method)(*args)
+    return hook

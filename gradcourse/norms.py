@@ -28,12 +28,15 @@ def norm(tensor):
     vector", ACM TOMS 4(1)). Every scaled entry lies in [-1, 1] and the largest is 1, so the
     scaled sum of squares is at least 1, and an entry whose square underflows would have added
     less than 1e-45 to it. Either way the result is as accurate as float32 arithmetic (about
-    1e-7 relative); an infinite entry gives inf, a NaN gives NaN. Float64 tensors are summed directly.
+    1e-7 relative); an infinite entry gives inf, a NaN gives NaN. Float64 tensors are summed directly;
+    a complex tensor's norm is that of its real and imaginary parts, ``sqrt(sum |z_i|**2)``.
 
     Summing in float64 instead would allocate a float64 copy, twice the tensor's size, at every call;
     the scaling needs no copy of that size, and none at all in the common case.
     """
     tensor = tensor.detach()
+    if tensor.is_complex():        # |z|^2 = Re(z)^2 + Im(z)^2: the norm of the real and imaginary parts together
+        tensor = torch.view_as_real(tensor.resolve_conj())
     if tensor.dtype == torch.float64:
         return torch.linalg.vector_norm(tensor)
     tensor = tensor.float()

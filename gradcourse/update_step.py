@@ -96,7 +96,7 @@ class StepReplay:
         """
         held = self._held()
         replayed = [id(p) in held and p.grad is not None for p in params]
-        rates = self._plain_sgd_rates()
+        rates = plain_sgd_rates(self.optimizer)
         if rates is not None and not any(p.grad.is_sparse for p, used in zip(params, replayed) if used):
             used = [p for p, u in zip(params, replayed) if u]
             if not used:
@@ -113,18 +113,6 @@ class StepReplay:
                 return norms
         return tensor_norms(self.steps(params))
 
-    def _plain_sgd_rates(self):
-        """``{id(p): lr}`` when the optimizer is plain SGD (no momentum, no weight decay), else None."""
-        if type(self.optimizer) is not torch.optim.SGD:
-            return None
-        rates = {}
-        for group in self.optimizer.param_groups:
-            if group.get("momentum", 0) != 0 or group.get("weight_decay", 0) != 0:
-                return None
-            for p in group["params"]:
-                rates[id(p)] = float(group["lr"])
-        return rates
-
     def _held(self):
         return {id(p) for group in self.optimizer.param_groups for p in group["params"]}
 
@@ -137,6 +125,20 @@ class StepReplay:
         if copies is None or not copies.fits():
             copies = self._copies[from_weights] = _Copies(self.optimizer, self._params, from_weights)
         return copies.replay(params)
+
+
+def plain_sgd_rates(optimizer):
+    """``{id(p): lr}`` when ``optimizer`` is plain SGD (no momentum, no weight decay), whose step is
+    ``dW = -lr * g``, else None."""
+    if type(optimizer) is not torch.optim.SGD:
+        return None
+    rates = {}
+    for group in optimizer.param_groups:
+        if group.get("momentum", 0) != 0 or group.get("weight_decay", 0) != 0:
+            return None
+        for p in group["params"]:
+            rates[id(p)] = float(group["lr"])
+    return rates
 
 
 class _Copies:
@@ -161,7 +163,9 @@ class _Copies:
         self._buffers = {}         # (id(p), "grad" or a state key) -> buffer
 
     def _dtype(self, value):
-        return torch.float64 if self.from_weights else value.dtype
+        if not self.from_weights:
+            return value.dtype
+        return torch.complex128 if value.is_complex() else torch.float64
 
     def _layout(self):
         return [(id(p), p.shape) for group in self.optimizer.param_groups for p in group["params"]]
@@ -198,7 +202,7 @@ class _Copies:
                 sources.append(grad)
             entries = {}
             for key, value in self.optimizer.state.get(p, {}).items():
-                if torch.is_tensor(value) and value.is_floating_point() and not value.is_sparse:
+                if torch.is_tensor(value) and (value.is_floating_point() or value.is_complex()) and not value.is_sparse:
                     entries[key] = self._buffer((id(p), key), value)
                     targets.append(entries[key])
                     sources.append(value.detach())
@@ -226,8 +230,11 @@ class _Copies:
 
 def _hyperparameters(group):
     """A parameter group's settings without its parameters; an unset ``foreach`` becomes True,
-    the multi-tensor implementation being the faster one for a replay on many tensors."""
+    the multi-tensor implementation being the faster one for a replay on many tensors, except where
+    torch's multi-tensor step refuses the settings (a tensor learning rate without ``capturable``)."""
     settings = {k: v for k, v in group.items() if k != "params"}
-    if settings.get("foreach", False) is None and not settings.get("differentiable") and not settings.get("fused"):
+    tensor_settings = any(torch.is_tensor(value) for value in settings.values())
+    if (settings.get("foreach", False) is None and not settings.get("differentiable") and not settings.get("fused")
+            and not tensor_settings):
         settings["foreach"] = True
     return settings

@@ -164,7 +164,7 @@ def test_every_must_be_a_positive_integer(every, raises_bad):
 @pytest.mark.parametrize("stack_limit", [2 ** 20, 0], ids=["stacked", "one_by_one"])
 def test_activation_statistics_match_a_manual_forward(stack_limit, mnist_small, monkeypatch):
     # outputs of one shape are summarized together; above STACK_LIMIT entries one by one: same numbers
-    monkeypatch.setattr(gradcourse.monitor, "STACK_LIMIT", stack_limit)
+    monkeypatch.setattr(gradcourse.monitor_rows, "STACK_LIMIT", stack_limit)
     X, _ = mnist_small
     model = _model(activation="tanh")
     with GradientMonitor(model) as monitor:
@@ -198,18 +198,19 @@ def test_an_activation_output_changed_in_place_later_is_reported_not_misread():
     assert "changed in place" in monitor.activation_note
 
 
-def test_grad_norm_is_the_gradient_before_clipping(mnist_small):
-    # norms are taken when backward ends, before clip_grad_norm_ rescales the gradients in place
+def test_grad_norm_is_the_gradient_the_step_used_after_clipping(mnist_small):
+    # measured when backward ends, and again at the step because clip_grad_norm_ rescaled the gradients in place
     X, y = mnist_small
     model = _model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     with GradientMonitor(model) as monitor:
         F.cross_entropy(model(X), y).backward()
-        expected = [torch.linalg.vector_norm(layer.weight.grad).item() for layer in monitor.layers]
+        before = [torch.linalg.vector_norm(layer.weight.grad).item() for layer in monitor.layers]
         torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1e-3)
+        clipped = [torch.linalg.vector_norm(layer.weight.grad).item() for layer in monitor.layers]
         optimizer.step()
-    assert monitor.series("grad_norm")[0].tolist() == pytest.approx(expected, rel=1e-5)
-    assert max(expected) > 1e-2           # so clipping did change the gradients
+    assert monitor.series("grad_norm")[0].tolist() == pytest.approx(clipped, rel=1e-5)
+    assert max(before) > 1e-2 and max(clipped) < 1.01e-3      # so clipping did change the gradients
 
 
 def test_mean_averages_over_steps(mnist_small):
@@ -349,7 +350,7 @@ def test_update_ratio_is_the_computed_step_even_where_float32_absorbs_it(mnist_s
     assert monitor.update_note is None
 
 
-def test_update_ratio_falls_back_to_the_applied_change_and_says_so(mnist_small):
+def test_a_closure_step_records_the_applied_change_and_says_so(mnist_small):
     X, y = mnist_small
     model = _model()
     optimizer = torch.optim.LBFGS(model.parameters(), lr=0.1, max_iter=1)
@@ -364,24 +365,49 @@ def test_update_ratio_falls_back_to_the_applied_change_and_says_so(mnist_small):
         closure()
         before = [layer.weight.detach().clone() for layer in model.hidden_linears()]
         optimizer.step(closure)
-    assert "LBFGS could not be replayed" in monitor.update_note
-    assert monitor.steps("update_ratio") == 1 and (monitor.series("update_ratio") > 0).all()
+        expected = [((layer.weight.detach() - w).norm() / w.norm()).item()
+                    for layer, w in zip(model.hidden_linears(), before)]
+    assert "step(closure)" in monitor.update_note and "applied change" in monitor.update_note
+    assert monitor.steps("update_ratio") == 1 and monitor.steps("grad_norm") == 1
+    assert monitor.series("update_ratio")[0].tolist() == pytest.approx(expected, rel=1e-5)
     assert any(not torch.equal(layer.weight, w) for layer, w in zip(model.hidden_linears(), before))
 
 
-def test_entering_a_monitor_of_a_layer_frozen_since_leaves_nothing_attached():
+def test_update_ratio_falls_back_to_the_applied_change_and_says_so(mnist_small):
+    X, y = mnist_small
+    model = _model()
+
+    class Scaling(torch.optim.Optimizer):     # not built like torch.optim's (Optimizer(param_groups)): no replay
+        def __init__(self, params, factor):
+            super().__init__(params, {})
+            self.factor = factor
+
+        @torch.no_grad()
+        def step(self, closure=None):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    p.mul_(self.factor)
+
+    optimizer = Scaling(model.parameters(), 0.5)
+    with GradientMonitor(model) as monitor:
+        F.cross_entropy(model(X), y).backward()
+        optimizer.step()
+    assert "Scaling could not be replayed" in monitor.update_note
+    assert monitor.series("update_ratio")[0].tolist() == pytest.approx([0.5] * 4, rel=1e-6)
+
+
+def test_a_layer_frozen_after_the_monitor_was_built_records_nan():
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
     monitor = GradientMonitor(model)
     model[2].weight.requires_grad_(False)   # frozen after the monitor was built, as when fine-tuning
-    with pytest.raises(ValueError, match=r"layers \['2'\] have weights with requires_grad=False"):
-        with monitor:
-            pass
-    assert not monitor.active and not model._forward_hooks and not model._forward_pre_hooks
-    assert not model[1]._forward_hooks
-    model[2].weight.requires_grad_(True)
-    with monitor:                            # it can be entered once the layer trains again
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    with monitor:
         torch.nn.functional.cross_entropy(model(torch.randn(5, 4)), torch.zeros(5, dtype=torch.long)).backward()
-    assert monitor.steps("grad_norm") == 1
+        optimizer.step()
+    grad, update = monitor.series("grad_norm")[0], monitor.series("update_ratio")[0]
+    assert grad[0] > 0 and update[0] > 0
+    assert math.isnan(grad[1]) and math.isnan(update[1])
+    assert not monitor.active and not model._forward_hooks and not model._forward_pre_hooks
 
 
 def test_histograms_over_steps_match_torch_histc(mnist_small):

@@ -1,0 +1,172 @@
+"""What :class:`~gradcourse.monitor.GradientMonitor` holds for one training step while it is under way
+(:class:`Row`), and the steps it has recorded (:class:`Rows`)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .activation_summary import SATURATION_BY_TYPE, histogram_range, histograms, statistics
+from .norms import joint_norms
+
+STACK_LIMIT = 2 ** 20
+"""Activation outputs of one shape with at most this many entries each are stacked and summarized in
+one pass; larger ones, where the operations' own cost dominates, one by one without a copy."""
+
+
+class Row:
+    """One training step under way: the gradient tensor each monitored weight received in the last
+    backward pass (with its version counter, to tell whether ``zero_grad`` discarded it since), the norm
+    measured of it, the update ratios of the layers an optimizer stepped, and the activation summaries
+    of its first forward pass."""
+
+    def __init__(self, weights):
+        self.norms = None             # 1-D float64 tensor, one entry per weight (NaN where not measured)
+        self.refs = [None] * weights  # (gradient tensor, its version) received by each weight
+        self.has = [False] * weights  # whether norms holds the norm of that gradient
+        self.update = None            # 1-D float64 tensor, one ratio per layer (NaN where not stepped)
+        self.stepped = 0              # optimizer steps taken in this training step
+        self.backward_passes = 0
+        self.forward_passes = 0       # with gradients enabled; only the first one's activations are summarized
+        self.sites = {}               # (module index, call number) -> (mean, std, saturated, dead)
+        self.histograms = {}          # (module index, call number) -> shares per bin
+        self._calls = {}
+
+    # --- gradients ---------------------------------------------------------------
+    def received(self, k, grad):
+        """Weight ``k`` holds ``grad`` after a backward pass (not measured yet)."""
+        self.refs[k] = (grad, grad._version)
+        self.has[k] = False
+
+    def measured(self, keys, grads, norms):
+        """Record the norms of the gradients ``grads`` of weights ``keys``."""
+        if len(keys) == len(self.refs) and keys == list(range(len(self.refs))):
+            self.norms = norms
+        else:
+            if self.norms is None:
+                self.norms = torch.full((len(self.refs),), math.nan, dtype=torch.float64, device=norms.device)
+            index = torch.tensor(keys, dtype=torch.long, device=norms.device)
+            self.norms = self.norms.to(norms.device).index_copy(0, index, norms)
+        for k, grad in zip(keys, grads):
+            self.refs[k] = (grad, grad._version)
+            self.has[k] = True
+
+    def to_measure(self, weights, keys=()):
+        """The weights among ``keys``, and those whose gradient was received but not measured, that hold a gradient."""
+        chosen = set(keys)
+        return [k for k, p in enumerate(weights)
+                if p.grad is not None and (k in chosen or (self.refs[k] is not None and not self.has[k]))]
+
+    def norms_of(self, keys):
+        """The measured norms of ``keys``, a 1-D tensor (None if one was not measured)."""
+        if self.norms is None or not all(self.has[k] for k in keys):
+            return None
+        if len(keys) == len(self.refs):
+            return self.norms
+        return self.norms[torch.tensor(keys, dtype=torch.long, device=self.norms.device)]
+
+    def discarded(self, weights):
+        """True when a received gradient is gone or changed without a step (``zero_grad``, a skipped step)."""
+        return any(ref is not None and (weights[k].grad is not ref[0] or ref[0]._version != ref[1])
+                   for k, ref in enumerate(self.refs))
+
+    def accumulating(self, weights):
+        """True after a backward pass whose gradients are all still in place: the next one adds to them."""
+        return self.backward_passes > 0 and not self.stepped and not self.discarded(weights)
+
+    def stepped_layers(self, layers, ratios, count):
+        """Record the update ratios of ``layers`` (of ``count``), stepped by one optimizer."""
+        self.stepped += 1
+        if self.update is None and len(layers) == count:      # one optimizer holds every layer: the usual case
+            self.update = ratios
+            return
+        if self.update is None:
+            self.update = torch.full((count,), math.nan, dtype=torch.float64, device=ratios.device)
+        self.update = self.update.index_copy(0, torch.tensor(layers, dtype=torch.long, device=ratios.device), ratios)
+
+    # --- activations -------------------------------------------------------------
+    def calls(self, module_index):
+        """The call number of this call of an activation module in the forward pass (0, 1, ...)."""
+        call = self._calls.get(module_index, 0)
+        self._calls[module_index] = call + 1
+        return call
+
+    def summarize(self, outputs, modules, bins, value_range):
+        """Mean, std, saturated and dead share (and histograms over ``bins``) of each ``(site, output,
+        version)``: outputs of one shape and kind are stacked and summarized together, a few tensor
+        operations in all. Returns how many outputs were changed in place since (recorded as NaN)."""
+        groups, changed = {}, 0
+        for site, a, version in outputs:
+            if a._version != version:
+                changed += 1
+                self.sites[site] = torch.full((4,), math.nan, dtype=torch.float64, device=a.device)
+                if bins:
+                    self.histograms[site] = torch.full((bins,), math.nan, dtype=torch.float64, device=a.device)
+                continue
+            module_type = type(modules[site[0]][1])
+            key = (a.shape, a.dtype, a.device, module_type, id(a) if a.numel() > STACK_LIMIT else None)
+            groups.setdefault(key, []).append((site, a))
+        for (_, _, _, module_type, _), members in groups.items():
+            stacked = torch.stack([a for _, a in members]) if len(members) > 1 else members[0][1].unsqueeze(0)
+            for (site, _), record in zip(members, statistics(stacked, SATURATION_BY_TYPE.get(module_type)).unbind()):
+                self.sites[site] = record
+            if bins:
+                low, high = value_range or histogram_range(modules[members[0][0][0]][1])
+                for (site, _), shares in zip(members, histograms(stacked, low, high, bins).unbind()):
+                    self.histograms[site] = shares
+        return changed
+
+    def finish(self, sizes):
+        """The step as recorded: ``(grad_norm row or None, update_ratio row or None, sites, histograms,
+        backward passes)``; a layer none of whose weights got a gradient has norm NaN."""
+        grad_row = None
+        if self.norms is not None:
+            if all(self.has):
+                grad_row = joint_norms(self.norms, sizes)
+            else:
+                mask = torch.tensor(self.has, device=self.norms.device)
+                totals = joint_norms(torch.where(mask, self.norms, torch.zeros_like(self.norms)), sizes)
+                any_present = joint_norms(mask.double(), sizes) > 0
+                grad_row = torch.where(any_present, totals, torch.full_like(totals, math.nan))
+        return grad_row, self.update, self.sites, self.histograms, self.backward_passes
+
+
+class Rows:
+    """The recorded training steps: per statistic, one entry per step that recorded it."""
+
+    def __init__(self):
+        self.grad_norm = []
+        self.update_ratio = []
+        self.sites = {}          # (module index, call number) -> records, in forward order
+        self.histograms = {}
+        self.backward_passes = 0
+
+    def append(self, finished):
+        grad_row, update_row, sites, histograms_, backward_passes = finished
+        if grad_row is not None:
+            self.grad_norm.append(grad_row)
+        if update_row is not None:
+            self.update_ratio.append(update_row)
+        for site, record in sites.items():
+            self.sites.setdefault(site, []).append(record)
+        for site, shares in histograms_.items():
+            self.histograms.setdefault(site, []).append(shares)
+        self.backward_passes += backward_passes
+
+    def with_row(self, finished):
+        """These rows and ``finished`` after them, leaving these alone."""
+        view = Rows()
+        view.grad_norm, view.update_ratio = list(self.grad_norm), list(self.update_ratio)
+        view.sites = {site: list(records) for site, records in self.sites.items()}
+        view.histograms = {site: list(shares) for site, shares in self.histograms.items()}
+        view.backward_passes = self.backward_passes
+        view.append(finished)
+        return view
+
+    def activation_series(self, column):
+        """One activation statistic (column 0..3 of the records) as a (steps, calls) float64 tensor."""
+        steps = min((len(records) for records in self.sites.values()), default=0)
+        if steps == 0:
+            return torch.empty(0, len(self.sites), dtype=torch.float64)
+        return torch.stack([torch.stack(records[:steps])[:, column] for records in self.sites.values()], dim=1)

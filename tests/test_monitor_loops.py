@@ -1,0 +1,262 @@
+"""GradientMonitor in the training loops learners write after the course: every number it records is
+the one the optimizer used (AMP's GradScaler, gradient accumulation, several optimizers, closures),
+and only the monitored model's own passes are recorded."""
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gradcourse import MLP, GradientMonitor, layer_gradient_norms
+
+SIZES = [(20, 32), (32, 32), (32, 32), (32, 10)]
+
+
+def _net(seed=0, dtype=torch.float32):
+    torch.manual_seed(seed)
+    layers = []
+    for n_in, n_out in SIZES:
+        layers += [nn.Linear(n_in, n_out, dtype=dtype), nn.Tanh()]
+    return nn.Sequential(*layers[:-1])
+
+
+def _data(n=16, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 20, generator=generator), torch.randint(0, 10, (n,), generator=generator)
+
+
+def _weight_grad_norms(model):
+    return [torch.linalg.vector_norm(m.weight.grad).item() for m in model if isinstance(m, nn.Linear)]
+
+
+def _weight_changes(model, before):
+    return [((m.weight.detach() - w).norm() / w.norm()).item()
+            for m, w in zip([m for m in model if isinstance(m, nn.Linear)], before)]
+
+
+def _weights(model):
+    return [m.weight.detach().clone() for m in model if isinstance(m, nn.Linear)]
+
+
+def test_grad_scaler_records_the_unscaled_gradient_the_optimizer_used():
+    X, y = _data()
+    reference, model = _net(), _net()
+    F.cross_entropy(reference(X), y).backward()
+    expected = _weight_grad_norms(reference)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 16)
+    with GradientMonitor(model) as monitor:
+        scaler.scale(F.cross_entropy(model(X), y)).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    assert monitor.series("grad_norm")[0].tolist() == pytest.approx(expected, rel=1e-5)
+    assert monitor.steps("update_ratio") == 1
+
+
+def test_a_step_the_grad_scaler_skips_has_no_row_and_is_counted():
+    X, y = _data()
+    model = _net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu")
+    with GradientMonitor(model) as monitor:
+        for step in range(3):
+            optimizer.zero_grad()
+            scaler.scale(F.cross_entropy(model(X), y)).backward()
+            if step == 1:
+                model[0].weight.grad[0, 0] = math.inf       # an overflow: the scaler skips this step
+            scaler.step(optimizer)
+            scaler.update()
+    assert monitor.steps("grad_norm") == monitor.steps("update_ratio") == 2
+    assert monitor.skipped_steps == 1
+    assert torch.isfinite(monitor.series("grad_norm")).all()
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_gradient_accumulation_records_one_row_per_optimizer_step(every):
+    X, y = _data(32)
+    model, reference = _net(), _net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    reference_optimizer = torch.optim.SGD(reference.parameters(), lr=0.1)
+    expected = []
+    with GradientMonitor(model, every=every) as monitor:
+        for step in range(4):
+            optimizer.zero_grad()
+            for half in (slice(0, 8), slice(8, 16)):          # two micro-batches per step
+                (F.cross_entropy(model(X[half]), y[half]) / 2).backward()
+            optimizer.step()
+            reference_optimizer.zero_grad()
+            F.cross_entropy(reference(X[:16]), y[:16]).backward()
+            expected.append(_weight_grad_norms(reference))
+            reference_optimizer.step()
+    recorded = list(range(0, 4, every))
+    assert monitor.steps("grad_norm") == monitor.steps("update_ratio") == monitor.steps("act_mean") == len(recorded)
+    assert monitor.series("grad_norm").flatten().tolist() == pytest.approx(
+        torch.tensor([expected[s] for s in recorded]).flatten().tolist(), rel=1e-4)
+    assert (monitor.series("update_ratio") > 0).all()
+
+
+def test_two_optimizers_each_give_the_rows_of_the_layers_they_hold():
+    X, y = _data()
+    model, reference = _net(), _net()
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    first = torch.optim.SGD([p for m in linears[:2] for p in m.parameters()], lr=0.1)
+    second = torch.optim.Adam([p for m in linears[2:] for p in m.parameters()], lr=1e-3)
+    with GradientMonitor(model) as monitor:
+        for _ in range(2):
+            first.zero_grad(), second.zero_grad()
+            F.cross_entropy(model(X), y).backward()
+            before = _weights(model)
+            first.step()
+            second.step()
+    expected = _weight_changes(model, before)
+    ratios = monitor.series("update_ratio")
+    assert ratios.shape == (2, 4) and (ratios > 0).all()
+    assert ratios[-1].tolist() == pytest.approx(expected, rel=1e-4)
+    assert monitor.steps("grad_norm") == 2
+    del reference
+
+
+def test_an_sgd_step_with_a_closure_records_the_step_it_took():
+    X, y = _data()
+    model = _net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(X), y)
+        loss.backward()
+        return loss
+
+    with GradientMonitor(model) as monitor:
+        for _ in range(3):
+            before = _weights(model)
+            optimizer.step(closure)
+            expected_ratio = _weight_changes(model, before)
+            expected_grad = _weight_grad_norms(model)
+            assert monitor.series("update_ratio")[-1].tolist() == pytest.approx(expected_ratio, rel=1e-4)
+            assert monitor.series("grad_norm")[-1].tolist() == pytest.approx(expected_grad, rel=1e-5)
+    assert monitor.steps("update_ratio") == monitor.steps("grad_norm") == 3
+    assert "step(closure)" in monitor.update_note
+
+
+def test_a_deep_copy_of_the_monitored_model_records_nothing():
+    X, y = _data()
+    model = _net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with GradientMonitor(model) as monitor:
+        F.cross_entropy(model(X), y).backward()
+        optimizer.step()
+        twin = copy.deepcopy(model)          # carries the monitor's hooks
+        twin_optimizer = torch.optim.SGD(twin.parameters(), lr=0.1)
+        for _ in range(2):
+            F.cross_entropy(twin(X[:5]), y[:5]).backward()
+            twin_optimizer.step()
+    assert monitor.series("act_mean").shape == (1, 3)
+    assert monitor.activation_names == ["1", "3", "5"]
+    assert monitor.steps("grad_norm") == monitor.steps("update_ratio") == 1
+
+
+def test_complex_parameters_count_their_imaginary_part():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5, dtype=torch.cfloat), nn.Linear(5, 3, dtype=torch.cfloat))
+    X = torch.randn(8, 6, dtype=torch.cfloat)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with GradientMonitor(model) as monitor:
+        model(X).abs().square().mean().backward()
+        expected = [torch.linalg.vector_norm(m.weight.grad).item() for m in model]
+        before = [m.weight.detach().clone() for m in model]
+        optimizer.step()
+        steps = [((m.weight.detach() - w).norm() / w.norm()).item() for m, w in zip(model, before)]
+    assert monitor.series("grad_norm")[0].tolist() == pytest.approx(expected, rel=1e-5)
+    assert monitor.series("update_ratio")[0].tolist() == pytest.approx(steps, rel=1e-3)
+    assert monitor.update_note is None
+
+
+@pytest.mark.parametrize("foreach", [None, False])
+def test_adam_with_a_tensor_learning_rate_is_replayed(foreach):
+    X, y = _data()
+    model = _net()
+    optimizer = torch.optim.Adam(model.parameters(), lr=torch.tensor(1e-3), foreach=foreach)
+    with GradientMonitor(model) as monitor:
+        F.cross_entropy(model(X), y).backward()
+        before = _weights(model)
+        optimizer.step()
+    assert monitor.update_note is None
+    assert monitor.series("update_ratio")[0].tolist() == pytest.approx(_weight_changes(model, before), rel=1e-3)
+
+
+def test_a_backward_pass_without_a_step_is_a_row_before_any_step():
+    X, y = _data()
+    model = _net()
+    with GradientMonitor(model) as monitor:
+        for _ in range(3):                       # probing gradients: backward, read, zero
+            model.zero_grad()
+            F.cross_entropy(model(X), y).backward()
+    assert monitor.steps("grad_norm") == 3 and monitor.steps("update_ratio") == 0
+    assert monitor.skipped_steps == 0
+
+
+def test_an_mlp_with_a_frozen_hidden_layer_is_monitored_on_its_trainable_layers():
+    from gradcourse import diagnose
+
+    X, y = _data()
+    model = MLP(depth=3, width=16, activation="tanh", in_features=20)
+    model.hidden_linears()[1].requires_grad_(False)
+    assert GradientMonitor(model).layer_names == ["blocks.0.linear", "blocks.2.linear"]
+    assert len(layer_gradient_norms(model, X, y)) == 2
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    report = diagnose(model, X, y, optimizer=optimizer)
+    assert report.layer_names == ["blocks.0.linear", "blocks.2.linear"] and len(report.update_ratios) == 2
+    with pytest.raises(ValueError, match=r"layers=\['blocks.1.linear'\] is not allowed.*no parameter with requires_grad"):
+        GradientMonitor(model, layers=model.hidden_linears())
+
+
+def test_a_torchscript_model_is_refused_with_a_reason():
+    scripted = torch.jit.script(_net())
+    with pytest.raises(ValueError, match="TorchScript"):
+        GradientMonitor(scripted)
+
+
+def test_diagnose_in_place_leaves_the_learners_active_monitor_alone():
+    from torch.nn.utils import prune
+
+    from gradcourse import diagnose
+
+    X, y = _data()
+    model = _net()
+    prune.l1_unstructured(model[6], "weight", 0.5)           # a pruned model cannot be deep-copied
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with GradientMonitor(model, layers=[model[0], model[2]]) as monitor:
+        F.cross_entropy(model(X), y).backward()
+        optimizer.step()
+        before = {name: monitor.series(name).clone() for name in ("grad_norm", "update_ratio", "act_mean")}
+        report = diagnose(model, X, y, optimizer=optimizer)
+        after = {name: monitor.series(name) for name in before}
+    assert report.layer_names and report.update_ratios is not None
+    assert all(torch.equal(before[name], after[name]) for name in before)
+    assert monitor.steps("update_ratio") == 1
+
+
+def test_a_closure_that_runs_the_model_many_times_records_its_first_pass():
+    X, y = _data(32)
+    model = _net()
+    optimizer = torch.optim.LBFGS(model.parameters(), lr=1, max_iter=20, line_search_fn="strong_wolfe")
+    evaluations = []
+
+    def closure():
+        evaluations[-1] += 1
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(X), y)
+        loss.backward()
+        return loss
+
+    with GradientMonitor(model) as monitor:
+        for _ in range(3):
+            evaluations.append(0)
+            optimizer.step(closure)
+    assert max(evaluations) > 1
+    assert monitor.activation_names == ["1", "3", "5"]
+    assert monitor.steps("act_mean") == monitor.steps("grad_norm") == monitor.steps("update_ratio") == 3
