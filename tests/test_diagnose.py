@@ -236,3 +236,111 @@ def test_fit_stops_cleanly_on_a_model_that_cannot_be_copied(capsys):
     X, y = torch.randn(16, 4) * 10, torch.arange(16) % 3
     history = gradcourse.fit(model, X, y, epochs=1, batch_size=8, lr=0.1, progress=False)
     assert history.diverged and history.stop_layer == "2" and "Training stopped at step 1" in capsys.readouterr().out
+
+
+# --- zero gradients, layers no gradient reaches, relative thresholds, labels (issue 28) -----------
+
+def test_exactly_zero_gradients_are_reported_as_vanishing(mnist_small):
+    from gradcourse.initialization import constant_init_
+
+    zeros = constant_init_(_mlp(depth=4, width=32, activation="sigmoid"), 0.0)   # W_out = 0 passes back W^T delta = 0
+    report = gradcourse.diagnose(zeros, *mnist_small, optimizer=_sgd(zeros))
+    assert report.grad_norms == [0.0] * 4 and report.symptom_names == ["vanishing gradients"]
+    assert report.symptoms[0].layers == report.layer_names and "exactly 0 at 4 of 4 layers" in str(report)
+    # only the last layer's gradient is 0 (its ReLUs are dead; the skips carry the rest): the first/last ratio is undefined
+    skipped = _mlp(depth=4, width=32, activation="relu", init="kaiming", residual=True)
+    with torch.no_grad():
+        skipped.blocks[-1].linear.bias.fill_(-100.0)
+    report = gradcourse.diagnose(skipped, *mnist_small)
+    assert report.grad_norms[0] > 0 and report.grad_norms[-1] == 0
+    assert report.symptom_names == ["vanishing gradients", "dead units"]
+    assert report.symptoms[0].layers == [report.layer_names[-1]]
+
+
+class _WithUnusedHead(nn.Module):
+    """A deep sigmoid MLP and a head that forward never calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = _mlp(depth=20, activation="sigmoid")
+        self.head = nn.Linear(10, 10)
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class _NaNGradient(nn.Module):
+    """sqrt(z - z) is 0 in the forward pass; its derivative 1 / (2 sqrt(0)) makes branch's gradient NaN."""
+
+    def __init__(self):
+        super().__init__()
+        gradcourse.set_seed(0)
+        self.trunk, self.branch, self.head = nn.Linear(784, 10), nn.Linear(784, 10), nn.Linear(784, 10)
+
+    def forward(self, x):
+        z = self.branch(x)
+        return self.trunk(x) + torch.sqrt(z - z)
+
+
+def test_a_layer_without_gradient_is_not_a_nan_gradient(mnist_small):
+    model = _WithUnusedHead()
+    report = gradcourse.diagnose(model, *mnist_small, optimizer=_sgd(model))
+    assert report.symptom_names == ["no gradient", "vanishing gradients", "updates too small"]
+    assert report.symptoms[0].layers == ["head"] and ".grad is None" in str(report)
+    assert all("head" not in s.layers for s in report.symptoms[1:])   # the other checks ran without it
+    assert all(p.grad is None for p in model.parameters())
+    # a real NaN gradient is still one, and the head without a gradient is told apart from it
+    report = gradcourse.diagnose(_NaNGradient(), *mnist_small)
+    assert report.symptom_names == ["no gradient", "non-finite gradients"]
+    assert report.symptoms[0].layers == ["head"] and report.symptoms[1].layers == ["branch"]
+
+
+def test_a_model_diagnosed_in_place_ignores_the_gradients_it_already_holds(mnist_small):
+    from torch.nn.utils import prune
+
+    model = _WithUnusedHead()
+    prune.l1_unstructured(model.body.output, "weight", 0.5)          # cannot be deep-copied: diagnosed in place
+    X, y = mnist_small
+    fresh = gradcourse.diagnose(model, X, y)
+    F.cross_entropy(model(X) + model.head(model(X)), y).backward()  # a stale .grad everywhere, the head's too
+    stale = gradcourse.diagnose(model, X, y)
+    assert stale.grad_norms[:-1] == fresh.grad_norms[:-1] and stale.symptom_names == fresh.symptom_names
+    assert model.head.weight.grad is not None                         # and the stale gradients are put back
+
+
+def test_exploding_is_measured_against_the_layers_own_weights(mnist_small):
+    from gradcourse.layers import layer_weights
+
+    model = CASES["exploding"][0]()
+    report = gradcourse.diagnose(model, *mnist_small)
+    weights = [layer_weights(dict(model.named_modules())[n]) for n in report.layer_names]
+    expected = [g / torch.cat([w.detach().flatten() for w in ws]).double().norm().item()
+                for g, ws in zip(report.grad_norms, weights)]
+    assert report.grad_weight_ratios == pytest.approx(expected, rel=1e-5)
+    largest = max(report.grad_weight_ratios)
+    line = str(report).splitlines()[1]
+    assert f"largest {largest:.1e}" in line and "[threshold: ||dL/dW|| / ||W|| > 100]" in line
+    assert gradcourse.diagnose(model, *mnist_small, thresholds={"exploding_grad_weight_ratio": 1.01 * largest}).healthy
+    healthy = CASES["healthy"][0]()
+    assert gradcourse.diagnose(healthy, *mnist_small).healthy
+    strict = gradcourse.diagnose(healthy, *mnist_small, thresholds={"exploding_grad_weight_ratio": 0.01})
+    assert strict.symptom_names == ["exploding gradients"]
+
+
+def test_threshold_and_label_mistakes_are_value_errors(mnist_small):
+    X, y = mnist_small
+    model = _mlp(depth=2)
+    with pytest.raises(ValueError, match="thresholds key='exploding_norm' is not allowed; choose one of: .*'exploding_grad_weight_ratio'"):
+        gradcourse.diagnose(model, X, y, thresholds={"exploding_norm": 1e3})
+    with pytest.raises(ValueError, match=r"thresholds=\[0\.001\] is not allowed; it must be a dict .*'vanishing_ratio'"):
+        gradcourse.diagnose(model, X, y, thresholds=[1e-3])
+    ten = y.clone()
+    ten[7] = 10
+    with pytest.raises(ValueError, match="y=<tensor shape=\\(256,\\) dtype=torch.int64> is not allowed: it holds the label 10, "
+                                         "and the model's 10 outputs allow the labels 0 to 9"):
+        gradcourse.diagnose(model, X, ten)
+    with pytest.raises(ValueError, match=r"y=<tensor shape=\(256,\) dtype=torch.int32> is not allowed; .*y\.long\(\) converts"):
+        gradcourse.diagnose(model, X, y.int())
+    ignored = y.clone()
+    ignored[0] = -100                                   # cross-entropy's ignore_index is a label it allows
+    assert gradcourse.diagnose(model, X, ignored).loss == pytest.approx(F.cross_entropy(model(X), ignored).item(), rel=1e-5)
