@@ -6,10 +6,9 @@ Both read the monitor through its public API only (:meth:`~GradientMonitor.serie
 :meth:`~GradientMonitor.histograms`, :attr:`~GradientMonitor.every`). pandas and TensorBoard are
 imported when a function needs them, so importing this module loads neither.
 
-Steps: row ``i`` of a statistic is the ``i``-th recorded training step. A monitor built with ``every=k``
-records the 1st, (k+1)-th, (2k+1)-th ... training step, so row ``i`` is the training step ``i * k``
-(counting from 0); this assumes each training step has one forward pass, one backward pass and one
-optimizer step, as in :func:`gradcourse.train.fit`.
+Steps: row ``i`` of a statistic is the ``i``-th recorded training step (one optimizer step, with the
+forward and backward passes before it, however many). A monitor built with ``every=k`` records the
+1st, (k+1)-th, (2k+1)-th ... training step, so row ``i`` is the training step ``i * k`` (counting from 0).
 """
 
 from __future__ import annotations
