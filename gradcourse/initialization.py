@@ -16,7 +16,7 @@ from torch import nn
 from . import _checks
 from .layers import named_layers
 from .models import INITS, seeded_mlp
-from .probes import batch_loss
+from .probes import batch_loss, state_left_alone
 from .runtime import set_seed
 from .train import fit
 
@@ -93,10 +93,14 @@ def symmetry_run(X, y, *, init="constant", value=0.05, epochs=1, batch_size=64, 
 
 def first_loss(model, X, y):
     """The cross-entropy of ``model`` on ``(X, y)`` before any step, as a float. For ``C`` balanced
-    classes a network that has learnt nothing should give about ``ln C`` (``ln 10 = 2.303``)."""
+    classes a network that has learnt nothing should give about ``ln C`` (``ln 10 = 2.303``).
+
+    The forward pass runs in the model's own mode (a model in train mode normalizes with the batch's
+    statistics, as the first training step would) and leaves no trace: its buffers (BatchNorm's
+    running statistics) and torch's random generators (dropout) are as they were afterwards."""
     _checks.module("model", model)
     _checks.features_and_labels(X, y)
-    with torch.no_grad():
+    with torch.no_grad(), state_left_alone(model):
         return batch_loss(model, X, y).item()
 
 

@@ -21,6 +21,7 @@ from torch.nn.utils import parametrize
 
 from . import _checks
 from .models import require_course_model
+from .probes import modes_restored
 from .scoring import accuracy
 
 CONSTRAINTS = ("max_norm", "weight_norm", "spectral_norm")
@@ -308,10 +309,9 @@ def weight_norms(model):
     spectral norm ``sigma_max(W)`` (exact, by ``torch.linalg.matrix_norm(W, ord=2)``),
     as ``{"max_row_norm": [...], "spectral_norm": [...]}``."""
     require_course_model(model)
-    was_training = model.training
-    model.eval()  # spectral_norm runs a power iteration at every weight access in training mode
-    weights = [layer.weight.detach().double() for layer in model.hidden_linears()]
-    model.train(was_training)
+    with modes_restored(model):   # every module gets its own mode back, a frozen (eval-mode) one included
+        model.eval()  # spectral_norm runs a power iteration at every weight access in training mode
+        weights = [layer.weight.detach().double() for layer in model.hidden_linears()]
     return {"max_row_norm": [torch.linalg.vector_norm(w, dim=1).max().item() for w in weights],
             "spectral_norm": [torch.linalg.matrix_norm(w, ord=2).item() for w in weights]}
 

@@ -75,6 +75,42 @@ def run_model(model, X, x_name="X"):
         raise ValueError(f"the model cannot take {x_name}={_checks.describe(X)}: {error}") from error
 
 
+def check_output(output, rows, loss_fn="cross_entropy"):
+    """Refuse, with a ValueError that says what to do, a model output that :func:`~gradcourse.fit` and
+    the scoring functions cannot score against ``rows`` targets: anything but one tensor (a tuple, a
+    dict), and for ``loss_fn="cross_entropy"`` a tensor of any shape other than (rows, classes)."""
+    if not isinstance(output, torch.Tensor):
+        raise ValueError(f"the model returned {_checks.describe(output)}, not one tensor of outputs; wrap it in a "
+                         "module whose forward returns the tensor to score (e.g. the logits out of the tuple)")
+    if loss_fn == "cross_entropy" and (output.dim() != 2 or len(output) != rows):
+        raise ValueError(f"the model returned outputs of shape {tuple(output.shape)}; cross-entropy and accuracy "
+                         f"need logits of shape (batch, classes) = ({rows}, classes), one logit per class "
+                         "(for two classes, 2 logits; for one real-valued output per example, loss_fn='mse')")
+    return output
+
+
+def refuse_meta(model):
+    """Refuse a model with parameters or buffers on the ``meta`` device: they have a shape but no values."""
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        raise ValueError("model has parameters or buffers on the 'meta' device, which hold no values; build it on "
+                         "a real device, or call model.to_empty(device='cpu') and initialize its weights first")
+
+
+@contextlib.contextmanager
+def modes_restored(model):
+    """A context that gives every module of ``model`` its own train/eval mode back on leaving it (after
+    an error or an interrupt too), so a submodule that was in eval mode inside a model in train mode
+    (a frozen BatchNorm) is in eval mode again. Modes are put back with ``module.train(mode)``, parents
+    before their children."""
+    modes = [(module, module.training) for module in model.modules()]
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            if module.training != training:
+                module.train(training)
+
+
 @contextlib.contextmanager
 def state_left_alone(model, parameters=False):
     """Run a pass without leaving a trace on ``model`` or torch: its buffers (BatchNorm's running

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import math
 from dataclasses import dataclass, field
 
@@ -16,11 +17,13 @@ from . import _checks
 from .data import batches
 from .layers import named_layers
 from .monitor import GradientMonitor
-from .probes import LOSSES, run_model, state_left_alone
+from .probes import LOSSES, check_output, modes_restored, refuse_meta, run_model, state_left_alone
 from .runtime import device_of, flush_denormals
 from .scoring import accuracy, mean_squared_error, mse_loss
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+SEEDS = (-2**63, 2**64 - 1)
+"""The seeds :func:`fit` takes: those of :meth:`torch.Generator.manual_seed`."""
 
 
 @dataclass
@@ -39,6 +42,7 @@ class History:
     ``clipped`` holds one bool per step: True when ``max_norm`` or ``clip_value`` was set and the
     gradient exceeded it (so clipping changed it); :attr:`clipped_share` is their share.
     ``max_norm`` and ``clip_value`` are the thresholds the run used.
+    ``interrupted`` is True when an interrupt (Jupyter's stop button) ended the run early.
     """
 
     loss: list = field(default_factory=list)
@@ -53,6 +57,7 @@ class History:
     clipped: list = field(default_factory=list)
     max_norm: float | None = None
     clip_value: float | None = None
+    interrupted: bool = False
 
     @property
     def clipped_share(self):
@@ -83,6 +88,8 @@ class History:
             parts.append(f"clipped {self.clipped_share:.0%} of steps")
         if self.diverged:
             parts.append(f"diverged at step {self.stop_step} ({self.stop_layer})")
+        if self.interrupted:
+            parts.append("interrupted")
         return f"History({', '.join(parts)})"
 
 
@@ -93,6 +100,11 @@ def make_optimizer(params, optimizer="sgd", lr=0.1, momentum=None):
     (0.9 unless given; Polyak 1964, Sutskever et al. 2013); ``rmsprop``: RMSprop
     (Tieleman & Hinton 2012); ``adam``: Adam (Kingma & Ba 2015), which takes no momentum.
     """
+    return _make_optimizer(params, optimizer, lr, momentum)
+
+
+def _make_optimizer(params, optimizer, lr, momentum, fused=True):
+    """:func:`make_optimizer`; ``fused=False`` leaves out the fused implementation (for sparse gradients)."""
     _checks.choice("optimizer", optimizer, OPTIMIZERS)
     lr = _checks.number("lr", lr, minimum=0, strict_minimum=True)
     if momentum is not None:
@@ -102,26 +114,46 @@ def make_optimizer(params, optimizer="sgd", lr=0.1, momentum=None):
         momentum = _checks.number("momentum", momentum, minimum=0, maximum=0.999)
     params = list(params)
     if optimizer == "sgd":
-        return _fastest(torch.optim.SGD, params, lr=lr, momentum=momentum or 0.0)
+        return _fastest(torch.optim.SGD, params, fused, lr=lr, momentum=momentum or 0.0)
     if optimizer == "momentum":
-        return _fastest(torch.optim.SGD, params, lr=lr, momentum=0.9 if momentum is None else momentum)
+        return _fastest(torch.optim.SGD, params, fused, lr=lr, momentum=0.9 if momentum is None else momentum)
     if optimizer == "rmsprop":
-        return _fastest(torch.optim.RMSprop, params, lr=lr, momentum=momentum or 0.0)
-    return _fastest(torch.optim.Adam, params, lr=lr)
+        return _fastest(torch.optim.RMSprop, params, fused, lr=lr, momentum=momentum or 0.0)
+    return _fastest(torch.optim.Adam, params, fused, lr=lr)
 
 
-def _fastest(optimizer_class, params, **options):
+def _fastest(optimizer_class, params, fused=True, **options):
     """``optimizer_class(params, **options)`` in its fastest form that this torch and these
     parameters support: ``fused=True`` (one kernel for every parameter), else ``foreach=True``
     (one operation per step of the update rule, over all parameters at once), else the loop over
     parameters. The update rule is the same in all three. With a network's many small weight
-    tensors, fused Adam's step took a sixth of the loop's time on a CPU."""
-    for implementation in ({"fused": True}, {"foreach": True}):
+    tensors, fused Adam's step took a sixth of the loop's time on a CPU.
+
+    The fused kernels take only real floating-point parameters on the devices that have them, and no
+    sparse gradients; torch checks that at the first step, not here, so ``fused`` is tried only for such
+    parameters, and ``fused=False`` (a model with sparse gradients) leaves it out."""
+    fused = fused and _fused_kernels_take(params)
+    for implementation in ({"fused": True}, {"foreach": True}) if fused else ({"foreach": True},):
         try:
             return optimizer_class(params, **options, **implementation)
         except (TypeError, RuntimeError, ValueError):
             continue
     return optimizer_class(params, **options)
+
+
+def _fused_kernels_take(params):
+    """True when every parameter (of a list of tensors or of param-group dicts) is a real floating-point
+    tensor on a device with fused optimizer kernels."""
+    try:
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+        devices = set(_get_fused_kernels_supported_devices())
+    except (ImportError, AttributeError):   # a torch without the list: the devices every version has
+        devices = {"cpu", "cuda"}
+    tensors = []
+    for item in params:
+        group = item["params"] if isinstance(item, dict) else item
+        tensors += [group] if isinstance(group, torch.Tensor) else list(group)
+    return all(t.is_floating_point() and t.device.type in devices for t in tensors)
 
 
 def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, max_norm=None,
@@ -131,7 +163,8 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
 
     Args:
         epochs, batch_size: passes over the data and examples per step.
-        optimizer, lr, momentum: see :func:`make_optimizer`.
+        optimizer, lr, momentum: see :func:`make_optimizer`. A model with sparse gradients
+            (``nn.Embedding(..., sparse=True)``) trains with ``"sgd"`` or ``"momentum"`` only.
         max_norm: rescale the gradient to this global norm when larger,
             ``torch.nn.utils.clip_grad_norm_`` (Pascanu et al. 2013).
         clip_value: clamp each gradient entry to [-clip_value, clip_value],
@@ -139,39 +172,95 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
         monitor: a :class:`~gradcourse.monitor.GradientMonitor` of ``model``; activated
             for the run if it is not active already.
         progress: show a ``tqdm.auto`` progress bar.
-        seed: seeds the batch order (epoch e uses ``seed + e``).
+        seed: seeds the batch order (epoch e uses ``seed + e``, counted round past 2**64 - 1 to 0);
+            an integer in the range of :meth:`torch.Generator.manual_seed`, -2**63 to 2**64 - 1.
         validation: optional ``(X_val, y_val)`` scored after every epoch.
         score_training_set: score the whole training set after every epoch as well
             (``History.train_accuracy`` or ``train_loss``). ``False`` skips that extra forward pass
             over ``X``, which for recurrent networks on long sequences costs a tenth or more of
             the training time.
         loss_fn: ``"cross_entropy"`` (classification: ``X`` of shape (n, features), integer labels
-            ``y``; accuracy recorded per epoch) or ``"mse"`` (regression: ``X`` of shape (n, ...),
-            e.g. (n, T, features) sequences, float targets ``y`` of shape (n,), the shape of the
-            model's output; the MSE over the whole set recorded per epoch in ``train_loss`` and
-            ``val_loss``).
+            ``y``, a model that returns logits of shape (n, classes); accuracy recorded per epoch) or
+            ``"mse"`` (regression: ``X`` of shape (n, ...), e.g. (n, T, features) sequences, float
+            targets ``y`` of shape (n,), the shape of the model's output; the MSE over the whole set
+            recorded per epoch in ``train_loss`` and ``val_loss``). The model must return one tensor.
         normalize_grad: divide the gradient by its global norm at every step, ``g / ||g||``,
             so each plain SGD step has length ``lr`` exactly -- normalized gradient descent
             (Hazan, Levy & Shalev-Shwartz 2015, "Beyond Convexity: Stochastic Quasi-Convex
             Optimization"). Clipping only shrinks a gradient above its threshold; this also
             enlarges small ones. It cannot be combined with ``max_norm`` or ``clip_value``.
         scheduler: optional ``optimizer -> torch.optim.lr_scheduler.LRScheduler`` callable
-            (e.g. :func:`gradcourse.optimization.linear_warmup`); its ``step()`` runs after
-            every optimizer step, so ``total_iters`` and the like count steps, not epochs.
+            (e.g. :func:`gradcourse.optimization.linear_warmup`) that builds its scheduler on the
+            optimizer it is given; its ``step()`` runs after every optimizer step, so ``total_iters``
+            and the like count steps, not epochs.
 
 
     With ``max_norm`` or ``clip_value``, ``History.grad_norm`` still records the norm before
     clipping, and ``History.clipped`` / ``History.clipped_share`` say how often clipping acted.
+    Without them the gradients are read, never rescaled in place.
+
+    Train and eval mode: a model given in train mode trains with each of its modules in its own mode,
+    so a submodule put in eval mode (a frozen BatchNorm, whose running statistics then stay as they
+    are; a Dropout switched off) stays in eval mode; a model given in eval mode (``model.eval()``)
+    trains wholly in train mode. Scoring after each epoch runs in eval mode. However the run ends,
+    every module is left in the mode it was given.
 
     If the loss or a gradient becomes NaN or infinite, training stops before the
     optimizer applies it, prints one line naming the step and the layer where the
     values first went non-finite, and returns the history so far. An interrupt
-    (Jupyter's stop button) also returns the history so far; any other exception raised during
-    training carries it as its ``.history``. Labels outside ``0..outputs - 1`` (of ``y`` and of the
-    validation set) and inputs the model cannot take are refused at the first step, before any
-    weight moves. However the run ends, the model is left in the mode (train or eval) it was given.
+    (Jupyter's stop button) also returns the history so far, with ``History.interrupted`` set; any
+    other exception raised during training carries it as its ``.history``, which counts only the
+    steps whose update ran. Labels outside ``0..outputs - 1`` (of ``y`` and of the validation set),
+    inputs the model cannot take and outputs it cannot score (a tuple, logits of shape (n,)) are
+    refused at the first step, before any weight moves.
     """
+    opt, params, run = _prepared(model, X, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                                 momentum=momentum, max_norm=max_norm, clip_value=clip_value, monitor=monitor,
+                                 progress=progress, seed=seed, validation=validation, loss_fn=loss_fn,
+                                 normalize_grad=normalize_grad, scheduler=scheduler,
+                                 score_training_set=score_training_set)
+    with flush_denormals(), (monitor if monitor is not None and not monitor.active else contextlib.nullcontext()):
+        history = _train(model, X, y, opt, params, run)
+    return history
+
+
+def check_fit(model, X, y, **options):
+    """Raise the ValueError that ``fit(model, X, y, **options)`` would raise before its first step, without
+    training: the arguments are checked, the optimizer is built and the scheduler on it (neither takes a
+    step), and the model runs in eval mode on the first two rows of ``X`` so that inputs, outputs
+    and labels are checked against it. The model's weights, buffers and modes and torch's random
+    generators are left as they were. An option that ``fit`` does not have, or a missing ``epochs``,
+    ``batch_size`` or ``lr``, is a ValueError too."""
+    signature = inspect.signature(fit)
+    allowed = [name for name in signature.parameters if name not in ("model", "X", "y")]
+    required = [name for name in allowed if signature.parameters[name].default is inspect.Parameter.empty]
+    for name, value in options.items():
+        if name not in allowed:
+            raise ValueError(f"{name}={_checks.describe(value)} is not allowed; fit's options are {', '.join(allowed)}")
+    missing = [name for name in required if name not in options]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing; fit needs a value for "
+                         f"each of {', '.join(required)}")
+    bound = signature.bind(model, X, y, **options)
+    bound.apply_defaults()
+    arguments = dict(bound.arguments)
+    _, _, run = _prepared(arguments.pop("model"), arguments.pop("X"), arguments.pop("y"), **arguments)
+    rows = min(len(X), 2)
+    with torch.no_grad(), state_left_alone(model), modes_restored(model):
+        model.eval()
+        device = device_of(model)
+        output = check_output(run_model(model, X[:rows].to(device, copy=True), "X"), rows, run.loss_fn)
+        if run.loss_fn == "cross_entropy":
+            _check_labels(output, y, run.validation)
+        else:
+            mse_loss(output, y[:rows].to(device))
+
+
+def _prepared(model, X, y, *, epochs, batch_size, optimizer, lr, momentum, max_norm, clip_value, monitor, progress,
+              seed, validation, loss_fn, normalize_grad, scheduler, score_training_set):
+    """Check :func:`fit`'s arguments; return its optimizer, the parameters it trains and the :class:`_Run`."""
     _checks.module("model", model)
+    refuse_meta(model)
     _checks.choice("loss_fn", loss_fn, tuple(LOSSES))
     check_data = _checks.features_and_labels if loss_fn == "cross_entropy" else _checks.inputs_and_targets
     check_data(X, y)
@@ -183,12 +272,12 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
     if monitor is not None and (not isinstance(monitor, GradientMonitor) or monitor.model is not model):
         raise ValueError(f"monitor={monitor!r} is not allowed; it must be a GradientMonitor(model) of this model or None")
     _checks.boolean("progress", progress)
-    _checks.integer("seed", seed)
+    _checks.integer("seed", seed, minimum=SEEDS[0], maximum=SEEDS[1])
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             raise ValueError(f"validation={_checks.describe(validation)} is not allowed; it must be (X_val, y_val) or None")
         check_data(*validation, x_name="validation[0]", y_name="validation[1]")
-    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()) and min(batch_size, len(X)) < 2:
+    if _training_batchnorm(model) and min(batch_size, len(X)) < 2:
         raise ValueError(f"batch_size={batch_size} with {len(X)} examples is not allowed for a model with BatchNorm; "
                          "it normalizes over the batch and needs at least 2 examples per batch")
     _checks.boolean("normalize_grad", normalize_grad)
@@ -202,13 +291,16 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, 
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no parameter with requires_grad=True, so there is nothing to train")
-    opt = make_optimizer(params, optimizer, lr, momentum)
+    sparse = _sparse_gradient_modules(model)
+    if sparse:
+        many = len(sparse) > 1
+        why = (f"its embedding{'s' * many} {', '.join(map(repr, sparse))} built with sparse=True "
+               f"make{'s' * (not many)} sparse gradients")
+        _refuse_sparse_gradients(optimizer, clip_value, why)
+    opt = _make_optimizer(params, optimizer, lr, momentum, fused=not sparse)
     run = _Run(epochs, batch_size, max_norm, clip_value, normalize_grad, _scheduler_of(opt, scheduler), loss_fn,
-               validation, seed, progress, score_training_set)
-
-    with flush_denormals(), (monitor if monitor is not None and not monitor.active else contextlib.nullcontext()):
-        history = _train(model, X, y, opt, params, run)
-    return history
+               validation, seed, progress, score_training_set, optimizer)
+    return opt, params, run
 
 
 @dataclass(frozen=True)
@@ -226,6 +318,7 @@ class _Run:
     seed: int
     progress: bool
     score_training_set: bool
+    optimizer: str
 
 
 def _scheduler_of(opt, scheduler):
@@ -236,35 +329,96 @@ def _scheduler_of(opt, scheduler):
     if not isinstance(lr_scheduler, torch.optim.lr_scheduler.LRScheduler):
         raise ValueError(f"scheduler returned {_checks.describe(lr_scheduler)}; it must return a "
                          "torch.optim.lr_scheduler.LRScheduler built on the optimizer it is given")
+    if lr_scheduler.optimizer is not opt:
+        raise ValueError(f"scheduler returned a {type(lr_scheduler).__name__} built on another optimizer "
+                         f"({type(lr_scheduler.optimizer).__name__}), whose learning rate fit does not use; it must "
+                         "build the scheduler on the optimizer it is given: scheduler=lambda opt: LinearLR(opt, ...)")
     return lr_scheduler
 
 
+def _training_modes(model):
+    """The modules of ``model`` that :func:`fit` runs in train mode: those in train mode when the model
+    itself is (a submodule put in eval mode stays so), every module when the model is in eval mode."""
+    return [m for m in model.modules() if m.training or not model.training]
+
+
+def _training_batchnorm(model):
+    """True when a BatchNorm of ``model`` normalizes over the batch during :func:`fit`."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in _training_modes(model))
+
+
+def _sparse_gradient_modules(model):
+    """The names of ``model``'s embeddings built with ``sparse=True``, whose weights get sparse gradients."""
+    return [name or type(m).__name__ for name, m in model.named_modules()
+            if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.sparse]
+
+
+def _refuse_sparse_gradients(optimizer, clip_value, why):
+    """torch's Adam and RMSprop take no sparse gradient, and ``clip_grad_value_`` cannot clamp one."""
+    if optimizer in ("adam", "rmsprop"):
+        raise ValueError(f"optimizer={optimizer!r} is not allowed for this model: {why}, which torch's Adam and "
+                         "RMSprop do not take; choose one of: 'sgd', 'momentum' (or build it with sparse=False)")
+    if clip_value is not None:
+        raise ValueError(f"clip_value={clip_value!r} is not allowed for this model: {why}, which "
+                         "torch.nn.utils.clip_grad_value_ cannot clamp; leave it None and clip with max_norm "
+                         "(or build it with sparse=False)")
+
+
+def _epoch_seed(seed, epoch):
+    """``seed + epoch``, counted round to 0 past the largest seed torch takes, 2**64 - 1."""
+    total = seed + epoch
+    return total - 2**64 if total > SEEDS[1] else total
+
+
+def _gradient_norm(params):
+    """The global norm ``||g||`` of the gradients of ``params`` (as ``torch.nn.utils.clip_grad_norm_``
+    computes it), as a tensor, read without touching the gradients: no in-place rescaling, so no
+    ``.grad`` tensor's version counter moves."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if hasattr(torch.nn.utils, "get_total_norm"):
+        return torch.nn.utils.get_total_norm(grads)
+    if not grads:   # torch before 2.6: the norm clip_grad_norm_ computes, from the same pieces
+        return torch.tensor(0.0)
+    with torch.no_grad():
+        first = grads[0].device
+        return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, 2.0).to(first) for g in grads]), 2.0)
+
+
 def _train(model, X, y, opt, params, run):
+    """Run the training loop with the modes :func:`fit` documents, then give every module its own mode back."""
+    with modes_restored(model):
+        if not model.training:
+            model.train()   # a model given in eval mode trains wholly in train mode
+        return _train_steps(model, X, y, opt, params, run)
+
+
+def _train_steps(model, X, y, opt, params, run):
     epochs, batch_size, max_norm, clip_value = run.epochs, run.batch_size, run.max_norm, run.clip_value
     validation = run.validation
     history = History(max_norm=max_norm, clip_value=clip_value)
     criterion = F.cross_entropy if run.loss_fn == "cross_entropy" else mse_loss
     device = device_of(model)
     # BatchNorm cannot normalize a batch of one example in training mode: leave such a last batch out.
-    drop_last = len(X) % batch_size == 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    drop_last = len(X) % batch_size == 1 and _training_batchnorm(model)
     steps_per_epoch = len(X) // batch_size if drop_last else math.ceil(len(X) / batch_size)
     bar = tqdm(total=epochs * steps_per_epoch, desc="training", disable=not run.progress, mininterval=0.5)
     step = 0
-    was_training = model.training
-    model.train()
     # Filled just before the optimizer's own update runs (its last pre-hook), so that a step interrupted
-    # after that, in the update or in a post-hook, is in the History with the steps that moved the weights.
-    entering = {}
-    entered = opt.register_step_pre_hook(lambda *_: entering.update(started=True))
+    # after that, in the update or in a post-hook, is in the History with the steps that moved the weights;
+    # ``updated`` just after the update (its first post-hook): an error in the update itself moved nothing.
+    entering, updated = {}, {}
+    hooks = [opt.register_step_pre_hook(lambda *_: entering.update(started=True)),
+             opt.register_step_post_hook(lambda *_: updated.update(done=True))]
     step_done = None
     try:
         for epoch in range(epochs):
-            for Xb, yb in batches(X, y, batch_size, shuffle=True, seed=run.seed + epoch, drop_last=drop_last):
+            seed = _epoch_seed(run.seed, epoch)
+            for Xb, yb in batches(X, y, batch_size, shuffle=True, seed=seed, drop_last=drop_last):
                 step += 1
                 Xb, yb = Xb.to(device), yb.to(device)
                 opt.zero_grad(set_to_none=True)
                 if step == 1:   # a ValueError before any weight moves when X or the labels do not fit the model
-                    output = run_model(model, Xb, "X")
+                    output = check_output(run_model(model, Xb, "X"), len(yb), run.loss_fn)
                     if run.loss_fn == "cross_entropy":
                         _check_labels(output, y, validation)
                 else:
@@ -275,7 +429,12 @@ def _train(model, X, y, opt, params, run):
                           first_nonfinite_output(model, Xb), bar)
                     return history
                 loss.backward()
-                norm = torch.nn.utils.clip_grad_norm_(params, max_norm=max_norm or math.inf).item()
+                if step == 1:
+                    _check_gradients(opt, params, run)
+                if max_norm is None:
+                    norm = _gradient_norm(params).item()
+                else:
+                    norm = torch.nn.utils.clip_grad_norm_(params, max_norm=max_norm).item()
                 if not math.isfinite(norm):
                     _stop(history, step, epoch, f"the gradient norm became {norm}",
                           _last_nonfinite_gradient(model), bar)
@@ -290,6 +449,7 @@ def _train(model, X, y, opt, params, run):
                             p.grad.div_(norm)
                 step_done = (loss.item(), norm, clipped)
                 entering.clear()
+                updated.clear()
                 opt.step()
                 _record_step(history, step_done)
                 step_done = None
@@ -311,18 +471,32 @@ def _train(model, X, y, opt, params, run):
     except KeyboardInterrupt:
         if step_done is not None and entering:
             _record_step(history, step_done)       # the interrupt came after the weights began to move
+        history.interrupted = True
         print(f"Training interrupted at step {step}; returning the history so far.")
     except Exception as error:
-        if step_done is not None and entering:
-            _record_step(history, step_done)
+        if step_done is not None and updated:
+            _record_step(history, step_done)       # the error came after the update, in a post-hook
         error.history = history
         error.add_note(f"fit: the History of the {history.steps} steps done is this exception's .history")
         raise
     finally:
-        entered.remove()
+        for hook in hooks:
+            hook.remove()
         bar.close()
-        model.train(was_training)
     return history
+
+
+def _check_gradients(opt, params, run):
+    """Before the first step: sparse gradients from a module other than an embedding built with
+    ``sparse=True`` (which :func:`fit` sees before training) are refused for Adam, RMSprop and
+    ``clip_value`` before any weight moves, and make SGD use its multi-tensor implementation instead
+    of the fused one, which does not take them."""
+    if not any(p.grad is not None and p.grad.is_sparse for p in params):
+        return
+    _refuse_sparse_gradients(run.optimizer, run.clip_value, "it makes sparse gradients")
+    for group in opt.param_groups:
+        if group.get("fused"):
+            group.update(fused=False, foreach=True)
 
 
 def _record_step(history, values):

@@ -23,9 +23,11 @@ from . import _checks
 from .diagnose import diagnose
 from .models import MLP, MLP_OPTIONS, require_course_model, seeded_mlp
 from .monitor import GradientMonitor
+from .probes import modes_restored
+from .runtime import generators_restored
 from .theory import activation_derivative
 from .scoring import accuracy
-from .train import History, fit
+from .train import History, check_fit, fit
 FIT_OPTIONS = tuple(p for p in inspect.signature(fit).parameters if p not in ("model", "X", "y", "monitor"))
 """Keyword arguments of :func:`~gradcourse.train.fit` that :func:`train_mlp` passes on."""
 
@@ -62,6 +64,15 @@ def train_mlp(X, y, *, seed=0, progress=False, monitor_every=1, histogram_bins=0
     (``epochs, batch_size, optimizer, lr, ...``); an unknown name raises ValueError.
     ``seed`` seeds both the weights and the batch order. Returns a :class:`TrainedMLP`.
     """
+    model_options, fit_options = _split_options(X, y, seed, monitor_every, options)
+    model = seeded_mlp(X, seed, **model_options)
+    monitor = GradientMonitor(model, every=monitor_every, histogram_bins=histogram_bins)
+    history = fit(model, X, y, monitor=monitor, seed=seed, progress=progress, **fit_options)
+    return TrainedMLP(model, history, monitor)
+
+
+def _split_options(X, y, seed, monitor_every, options):
+    """Check :func:`train_mlp`'s own arguments and option names; return ``(MLP options, fit options)``."""
     _checks.features_and_labels(X, y)
     _checks.integer("seed", seed, minimum=0)
     _checks.integer("monitor_every", monitor_every, minimum=1)
@@ -69,18 +80,30 @@ def train_mlp(X, y, *, seed=0, progress=False, monitor_every=1, histogram_bins=0
         if name not in MLP_OPTIONS + FIT_OPTIONS:
             raise ValueError(f"{name}={_checks.describe(options[name])} is not allowed; train_mlp takes the "
                              f"MLP options {', '.join(MLP_OPTIONS)} and the fit options {', '.join(FIT_OPTIONS)}")
-    model_options = {k: v for k, v in options.items() if k in MLP_OPTIONS}
-    fit_options = {k: v for k, v in options.items() if k in FIT_OPTIONS}
-    model = seeded_mlp(X, seed, **model_options)
-    monitor = GradientMonitor(model, every=monitor_every, histogram_bins=histogram_bins)
-    history = fit(model, X, y, monitor=monitor, seed=seed, progress=progress, **fit_options)
-    return TrainedMLP(model, history, monitor)
+    return ({k: v for k, v in options.items() if k in MLP_OPTIONS},
+            {k: v for k, v in options.items() if k in FIT_OPTIONS})
+
+
+def check_mlp_run(X, y, *, seed=0, progress=False, monitor_every=1, histogram_bins=0, **options):
+    """Raise the ValueError that :func:`train_mlp` with these arguments would raise before training,
+    without training: the network is built (its weights drawn with torch's generator given back
+    afterwards), the monitor's settings and every :func:`~gradcourse.train.fit` argument are checked
+    (:func:`~gradcourse.train.check_fit`)."""
+    model_options, fit_options = _split_options(X, y, seed, monitor_every, options)
+    with generators_restored():
+        model = MLP(in_features=X.shape[1], **model_options)
+    GradientMonitor(model, every=monitor_every, histogram_bins=histogram_bins)
+    check_fit(model, X, y, seed=seed, progress=progress, **fit_options)
 
 
 def train_mlps(X, y, configs, *, progress=True, **shared):
     """Train one network per entry of ``configs`` (``{label: {option: value}}``), each with
     ``shared`` options overridden by its own, through :func:`train_mlp`.
 
+    Every configuration is checked (:func:`check_mlp_run`) before the first network trains, so a bad
+    value in the last one raises its ValueError, naming the configuration, at once. An interrupt
+    (Jupyter's stop button) stops the run under way and the ones after it, prints a line saying so
+    and returns the runs that finished.
     ``progress=True`` shows one ``tqdm.auto`` bar that advances as each network finishes.
     Returns ``{label: TrainedMLP}`` in the order of ``configs``.
     """
@@ -88,10 +111,26 @@ def train_mlps(X, y, configs, *, progress=True, **shared):
         raise ValueError(f"configs={_checks.describe(configs)} is not allowed; it must be a non-empty "
                          "dict {label: {option: value}}")
     _checks.boolean("progress", progress)
+    settings = {label: {**shared, **config, "progress": False} for label, config in configs.items()}
+    for label, options in settings.items():
+        try:
+            check_mlp_run(X, y, **options)
+        except ValueError as error:
+            raise ValueError(f"configs[{label!r}] (with the shared options): {error}") from error
     runs = {}
-    for label, config in tqdm(configs.items(), total=len(configs), desc=f"training {len(configs)} networks",
-                              disable=not progress):
-        runs[label] = train_mlp(X, y, **{**shared, **config, "progress": False})
+    with tqdm(total=len(configs), desc=f"training {len(configs)} networks", disable=not progress) as bar:
+        for label, options in settings.items():
+            try:
+                run = train_mlp(X, y, **options)
+            except KeyboardInterrupt:
+                run = None
+            if run is None or run.history.interrupted:
+                skipped = len(configs) - len(runs) - 1
+                print(f"Interrupted while training {label!r}: stopped it and the {skipped} run(s) after it; returning "
+                      f"the {len(runs)} finished run(s){': ' if runs else ''}{', '.join(repr(k) for k in runs)}.")
+                break
+            runs[label] = run
+            bar.update(1)
     return runs
 
 
@@ -113,12 +152,11 @@ def unit_activity(model, X):
         raise ValueError(f"X={_checks.describe(X)} is not allowed; it must be a 2-D torch.Tensor")
     pre_activations = []
     handles = [block.norm.register_forward_hook(lambda m, i, out: pre_activations.append(out)) for block in model.blocks]
-    was_training = model.training
-    model.eval()
     try:
-        model(X)
+        with modes_restored(model):
+            model.eval()
+            model(X)
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
     inactive, masks = [], []

@@ -114,3 +114,12 @@ def test_not_scoring_the_training_set_of_a_regression_keeps_the_validation_loss(
     history = fit(model, X, y, epochs=3, batch_size=8, lr=0.01, loss_fn="mse", validation=(X[:8], y[:8]),
                   progress=False, score_training_set=False)
     assert history.train_loss == [] and len(history.val_loss) == 3
+
+
+def test_fit_refuses_a_scheduler_built_on_another_optimizer(mnist_small):
+    model = _model()
+    other = torch.optim.SGD(model.parameters(), lr=0.1)
+    expected = r"scheduler returned a LinearLR built on another optimizer.*optimizer it is given"
+    with pytest.raises(ValueError, match=expected):
+        fit(model, *mnist_small, epochs=1, batch_size=64, lr=0.1, progress=False,
+            scheduler=lambda opt: torch.optim.lr_scheduler.LinearLR(other, start_factor=0.1))

@@ -523,3 +523,180 @@ def test_an_error_after_training_began_leaves_the_history_of_the_steps_done():
     assert caught.value.history.steps == 4 and len(caught.value.history.loss) == 4   # epoch 1, scored then
     assert any("this exception's .history" in note for note in caught.value.__notes__)
     assert model.training
+
+
+# ---------------------------------------------------------------- the training step itself
+
+def test_a_plain_mlp_trains_exactly_as_the_written_out_loop(mnist_small):
+    """fit on a model in train mode is zero_grad, forward, cross-entropy, backward, the global gradient norm
+    (the number clip_grad_norm_ returns) and the optimizer's step, batch after batch: the same losses,
+    norms and weights to the last bit."""
+    X, y = mnist_small
+    model = _model()
+    reference = copy.deepcopy(model)
+    history = _fit(model, X, y, epochs=2, optimizer="momentum", lr=0.05)
+    opt = make_optimizer(reference.parameters(), "momentum", lr=0.05)
+    losses, norms = [], []
+    for epoch in range(2):
+        for Xb, yb in gradcourse.batches(X, y, 64, shuffle=True, seed=epoch):
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(reference(Xb), yb)
+            loss.backward()
+            norms.append(torch.nn.utils.clip_grad_norm_(reference.parameters(), max_norm=math.inf).item())
+            losses.append(loss.item())
+            opt.step()
+    assert history.loss == losses and history.grad_norm == norms
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), reference.parameters()))
+
+
+@pytest.mark.parametrize("max_norm", [None, 1e-3])
+def test_the_gradient_norm_is_read_without_rescaling_the_gradients(mnist_small, max_norm):
+    """Without max_norm no .grad tensor is written between backward and the optimizer's step (its version
+    counter stays), so a monitor can tell a gradient changed in place from one left alone."""
+    model = _model()
+    after_backward, at_step = {}, {}
+    handles = [p.register_post_accumulate_grad_hook(lambda p: after_backward.update({p: p.grad._version}))
+               for p in model.parameters()]
+    handles.append(register_optimizer_step_pre_hook(
+        lambda *_: at_step.update({p: p.grad._version for p in model.parameters()})))
+    try:
+        _fit(model, *mnist_small, epochs=1, max_norm=max_norm)
+    finally:
+        for handle in handles:
+            handle.remove()
+    unchanged = all(at_step[p] == after_backward[p] for p in model.parameters())
+    assert unchanged == (max_norm is None)
+
+
+class _SparseEmbedding(nn.Module):
+    """Embeds 3 token ids (stored as floats, as fit's X must be) with an nn.Embedding(sparse=True), or with
+    F.embedding(..., sparse=True) where fit cannot see the sparse layer before the first backward pass."""
+
+    def __init__(self, functional=False):
+        super().__init__()
+        self.functional = functional
+        self.embedding = nn.Embedding(10, 4, sparse=not functional)
+        self.output = nn.Linear(12, 3)
+
+    def forward(self, x):
+        ids = x.long()
+        rows = F.embedding(ids, self.embedding.weight, sparse=True) if self.functional else self.embedding(ids)
+        return self.output(rows.flatten(1))
+
+
+def _tokens():
+    generator = torch.Generator().manual_seed(0)
+    return torch.randint(0, 10, (40, 3), generator=generator).float(), torch.arange(40) % 3
+
+
+@pytest.mark.parametrize("functional", [False, True], ids=["nn.Embedding", "F.embedding"])
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
+def test_sparse_gradients_train_with_sgd(optimizer, functional):
+    torch.manual_seed(0)
+    model = _SparseEmbedding(functional)
+    before = model.embedding.weight.detach().clone()
+    history = fit(model, *_tokens(), epochs=2, batch_size=8, optimizer=optimizer, lr=0.1, progress=False)
+    assert history.steps == 10 and not history.diverged
+    assert not torch.equal(before, model.embedding.weight)
+
+
+@pytest.mark.parametrize("functional", [False, True], ids=["nn.Embedding", "F.embedding"])
+@pytest.mark.parametrize("kwargs, name, value", [
+    (dict(optimizer="adam"), "optimizer", "adam"),
+    (dict(optimizer="rmsprop"), "optimizer", "rmsprop"),
+    (dict(clip_value=0.1), "clip_value", 0.1),
+])
+def test_sparse_gradients_are_refused_where_torch_cannot_take_them(kwargs, name, value, functional, raises_bad):
+    torch.manual_seed(0)
+    model = _SparseEmbedding(functional)
+    before = [p.detach().clone() for p in model.parameters()]
+    with raises_bad(name, value) as caught:
+        fit(model, *_tokens(), epochs=1, batch_size=8, lr=0.1, progress=False, **kwargs)
+    assert "sparse" in str(caught.value)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+class _ComplexWeights(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(0.3 * torch.randn(4, 3, dtype=torch.cfloat))
+
+    def forward(self, x):
+        return (x.to(torch.cfloat) @ self.weight).abs()
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "rmsprop", "adam"])
+def test_complex_parameters_train_with_every_optimizer(optimizer):
+    torch.manual_seed(0)
+    model = _ComplexWeights()
+    before = model.weight.detach().clone()
+    history = fit(model, torch.randn(32, 4), torch.arange(32) % 3, epochs=1, batch_size=8, optimizer=optimizer, lr=0.01,
+                  progress=False)
+    assert history.steps == 4 and not torch.equal(before, model.weight)
+
+
+def test_an_update_that_fails_is_not_counted_as_a_step(monkeypatch):
+    def failing_step(self, closure=None):
+        raise RuntimeError("the update failed")
+
+    monkeypatch.setattr(torch.optim.SGD, "step", failing_step)
+    model = nn.Linear(4, 3)
+    before = model.weight.detach().clone()
+    with pytest.raises(RuntimeError, match="the update failed") as caught:
+        fit(model, torch.randn(16, 4), torch.arange(16) % 3, epochs=1, batch_size=8, lr=0.1, progress=False)
+    assert caught.value.history.steps == 0 and caught.value.history.grad_norm == []
+    assert torch.equal(before, model.weight)
+
+
+# ---------------------------------------------------------------- models and seeds fit refuses clearly
+
+class _TupleOutput(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 3)
+
+    def forward(self, x):
+        logits = self.linear(x)
+        return logits, logits.detach()
+
+
+@pytest.mark.parametrize("model, message", [
+    (_TupleOutput(), r"returned <tuple>, not one tensor of outputs; wrap it in a module"),
+    (nn.Sequential(nn.Linear(4, 1), nn.Flatten(0)),
+     r"returned outputs of shape \(8,\); cross-entropy .* shape \(batch, classes\)"),
+], ids=["tuple", "1-D logits"])
+def test_fit_and_accuracy_refuse_outputs_they_cannot_score(model, message):
+    X, y = torch.randn(8, 4), torch.arange(8) % 2
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match=message):
+        fit(model, X, y, epochs=1, batch_size=8, lr=0.1, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    with pytest.raises(ValueError, match=message):
+        accuracy(model, X, y)
+
+
+def test_the_largest_seed_trains_every_epoch(mnist_small):
+    X, y = mnist_small
+    largest = 2**64 - 1
+    history = _fit(_model(), X, y, epochs=2, seed=largest)
+    # epoch 1 draws its batch order from the largest seed, epoch 2 from seed 0 (counted round)
+    model = _model()
+    first_epoch = _fit(model, X, y, seed=largest)
+    second_epoch = _fit(model, X, y, seed=0)
+    assert history.loss == first_epoch.loss + second_epoch.loss
+
+
+@pytest.mark.parametrize("seed", [2**64, -2**63 - 1])
+def test_fit_refuses_a_seed_torch_cannot_take(seed, mnist_small, raises_bad):
+    with raises_bad("seed", seed):
+        _fit(_model(), *mnist_small, seed=seed)
+
+
+def test_fit_and_accuracy_refuse_a_meta_model():
+    with torch.device("meta"):
+        model = nn.Linear(4, 3)
+    X, y = torch.randn(8, 4), torch.arange(8) % 3
+    with pytest.raises(ValueError, match=r"'meta' device, which hold no values.*to_empty"):
+        fit(model, X, y, epochs=1, batch_size=4, lr=0.1, progress=False)
+    with pytest.raises(ValueError, match=r"'meta' device"):
+        accuracy(model, X, y)

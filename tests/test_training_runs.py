@@ -131,3 +131,51 @@ def test_train_and_diagnose_small_output_layer_starts_at_ln_c(mnist_small, raise
         assert all(s < 0.2 * p for s, p in zip(small.grad_norms, plain.grad_norms))
     with raises_bad("output_scale", 0):
         gradcourse.training_runs.train_and_diagnose(X, y, (X, y), lr=0.05, output_scale=0, depth=2, width=8)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(depht=3), r"configs\['c'\].*depht=3 is not allowed; train_mlp takes"),
+    (dict(lr=-1.0), r"configs\['c'\].*lr=-1\.0 is not allowed"),
+    (dict(activation="sigmod"), r"configs\['c'\].*activation='sigmod' is not allowed"),
+    (dict(out_features=5), r"configs\['c'\].*y holds labels from 0 to 9, but the model has 5 outputs"),
+    (dict(lr=None, momentum=None), r"configs\['c'\].*lr=None is not allowed"),
+], ids=["unknown option", "fit value", "MLP value", "labels", "lr None"])
+def test_train_mlps_checks_every_config_before_training_any(mnist_small, monkeypatch, bad, message):
+    from helpers import record_calls
+
+    fits = record_calls(monkeypatch, training_runs, "fit", "model")
+    generator = torch.get_rng_state()
+    configs = {"a": dict(depth=2), "b": dict(depth=3), "c": dict(depth=2, **bad)}
+    with pytest.raises(ValueError, match=message):
+        train_mlps(*mnist_small, configs, width=8, epochs=1, batch_size=128, lr=0.1, progress=False)
+    assert fits == []                                    # no run was trained, so none was thrown away
+    assert torch.equal(torch.get_rng_state(), generator)
+
+
+def test_train_mlps_refuses_a_config_without_a_required_fit_option(mnist_small):
+    expected = r"configs\['b'\].*lr is missing; fit needs a value for each of epochs, batch_size, lr"
+    with pytest.raises(ValueError, match=expected):
+        train_mlps(*mnist_small, {"a": dict(lr=0.1), "b": {}}, width=8, depth=2, epochs=1, batch_size=128,
+                   progress=False)
+
+
+def test_an_interrupt_stops_every_run_and_returns_the_finished_ones(mnist_small, capsys):
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    steps = []
+
+    def stop_button_in_the_second_run(*_):
+        steps.append(1)
+        if len(steps) == 3:                              # 2 steps per run: the first step of run "b"
+            raise KeyboardInterrupt
+
+    handle = register_optimizer_step_pre_hook(stop_button_in_the_second_run)
+    try:
+        runs = train_mlps(*mnist_small, {"a": {}, "b": {}, "c": {}}, width=8, depth=2, epochs=1, batch_size=128,
+                          lr=0.1, progress=False)
+    finally:
+        handle.remove()
+    assert list(runs) == ["a"] and runs["a"].history.steps == 2 and not runs["a"].history.interrupted
+    assert len(steps) == 3                               # run "c" never started
+    out = capsys.readouterr().out
+    assert "Interrupted while training 'b'" in out and "returning the 1 finished run(s): 'a'" in out
