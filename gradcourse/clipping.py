@@ -28,7 +28,7 @@ import torch
 
 from . import _checks
 from .probes import LOSSES
-from .theory import sigmoid, sigmoid_derivative
+from .theory import power_or_inf, sigmoid, sigmoid_derivative
 
 CLIFF_STEPS = 50
 CLIFF_X0 = 0.5
@@ -205,14 +205,16 @@ def wall_gradient(w, steps=CLIFF_STEPS, x0=CLIFF_X0, target=CLIFF_TARGET):
         dL/dw = sigma(x0) dL/db.
 
     For ``lambda > 1`` this grows like ``lambda^T``: for w = 6, lambda = 1.41 and dL/db is about -3e7.
+    Where the gradient exceeds float64's largest number (about 1.8e308; for w = 6 from T = 2064 on)
+    it is returned as ``inf`` with its sign; with ``x0 == target`` it is 0 for every ``T``.
     """
     w = _checks.number("w", w)
     _checks.integer("steps", steps, minimum=1)
     x0, target = _checks.number("x0", x0), _checks.number("target", target)
     s = sigmoid(x0)
     lam = w * sigmoid_derivative(x0)
-    total = float(steps) if lam == 1 else (lam ** steps - 1) / (lam - 1)
-    grad_b = 2 * (x0 - target) * total
+    total = float(steps) if lam == 1 else (power_or_inf(lam, steps) - 1) / (lam - 1)
+    grad_b = 0.0 if x0 == target else 2 * (x0 - target) * total
     return s * grad_b, grad_b
 
 

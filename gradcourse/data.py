@@ -70,7 +70,7 @@ def load_mnist(split="train", limit=None, source="bundled", root=None):
 
     Raises:
         RuntimeError: with ``source="torchvision"``, when the download fails or the cached files
-            cannot be read; the message says what to do.
+            cannot be read or hold no digits; the message names the file and says what to do.
 
     The first load in a process reads the files; later loads come from memory.
     Each call returns fresh tensors, so changing them in place is safe.
@@ -164,6 +164,8 @@ def _read_torchvision(root, split):
     problem = None
     if images.ndim != 3 or images.shape[1:] != (28, 28):
         problem = f"{image_file.name} holds images of shape {images.shape[1:]}, not 28 x 28"
+    elif len(images) == 0:
+        problem = f"{image_file} holds 0 images (its header is valid but lists no digits)"
     elif labels.ndim != 1 or len(labels) != len(images):
         problem = f"{label_file.name} holds {len(labels)} labels for {len(images)} images"
     elif len(labels) and labels.max() > 9:

@@ -8,7 +8,11 @@ Each returns a matplotlib figure already closed in pyplot, so old figures do not
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import torch
+from matplotlib.ticker import FixedLocator, NullLocator
 
 from . import _checks
 from .at_init import gradient_norms, layer_statistics, std_per_layer
@@ -20,7 +24,7 @@ from .plots.common import ratio
 from .precision import flushed_and_overflowed
 from .runtime import set_seed
 from .sequences import random_recurrence, timestep_gradient_norms
-from .theory import (activation_derivative, derivative_bound, max_derivative, recurrent_derivative_bound,
+from .theory import (activation_derivative, derivative_bound, max_derivative, power_or_inf, recurrent_derivative_bound,
                      recurrent_jacobian_norms, scalar_chain)
 from .train import OPTIMIZERS
 from .training_runs import train_mlp
@@ -41,29 +45,89 @@ def gradient_flow_figure(X, y, depth=20, activation="sigmoid", init="default", i
                               references={"last layer × (max f')^(L−l)": bound})
 
 
+BEYOND_FLOAT64 = "values beyond float64's range (1.8e308) are not drawn"
+"""The line a figure's title gains when some of its values overflowed float64 (inf, or NaN where an
+overflowed forward pass meets a zero derivative): the log axis leaves them out."""
+
+
+def _with_overflow_note(title, *sequences):
+    """``title``, plus a second line :data:`BEYOND_FLOAT64` if any value of ``sequences`` is inf or NaN."""
+    if any(not math.isfinite(v) for seq in sequences for v in seq):
+        return f"{title}\n({BEYOND_FLOAT64})"
+    return title
+
+
+def _log_lines_near_overflow(x, values, xlabel, ylabel, title, references):
+    """:func:`~gradcourse.plots.plot_log_lines`, with the y-axis drawn here when the values come near
+    float64's largest number (1.8e308).
+
+    matplotlib pads a log axis by 5% of its decades and looks for tick decades up to two tick
+    intervals beyond it; when ``log10(largest) + span / 2`` passes 300 decades (``span`` the
+    decades between the smallest and largest drawn value) that search overflows and the axis
+    collapses to [1, 10]. The limits are then set here, padded by 5% of the span and capped at
+    10^308.25 (1.78e308), with a labelled tick every 1, 2, 5, 10, 20, 25, 50 or 100 decades (at
+    most about nine ticks) and no minor ticks. Where some values are inf or NaN (not drawn), the
+    x-axis still spans every position in ``x``, so the gap shows.
+    """
+    x = list(x)
+    every = [v for seq in [*values.values(), *references.values()] for v in seq]
+    drawn = [v for v in every if math.isfinite(v) and v > 0]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
+        fig = plot_log_lines(x, values, xlabel, ylabel, title=title, references=references)
+    if x and not all(math.isfinite(v) for v in every):    # keep the x positions whose values are not drawn in view
+        pad = 0.05 * max(x[-1] - x[0], 1)
+        fig.axes[0].set_xlim(x[0] - pad, x[-1] + pad)
+    if not drawn:
+        return fig
+    low, high = math.log10(min(drawn)), math.log10(max(drawn))
+    span = max(high - low, 1.0)
+    if high + span / 2 <= 300:
+        return fig
+    bottom, top = max(low - 0.05 * span, -300.0), min(high + 0.05 * span, 308.25)
+    step = next(d for d in (1, 2, 5, 10, 20, 25, 50, 100) if (top - bottom) / d <= 8)
+    ax = fig.axes[0]
+    ax.set_ylim(10.0 ** bottom, 10.0 ** top)
+    first = math.ceil(bottom / step) * step
+    ax.yaxis.set_major_locator(FixedLocator([10.0 ** k for k in range(first, math.floor(top) + 1, step)]))
+    ax.yaxis.set_minor_locator(NullLocator())
+    fig.tight_layout()
+    return fig
+
+
 def chain_figure(depth=10, weight=1.0, bias=0.0, activation="sigmoid"):
     """Plot ``|dy_L/dy_l|`` along the one-unit chain of :func:`~gradcourse.theory.scalar_chain`,
-    next to the bound ``(max f' |w|)^(L - l)``."""
+    next to the bound ``(max f' |w|)^(L - l)``.
+
+    The chain runs in float64: a gradient or bound above about 1.8e308 (``|w| = 8`` with ReLU
+    from 342 layers on) is inf, left out of the log axis, and the title says so."""
     chain = scalar_chain(depth, weight, bias, x0=1.0, activation=activation)
     gradients = [abs(g) for g in chain.gradients]
-    bound = [(max_derivative(activation) * abs(weight)) ** (depth - l) for l in range(depth)]
-    title = f"{activation}, w={weight:g}, b={bias:g}: |dy_L/dy_0| = {gradients[0]:.2e}"
-    return plot_log_lines(range(depth), {"|dy_L/dy_l| (autograd)": gradients}, "l (the output y_L differentiated with respect to y_l)",
-                          "gradient (log scale)", title=title, references={"(max f' |w|)^(L-l)": bound})
+    gain = max_derivative(activation) * abs(weight)
+    bound = [power_or_inf(gain, depth - l) for l in range(depth)]
+    title = _with_overflow_note(f"{activation}, w={weight:g}, b={bias:g}: |dy_L/dy_0| = {gradients[0]:.2e}",
+                                gradients, bound)
+    return _log_lines_near_overflow(range(depth), {"|dy_L/dy_l| (autograd)": gradients},
+                                    "l (the output y_L differentiated with respect to y_l)", "gradient (log scale)",
+                                    title, {"(max f' |w|)^(L-l)": bound})
 
 
 def recurrent_figure(sigma_max=1.5, steps=60, activation="tanh", width=32, input_scale=0.1, seed=0):
     """``||dh_T/dh_0||`` for ``T = 1..steps`` of ``h_t = f(W h_{t-1} + U x_t)`` where ``W`` is a random
     orthogonal matrix times ``sigma_max`` (all its singular values equal ``sigma_max``), next to
-    the bound ``(gamma sigma_max)^T``; see :func:`gradcourse.theory.recurrent_jacobian_norms`."""
+    the bound ``(gamma sigma_max)^T``; see :func:`gradcourse.theory.recurrent_jacobian_norms`.
+
+    A norm or bound above float64's largest number, about 1.8e308 (the bound for
+    ``sigma_max = 6`` from T = 397 on), is inf, left out of the log axis, and the title says so."""
     _checks.integer("steps", steps, minimum=1, maximum=1000)
     W, U, inputs = random_recurrence(sigma_max, steps, width, input_scale=input_scale, seed=seed)
     norms = recurrent_jacobian_norms(W, U, inputs, activation=activation)
     gamma = recurrent_derivative_bound(activation)
-    bound = [(gamma * sigma_max) ** T for T in range(1, steps + 1)]
-    title = f"{activation} RNN, σ_max(W) = {sigma_max:g} (1/γ = {1 / gamma:g}): ||dh_T/dh_0|| at T={steps}: {norms[-1]:.2e}"
-    return plot_log_lines(range(1, steps + 1), {"||dh_T/dh_0|| (measured)": norms}, "T (time steps back)",
-                          "Jacobian norm (log scale)", title=title, references={"(γ σ_max)^T": bound})
+    bound = [power_or_inf(gamma * sigma_max, T) for T in range(1, steps + 1)]
+    title = _with_overflow_note(f"{activation} RNN, σ_max(W) = {sigma_max:g} (1/γ = {1 / gamma:g}): "
+                                f"||dh_T/dh_0|| at T={steps}: {norms[-1]:.2e}", norms, bound)
+    return _log_lines_near_overflow(range(1, steps + 1), {"||dh_T/dh_0|| (measured)": norms}, "T (time steps back)",
+                                    "Jacobian norm (log scale)", title, {"(γ σ_max)^T": bound})
 
 
 def init_figure(X, y, depth=20, activation="tanh", init="default", width=256, seed=0):

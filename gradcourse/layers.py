@@ -11,14 +11,23 @@ from torch import nn
 from . import _checks
 
 
-def layer_weights(module):
-    """A layer's weights: its own parameters except biases (all of them when it has only biases),
-    including weights held by ``torch.nn.utils.parametrize`` (``weight_norm``, ``spectral_norm``, ...)."""
+def layer_weights(module, frozen=False):
+    """A layer's trainable weights: its own parameters except biases (all of them when it has only biases),
+    including weights held by ``torch.nn.utils.parametrize`` (``weight_norm``, ``spectral_norm``, ...).
+    ``frozen=True``: for a layer with no trainable parameter, the same of its frozen ones (which never move)."""
     own = list(module.named_parameters(recurse=False))
     if hasattr(module, "parametrizations"):
         own += list(module.parametrizations.named_parameters())
     weights = [p for name, p in own if "bias" not in name.split(".")[-1] and p.requires_grad]
-    return weights or [p for _, p in own if p.requires_grad]
+    weights = weights or [p for _, p in own if p.requires_grad]
+    if weights or not frozen:
+        return weights
+    return [p for name, p in own if "bias" not in name.split(".")[-1]] or [p for _, p in own]
+
+
+def as_one_tensor(tensors):
+    """A layer's weight tensors as one: the tensor itself when there is one, else their entries concatenated."""
+    return tensors[0] if len(tensors) == 1 else torch.cat([t.reshape(-1) for t in tensors])
 
 
 def find_layers(model, layers=None, include=None):

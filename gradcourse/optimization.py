@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from . import _checks
-from .layers import find_layers, layer_weights, named_layers
+from .layers import as_one_tensor, find_layers, layer_weights, named_layers
 from .norms import group_norms
 from .train import OPTIMIZERS, make_optimizer
 
@@ -35,12 +35,16 @@ def loss_scaling_steps(model, X, y, optimizer="adam", lr=1e-3, loss_scale=1e-4, 
 
     Everything runs in float64 on copies (``model`` is left untouched), so that a step far
     below a weight's float32 resolution still shows. Returns a dict of per-layer lists
-    (layers as in :func:`~gradcourse.layers.named_layers`, weights only):
+    (layers as in :func:`~gradcourse.layers.named_layers`; a layer's weights are those of
+    :func:`~gradcourse.layers.layer_weights`, taken together as one vector, e.g. an
+    ``nn.Linear``'s ``weight``, a ``torch.nn.MultiheadAttention``'s ``in_proj_weight``, a
+    Transformer's position vectors):
 
     * ``"layers"``: the layer names;
     * ``"grad_rms"``: the root-mean-square of ``dL/dW`` at the start;
     * ``"unscaled"``, ``"scaled"``: ``||W_steps - W_0||`` after ``steps`` steps on ``L`` and on
-      ``loss_scale * L``; ``"ratio"``: scaled / unscaled;
+      ``loss_scale * L``; ``"ratio"``: scaled / unscaled (NaN for a layer that did not move, such
+      as the branches of a ReZero block, whose gain starts at 0);
     * ``"eps_over_scale"`` (Adam and RMSprop only, else ``None``): ``||W_steps - W_0||`` on the
       unscaled ``L`` with ``eps`` replaced by ``eps / loss_scale`` -- by the module docstring's
       algebra, the same steps as ``"scaled"``.
@@ -65,8 +69,16 @@ def loss_scaling_steps(model, X, y, optimizer="adam", lr=1e-3, loss_scale=1e-4, 
     X = X.double()
     start = copy.deepcopy(model).double().train()
     probe = copy.deepcopy(start)
-    probe_weights = [module.weight for _, module in named_layers(probe)]
-    grads = torch.autograd.grad(F.cross_entropy(probe(X), y), probe_weights)
+    layer_params = [layer_weights(module, frozen=True) for _, module in named_layers(probe)]
+    probe_weights = [w for ws in layer_params for w in ws]
+    trainable = [w for w in probe_weights if w.requires_grad]
+    found = torch.autograd.grad(F.cross_entropy(probe(X), y), trainable, allow_unused=True)
+    found = dict(zip(map(id, trainable), found))
+    flat_grads = [torch.zeros_like(w) if found.get(id(w)) is None else found[id(w)] for w in probe_weights]
+    grads, i = [], 0
+    for ws in layer_params:
+        grads.append(as_one_tensor(flat_grads[i:i + len(ws)]))
+        i += len(ws)
     result = {"layers": [name for name, _ in named_layers(model)],
               "grad_rms": [g.pow(2).mean().sqrt().item() for g in grads],
               "unscaled": _weight_changes(start, X, y, optimizer, lr, 1.0, ADAM_EPS, steps),
@@ -85,8 +97,8 @@ def loss_scaling_steps(model, X, y, optimizer="adam", lr=1e-3, loss_scale=1e-4, 
 def _weight_changes(model, X, y, optimizer, lr, factor, eps, steps):
     """``||W_steps - W_0||`` per layer after ``steps`` full-batch steps on ``factor * L``, on a copy."""
     model = copy.deepcopy(model)
-    layers = named_layers(model)
-    before = [module.weight.detach().clone() for _, module in layers]
+    weights = [layer_weights(module, frozen=True) for _, module in named_layers(model)]
+    before = [as_one_tensor([w.detach() for w in ws]).clone() for ws in weights]
     opt = make_optimizer(model.parameters(), optimizer, lr)
     for group in opt.param_groups:
         if "eps" in group:
@@ -95,7 +107,7 @@ def _weight_changes(model, X, y, optimizer, lr, factor, eps, steps):
         opt.zero_grad(set_to_none=True)
         (factor * F.cross_entropy(model(X), y)).backward()
         opt.step()
-    return [torch.linalg.vector_norm(module.weight.detach() - w0).item() for (_, module), w0 in zip(layers, before)]
+    return [torch.linalg.vector_norm(as_one_tensor([w.detach() for w in ws]) - w0).item() for ws, w0 in zip(weights, before)]
 
 
 def adam_ratio_ceiling(model, lr, layers=None, include=None):

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from . import _checks
 from .data import batches
-from .layers import named_layers
+from .layers import as_one_tensor, layer_weights, named_layers
 from .scoring import accuracy
 
 LOW_PRECISION = {"float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -201,8 +201,14 @@ def train_mixed_precision(model, X, y, *, precision="float16", loss_scaling=True
     each step used), ``"skipped"`` (0-based indices of the skipped steps), ``"layers"`` (names as
     in :func:`~gradcourse.layers.named_layers`), ``"zero_share"`` (per layer, the share of its
     weight-gradient entries that are exactly 0, averaged over steps), ``"moved"`` (per layer,
-    ``||W_end - W_0|| / ||W_0||``), ``"accuracy"`` (on ``(X, y)`` after training) and ``"model"``
-    (the trained copy).
+    ``||W_end - W_0|| / ||W_0||``; ``inf`` for a layer whose weights start at 0 and move, such as
+    a ReZero gain), ``"accuracy"`` (on ``(X, y)`` after training) and ``"model"`` (the trained copy).
+
+    A layer's weights ``W`` are those of :func:`~gradcourse.layers.layer_weights`, taken together
+    as one vector: an ``nn.Linear``'s ``weight``; a ``torch.nn.MultiheadAttention``'s
+    ``in_proj_weight``; a LayerNorm's gain; a module's own parameters such as a Transformer's
+    position vectors. So any model with parameters trains, a
+    :class:`~gradcourse.transformers.RowTransformer` included.
     """
     if not isinstance(model, nn.Module) or not any(True for _ in model.parameters()):
         raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module with parameters")
@@ -221,7 +227,8 @@ def train_mixed_precision(model, X, y, *, precision="float16", loss_scaling=True
     device = next(model.parameters()).device
     device_type = device.type
     layers = named_layers(model)
-    start = [module.weight.detach().clone() for _, module in layers]
+    weights = [layer_weights(module, frozen=True) for _, module in layers]
+    start = [as_one_tensor([w.detach() for w in ws]).clone() for ws in weights]
     optimizer = torch.optim.SGD(model.parameters(), lr=lr / loss_weight)
     scaler = torch.amp.GradScaler(device_type, init_scale=init_scale, growth_interval=growth_interval,
                                   enabled=loss_scaling)
@@ -241,8 +248,7 @@ def train_mixed_precision(model, X, y, *, precision="float16", loss_scaling=True
                     loss = F.cross_entropy(model(Xb.to(device)), yb.to(device))
                 scale = scaler.get_scale()
                 scaler.scale(loss * loss_weight).backward()
-                zeros += torch.tensor([1.0 if m.weight.grad is None else (m.weight.grad == 0).double().mean().item()
-                                       for _, m in layers], dtype=torch.float64)
+                zeros += torch.tensor([_zero_share(ws) for ws in weights], dtype=torch.float64)
                 scaler.step(optimizer)
                 scaler.update()
                 if loss_scaling and scaler.get_scale() < scale:
@@ -255,8 +261,23 @@ def train_mixed_precision(model, X, y, *, precision="float16", loss_scaling=True
     finally:
         bar.close()
     result["zero_share"] = (zeros / steps).tolist()
-    result["moved"] = [(torch.linalg.vector_norm(m.weight.detach() - w0) / torch.linalg.vector_norm(w0)).item()
-                       for (_, m), w0 in zip(layers, start)]
+    result["moved"] = [_relative_change(as_one_tensor([w.detach() for w in ws]), w0) for ws, w0 in zip(weights, start)]
     result["accuracy"] = accuracy(model, X, y)
     result["model"] = model
     return result
+
+
+def _zero_share(weights):
+    """The share of the entries of ``weights``' gradients that are exactly 0 (a missing gradient
+    counts as all zeros)."""
+    grads = [torch.zeros_like(w) if w.grad is None else w.grad for w in weights]
+    return (as_one_tensor(grads) == 0).double().mean().item()
+
+
+def _relative_change(after, before):
+    """``||after - before|| / ||before||``; for ``before = 0``: 0 if nothing moved, else inf."""
+    change = torch.linalg.vector_norm(after - before)
+    size = torch.linalg.vector_norm(before)
+    if size == 0:
+        return 0.0 if change == 0 else float("inf")
+    return (change / size).item()

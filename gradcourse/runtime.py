@@ -57,11 +57,19 @@ def cpu_quota(cgroup_root=CGROUP_ROOT):
     """The CPUs this process's cgroup may use per period, ``quota / period`` (e.g. 1.5), or None
     when there is no quota. Reads cgroup v2's ``cpu.max`` ("max 100000" means none), else cgroup v1's
     ``cpu/cpu.cfs_quota_us`` and ``cpu/cpu.cfs_period_us`` (a quota of -1 means none), under
-    ``cgroup_root``: inside a container (Binder, Kubernetes, Docker) that is the container's own group."""
+    ``cgroup_root``: inside a container (Binder, Kubernetes, Docker) that is the container's own group.
+
+    A quota or period that is not a positive integer (0, negative, unreadable text) gives no
+    usable quota: ``cpu.max`` then falls back to the cgroup v1 files, and those to None, so that
+    :func:`usable_cpus` counts cores and the affinity mask only."""
     root = Path(cgroup_root)
     try:
         quota, period = (root / "cpu.max").read_text().split()[:2]
-        return None if quota == "max" else int(quota) / int(period)
+        if quota == "max":
+            return None
+        quota, period = int(quota), int(period)
+        if quota > 0 and period > 0:
+            return quota / period
     except (OSError, ValueError):
         pass
     try:

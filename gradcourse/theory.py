@@ -78,13 +78,34 @@ def max_derivative(activation, low=-10.0, high=10.0, points=200_001):
     return activation_derivative(activation, z).max().item()
 
 
+def power_or_inf(base, exponent):
+    """``base ** exponent`` as a float, with ``inf`` (signed as the power would be) where the power
+    exceeds float64's largest number, about 1.8e308, instead of Python's ``OverflowError``: a
+    bound such as ``(gamma sigma_max)^T`` that a figure draws, where the value beyond that range
+    is simply left out.
+
+    Example::
+
+        >>> power_or_inf(8.0, 400)
+        inf
+    """
+    base = _checks.number("base", base)
+    exponent = _checks.number("exponent", exponent)
+    try:
+        return base ** exponent
+    except OverflowError:
+        odd = exponent == int(exponent) and int(exponent) % 2 == 1
+        return -math.inf if base < 0 and odd else math.inf
+
+
 def derivative_bound(activation, depth):
     """``max f' ** depth``: the most the activations alone can pass back through ``depth`` layers.
 
-    For the sigmoid it is ``(1/4)^depth``; the weights multiply in their own factors.
+    For the sigmoid it is ``(1/4)^depth``; the weights multiply in their own factors. ``inf``
+    where the power exceeds float64's range (:func:`power_or_inf`).
     """
     _checks.integer("depth", depth, minimum=1)
-    return max_derivative(activation) ** depth
+    return power_or_inf(max_derivative(activation), depth)
 
 
 class ScalarChain(NamedTuple):
@@ -161,7 +182,12 @@ def recurrent_jacobian_norms(W, U, inputs, h0=None, activation="tanh"):
         W: recurrent matrix (n, n). U: input matrix (n, d). inputs: tensor (T, d).
         h0: initial state (n,), zeros by default. activation: ``"tanh"`` or ``"sigmoid"``.
 
-    Returns a list of T floats; the Jacobian product is accumulated in float64.
+    Returns a list of T floats; the Jacobian product is accumulated in float64. Whenever its
+    largest entry passes ``2^512`` it is divided by a power of two (exact in floating point) and
+    the exponent is kept apart, so a product beyond float64's range (``sigma_max = 6`` without
+    input keeps ``h = 0`` and gives ``6^T``, past 1.8e308 from T = 396) neither turns into inf
+    and NaN nor stops the computation: its norm is returned as ``inf``, and a product that
+    shrinks back into range later is returned exactly.
     """
     _checks.choice("activation", activation, tuple(RECURRENT_ACTIVATIONS))
     for name, tensor, dims in (("W", W, 2), ("U", U, 2), ("inputs", inputs, 2)):
@@ -175,14 +201,28 @@ def recurrent_jacobian_norms(W, U, inputs, h0=None, activation="tanh"):
     W, U, inputs = W.double(), U.double(), inputs.double()
     h = torch.zeros(n, dtype=torch.float64) if h0 is None else h0.double()
     product = torch.eye(n, dtype=torch.float64)
+    exponent = 0            # dh_t/dh_0 = product * 2**exponent
     norms = []
     for x in inputs:
         a = W @ h + U @ x
         h = f(a)
         local = (1 - h ** 2) if activation == "tanh" else h * (1 - h)   # f'(a) from the output
         product = (local[:, None] * W) @ product
-        norms.append(torch.linalg.matrix_norm(product, ord=2).item())
+        largest = product.abs().max().item()
+        if math.isfinite(largest) and largest > 2.0 ** 512:
+            shift = math.frexp(largest)[1]
+            product = product * 2.0 ** -shift
+            exponent += shift
+        norms.append(_times_power_of_two(torch.linalg.matrix_norm(product, ord=2).item(), exponent))
     return norms
+
+
+def _times_power_of_two(value, exponent):
+    """``value * 2**exponent``, ``inf`` beyond float64's range."""
+    try:
+        return math.ldexp(value, exponent)
+    except OverflowError:
+        return math.copysign(math.inf, value)
 
 
 def recurrent_derivative_bound(activation):

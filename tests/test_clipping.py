@@ -329,3 +329,11 @@ def test_unstable_weight_is_where_the_fixed_point_stops_attracting():
     assert w * s * (1 - s) == pytest.approx(1.0, rel=1e-12)
     with pytest.raises(ValueError, match="x0"):
         clipping.unstable_weight(float("nan"))
+
+
+def test_wall_gradient_beyond_float64_is_a_signed_inf():
+    assert wall_gradient(6.0, steps=2063)[1] == pytest.approx(-6.96e307, rel=1e-3)    # still in range
+    assert wall_gradient(6.0, steps=10_000) == (-math.inf, -math.inf)                # lambda^T overflows
+    assert wall_gradient(-6.0, steps=10_000) == (math.inf, math.inf)                 # lambda = -1.41, T even
+    assert wall_gradient(-6.0, steps=10_001) == (-math.inf, -math.inf)
+    assert wall_gradient(6.0, steps=10_000, target=0.5) == (0.0, 0.0)                # x_T = target: no gradient

@@ -401,3 +401,16 @@ def test_a_legacy_processed_file_does_not_override_the_checked_raw_files(idx_roo
     data._cache.clear()
     _, y = gradcourse.load_mnist("test", source="torchvision", root=root)
     assert y.tolist() == written["test"][1].tolist()
+
+
+@pytest.mark.parametrize("split, prefix", [("train", "train"), ("test", "t10k")])
+def test_files_with_a_valid_header_and_no_digits_are_refused_with_what_to_do(idx_root, split, prefix):
+    root, _ = idx_root
+    raw = root / "MNIST" / "raw"
+    _write_raw(raw, prefix, np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.uint8))
+    data._cache.clear()
+    image_file = re.escape(str(raw / f"{prefix}-images-idx3-ubyte"))
+    with pytest.raises(RuntimeError, match=rf"{image_file} holds 0 images .*Delete the folder .* to download it again"):
+        gradcourse.load_mnist(split, source="torchvision", root=root)
+    with pytest.raises(RuntimeError, match="holds 0 images"):
+        gradcourse.load_mnist(split, limit=5, source="torchvision", root=root)

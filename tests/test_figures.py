@@ -1,6 +1,8 @@
 """gradcourse.figures: each figure computed from plain arguments and drawn, without a widget."""
 
+import io
 import math
+import warnings
 
 import ipywidgets
 import pytest
@@ -168,3 +170,50 @@ def test_the_activation_figure_of_all_zero_inputs_draws(Xy):
     X, y = Xy
     fig = figures.activation_figure(torch.zeros_like(X), y, depth=3, width=8)   # every gradient 0: ratio nan
     assert "nan" in fig.axes[1].get_title()
+
+
+def _drawn_without_warnings(make):
+    """Build a figure and render it with every warning an error (matplotlib warns where a log axis overflows)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = make()
+        fig.savefig(io.BytesIO(), format="png")
+    return fig
+
+
+def test_recurrent_figure_draws_values_up_to_float64s_largest():
+    fig = _drawn_without_warnings(lambda: figures.recurrent_figure(6, steps=1000, width=16))
+    ax = fig.axes[0]
+    measured, bound = (list(line.get_ydata()) for line in ax.get_lines())
+    assert all(0 < v < math.inf for v in measured) and measured[-1] > 1e100      # tanh keeps these in range
+    assert bound[395] == pytest.approx(6.0**396) and all(math.isnan(v) for v in bound[396:])   # 6^397 > 1.8e308
+    low, high = ax.get_ylim()
+    assert 0 < low <= 6.0 and 6.0**396 <= high <= 1.8e308 and ax.get_xlim()[1] >= 1000
+    assert "beyond float64's range" in ax.get_title()
+    no_input = _drawn_without_warnings(lambda: figures.recurrent_figure(6, steps=1000, width=16, input_scale=0.0))
+    assert "at T=1000: inf" in no_input.axes[0].get_title()
+
+
+def test_chain_figure_draws_values_up_to_float64s_largest():
+    fig = _drawn_without_warnings(lambda: figures.chain_figure(depth=400, weight=8, activation="relu"))
+    ax = fig.axes[0]
+    measured, bound = (list(line.get_ydata()) for line in ax.get_lines())
+    # |dy_L/dy_l| = 8^(400 - l), beyond 1.8e308 for 400 - l >= 342
+    assert all(math.isnan(v) for v in measured[:59]) and measured[59] == pytest.approx(8.0**341)
+    assert measured[59:] == pytest.approx(bound[59:]) and all(math.isnan(v) for v in bound[:59])
+    assert 8.0**341 <= ax.get_ylim()[1] <= 1.8e308 and ax.get_xlim()[0] <= 0
+    assert "|dy_L/dy_0| = inf" in ax.get_title() and "beyond float64's range" in ax.get_title()
+
+
+@pytest.mark.parametrize("activation", list(gradcourse.models.ACTIVATIONS))
+def test_chain_figure_draws_at_every_corner_of_its_widget_sliders(activation):
+    for weight in (-8.0, 8.0):
+        for bias in (-4.0, 4.0):
+            fig = _drawn_without_warnings(lambda: figures.chain_figure(40, weight, bias, activation))
+            assert "beyond float64's range" not in fig.axes[0].get_title()
+
+
+@pytest.mark.parametrize("sigma_max, activation", [(0.1, "sigmoid"), (0.1, "tanh"), (6.0, "tanh"), (6.0, "sigmoid")])
+def test_recurrent_figure_draws_at_the_corners_of_its_widget_sliders(sigma_max, activation):
+    fig = _drawn_without_warnings(lambda: figures.recurrent_figure(sigma_max, steps=200, activation=activation))
+    assert "beyond float64's range" not in fig.axes[0].get_title()

@@ -9,6 +9,7 @@ from torch import nn
 import gradcourse
 from gradcourse import MLP
 from gradcourse.optimization import ADAM_EPS, adam_ratio_ceiling, learning_rates, linear_warmup, loss_scaling_steps
+from gradcourse.transformers import RowTransformer
 
 
 def _model(**kwargs):
@@ -149,3 +150,29 @@ def test_adam_ratio_ceiling_scales_with_lr_and_takes_any_model():
 def test_adam_ratio_ceiling_rejects_bad_lr(lr, raises_bad):
     with raises_bad("lr", lr):
         adam_ratio_ceiling(_model(), lr=lr)
+
+
+def _row_transformer(placement="post"):
+    """A small RowTransformer reading a digit as 7 tokens of 4 pixel rows, as notebook 13 does."""
+    gradcourse.set_seed(0)
+    return RowTransformer(depth=2, d_model=16, heads=2, ffn=32, tokens=7, token_size=112, placement=placement)
+
+
+def test_loss_scaling_steps_take_a_row_transformer(mnist_small):
+    X, y = mnist_small[0][:64], mnist_small[1][:64]
+    model = _row_transformer()
+    sgd = loss_scaling_steps(model, X, y, "sgd", lr=0.1, loss_scale=1e-4)
+    assert "RowTransformer" in sgd["layers"] and "blocks.1.self_attn" in sgd["layers"] and sgd["layers"][-1] == "head"
+    assert all(r == pytest.approx(1e-4, rel=1e-6) for r in sgd["ratio"])
+    adam = loss_scaling_steps(model, X, y, "adam", lr=1e-3, loss_scale=1e-4)
+    assert len(adam["grad_rms"]) == len(adam["layers"]) and min(adam["grad_rms"]) > 0
+    assert adam["scaled"] == pytest.approx(adam["eps_over_scale"], rel=1e-9)
+    assert adam["predicted_ratio"] == pytest.approx(adam["ratio"], rel=1e-6)
+
+
+def test_loss_scaling_steps_report_a_frozen_layer_as_unmoved(mnist_small):
+    model = _model()
+    model.hidden_linears()[0].requires_grad_(False)
+    result = loss_scaling_steps(model, *mnist_small, "sgd", lr=0.1)
+    assert result["grad_rms"][0] == 0.0 and result["unscaled"][0] == 0.0 and math.isnan(result["ratio"][0])
+    assert all(r == pytest.approx(1e-4, rel=1e-6) for r in result["ratio"][1:])

@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 
 import gradcourse
 from gradcourse import plots, precision
+from gradcourse.transformers import RowTransformer
 
 
 def _tiny_net(seed=0):
@@ -141,3 +142,41 @@ def test_grad_scaler_skips_an_overflowing_step_and_halves_its_scale(mnist_small)
     assert run["loss"][-1] < run["loss"][0]                                   # then it trains
     one = precision.train_mixed_precision(model, X, y, precision="float16", steps=1, batch_size=32, init_scale=2.0**40)
     assert one["skipped"] == [0] and one["moved"] == [0.0, 0.0, 0.0]          # a skipped step leaves the weights alone
+
+
+def _row_transformer(placement="post"):
+    """A small RowTransformer reading a digit as 7 tokens of 4 pixel rows, as notebook 13 does."""
+    gradcourse.set_seed(0)
+    return RowTransformer(depth=2, d_model=16, heads=2, ffn=32, tokens=7, token_size=112, placement=placement)
+
+
+def test_train_mixed_precision_trains_a_row_transformer(mnist_small):
+    X, y = mnist_small
+    model = _row_transformer()
+    before = [p.detach().clone() for p in model.parameters()]
+    run = precision.train_mixed_precision(model, X, y, precision="float16", steps=4, batch_size=64, lr=0.1)
+    assert "blocks.0.self_attn" in run["layers"] and run["layers"][-1] == "head"
+    assert len(run["zero_share"]) == len(run["moved"]) == len(run["layers"])
+    assert max(run["zero_share"]) < 0.01 and all(0 < m < math.inf for m in run["moved"])
+    assert run["skipped"] == [] and run["loss"][-1] < run["loss"][0]
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))   # the model itself is untouched
+    flushed = precision.train_mixed_precision(model, X, y, precision="float16", loss_scaling=False, steps=2,
+                                              batch_size=64, loss_weight=2.0**-20)   # |dL/dlogit| <= 2^-26
+    assert flushed["zero_share"] == [1.0] * len(flushed["layers"]) and flushed["moved"] == [0.0] * len(flushed["layers"])
+
+
+def test_train_mixed_precision_reports_a_weight_that_starts_at_zero_as_moved_infinitely(mnist_small):
+    X, y = mnist_small
+    run = precision.train_mixed_precision(_row_transformer("rezero"), X, y, precision="float32", loss_scaling=False,
+                                          steps=2, batch_size=64)
+    moved = dict(zip(run["layers"], run["moved"]))
+    assert moved["blocks.0"] == math.inf                       # the ReZero gain alpha, 0 at initialization
+    assert all(0 <= m < math.inf for name, m in moved.items() if name not in ("blocks.0", "blocks.1"))
+
+
+def test_a_frozen_layer_is_reported_as_unmoved(mnist_small):
+    X, y = mnist_small
+    model = _tiny_net()
+    model.hidden_linears()[0].requires_grad_(False)
+    run = precision.train_mixed_precision(model, X, y, precision="float32", loss_scaling=False, steps=2, batch_size=32)
+    assert run["zero_share"][0] == 1.0 and run["moved"][0] == 0.0 and all(m > 0 for m in run["moved"][1:])

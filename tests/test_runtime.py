@@ -78,3 +78,22 @@ def test_environment_report_names_versions_device_and_threads():
     assert set(report) == {"python", "torch", "torchvision", "ipywidgets", "matplotlib", "gradcourse", "device",
                            "CPU threads"}
     assert report["torch"] == torch.__version__ and report["gradcourse"] == gradcourse.__version__
+
+
+@pytest.mark.parametrize("cpu_max", ["100000 0\n", "0 100000\n", "-50000 100000\n", "100000 -1\n", "150000\n",
+                                     "1.5 100000\n", ""])
+def test_a_zero_negative_or_malformed_cpu_max_is_no_usable_quota(tmp_path, cpu_max):
+    (tmp_path / "cpu.max").write_text(cpu_max)
+    assert runtime.cpu_quota(tmp_path) is None
+    n, reason = runtime.usable_cpus(tmp_path)                    # falls back to the cores and the affinity mask
+    assert n == min(os.cpu_count(), len(os.sched_getaffinity(0))) and "quota" not in reason
+
+
+def test_a_zero_cpu_max_falls_back_to_the_cgroup_v1_quota(tmp_path):
+    (tmp_path / "cpu.max").write_text("100000 0\n")
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("0\n")
+    assert runtime.cpu_quota(tmp_path) is None
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("50000\n")
+    assert runtime.cpu_quota(tmp_path) == 2.0

@@ -227,3 +227,22 @@ def test_activation_table_rejects_bad_arguments(raises_bad):
         theory.activation_table(["swish"])
     with raises_bad("high", -20.0):
         theory.activation_table(high=-20.0)
+
+
+def test_power_or_inf_returns_inf_beyond_float64_instead_of_raising():
+    assert theory.power_or_inf(2.0, 10) == 1024.0
+    assert theory.power_or_inf(8.0, 400) == math.inf                   # 8.0 ** 400 raises OverflowError
+    assert theory.power_or_inf(-8.0, 401) == -math.inf and theory.power_or_inf(-8.0, 400) == math.inf
+    assert theory.power_or_inf(0.5, 5000) == 0.0
+
+
+def test_derivative_bound_beyond_float64_is_inf():
+    assert theory.derivative_bound("gelu", 10_000) == math.inf          # max GELU' = 1.13, 1.13^10000 ~ 1e528
+
+
+def test_recurrent_jacobian_norms_beyond_float64_are_inf_not_an_error():
+    # no input keeps h = 0, so f' = 1 and dh_T/dh_0 = W^T, whose norm is 6^T: past 1.8e308 from T = 397
+    W, U, inputs = sequences.random_recurrence(6.0, 400, width=8, input_scale=0.0)
+    norms = theory.recurrent_jacobian_norms(W, U, inputs)
+    assert all(norms[T - 1] == pytest.approx(6.0**T, rel=1e-12) for T in range(1, 396))
+    assert norms[396:] == [math.inf] * 4
