@@ -350,29 +350,6 @@ def test_update_ratio_is_the_computed_step_even_where_float32_absorbs_it(mnist_s
     assert monitor.update_note is None
 
 
-def test_a_closure_step_records_the_applied_change_and_says_so(mnist_small):
-    X, y = mnist_small
-    model = _model()
-    optimizer = torch.optim.LBFGS(model.parameters(), lr=0.1, max_iter=1)
-
-    def closure():
-        optimizer.zero_grad()
-        loss = F.cross_entropy(model(X), y)
-        loss.backward()
-        return loss
-
-    with GradientMonitor(model) as monitor:
-        closure()
-        before = [layer.weight.detach().clone() for layer in model.hidden_linears()]
-        optimizer.step(closure)
-        expected = [((layer.weight.detach() - w).norm() / w.norm()).item()
-                    for layer, w in zip(model.hidden_linears(), before)]
-    assert "step(closure)" in monitor.update_note and "applied change" in monitor.update_note
-    assert monitor.steps("update_ratio") == 1 and monitor.steps("grad_norm") == 1
-    assert monitor.series("update_ratio")[0].tolist() == pytest.approx(expected, rel=1e-5)
-    assert any(not torch.equal(layer.weight, w) for layer, w in zip(model.hidden_linears(), before))
-
-
 def test_update_ratio_falls_back_to_the_applied_change_and_says_so(mnist_small):
     X, y = mnist_small
     model = _model()

@@ -41,6 +41,18 @@ def _weights(model):
     return [m.weight.detach().clone() for m in model if isinstance(m, nn.Linear)]
 
 
+def _closure(optimizer, model, X, y, evaluations=None):
+    """The closure ``optimizer.step(closure)`` calls: zero the gradients, one loss, its gradient."""
+    def closure():
+        if evaluations is not None:
+            evaluations[-1] += 1
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(X), y)
+        loss.backward()
+        return loss
+    return closure
+
+
 def test_grad_scaler_records_the_unscaled_gradient_the_optimizer_used():
     X, y = _data()
     reference, model = _net(), _net()
@@ -100,7 +112,7 @@ def test_gradient_accumulation_records_one_row_per_optimizer_step(every):
 
 def test_two_optimizers_each_give_the_rows_of_the_layers_they_hold():
     X, y = _data()
-    model, reference = _net(), _net()
+    model = _net()
     linears = [m for m in model if isinstance(m, nn.Linear)]
     first = torch.optim.SGD([p for m in linears[:2] for p in m.parameters()], lr=0.1)
     second = torch.optim.Adam([p for m in linears[2:] for p in m.parameters()], lr=1e-3)
@@ -116,20 +128,13 @@ def test_two_optimizers_each_give_the_rows_of_the_layers_they_hold():
     assert ratios.shape == (2, 4) and (ratios > 0).all()
     assert ratios[-1].tolist() == pytest.approx(expected, rel=1e-4)
     assert monitor.steps("grad_norm") == 2
-    del reference
 
 
 def test_an_sgd_step_with_a_closure_records_the_step_it_took():
     X, y = _data()
     model = _net()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-
-    def closure():
-        optimizer.zero_grad()
-        loss = F.cross_entropy(model(X), y)
-        loss.backward()
-        return loss
-
+    closure = _closure(optimizer, model, X, y)
     with GradientMonitor(model) as monitor:
         for _ in range(3):
             before = _weights(model)
@@ -240,19 +245,27 @@ def test_diagnose_in_place_leaves_the_learners_active_monitor_alone():
     assert monitor.steps("update_ratio") == 1
 
 
+def test_an_lbfgs_step_records_the_applied_change_and_says_so():
+    X, y = _data()
+    model = _net()
+    optimizer = torch.optim.LBFGS(model.parameters(), lr=0.1, max_iter=1)
+    closure = _closure(optimizer, model, X, y)
+    with GradientMonitor(model) as monitor:
+        closure()                               # a pass of the learner's own before the step: the same row
+        before = _weights(model)
+        optimizer.step(closure)
+    assert "step(closure)" in monitor.update_note and "applied change" in monitor.update_note
+    assert monitor.steps("update_ratio") == monitor.steps("grad_norm") == monitor.steps("act_mean") == 1
+    assert monitor.series("update_ratio")[0].tolist() == pytest.approx(_weight_changes(model, before), rel=1e-5)
+    assert any(not torch.equal(w, v) for w, v in zip(_weights(model), before))
+
+
 def test_a_closure_that_runs_the_model_many_times_records_its_first_pass():
     X, y = _data(32)
     model = _net()
     optimizer = torch.optim.LBFGS(model.parameters(), lr=1, max_iter=20, line_search_fn="strong_wolfe")
     evaluations = []
-
-    def closure():
-        evaluations[-1] += 1
-        optimizer.zero_grad()
-        loss = F.cross_entropy(model(X), y)
-        loss.backward()
-        return loss
-
+    closure = _closure(optimizer, model, X, y, evaluations)
     with GradientMonitor(model) as monitor:
         for _ in range(3):
             evaluations.append(0)
