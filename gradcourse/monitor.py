@@ -375,13 +375,17 @@ class GradientMonitor:
             self._row.measured(list(self._received), list(self._received.values()), tensor_norms(list(self._received.values())))
         self._received = {}
 
-    def _measure(self, row, keys=()):
-        """Measure the gradients of ``keys`` as they are now (unscaled, clipped, all-reduced, accumulated),
-        and any received but not measured yet, in one fused call."""
-        chosen = row.to_measure(self._flat, keys)
+    def _measure(self, row, held=None):
+        """Measure in one fused call the gradients an optimizer step holding the weights ``held`` is about to
+        use, as they are now (unscaled, clipped, all-reduced, accumulated); without ``held``, those received
+        and not measured yet, in a step no optimizer took (one taken records only what its steps used)."""
+        if held is None:
+            chosen = [] if row.stepped else row.to_measure(self._flat)
+        else:
+            chosen = [k for k in held if self._flat[k].grad is not None]
         if chosen:
             grads = [self._flat[k].grad for k in chosen]
-            row.measured(chosen, grads, tensor_norms(grads))
+            row.measured(chosen, grads, tensor_norms(grads), at_step=held is not None)
 
     def _activation_hook(self, i):
         module = self._activation_modules[i][1]

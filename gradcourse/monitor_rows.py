@@ -25,6 +25,7 @@ class Row:
         self.norms = None             # 1-D float64 tensor, one entry per weight (NaN where not measured)
         self.refs = [None] * weights  # (gradient tensor, its version) received by each weight
         self.has = [False] * weights  # whether norms holds the norm of that gradient
+        self.used = [False] * weights  # whether it was measured at the step of an optimizer holding the weight
         self.update = None            # 1-D float64 tensor, one ratio per layer (NaN where not stepped)
         self.stepped = 0              # optimizer steps taken in this training step
         self.backward_passes = 0
@@ -37,10 +38,10 @@ class Row:
     def received(self, k, grad):
         """Weight ``k`` holds ``grad`` after a backward pass (not measured yet)."""
         self.refs[k] = (grad, grad._version)
-        self.has[k] = False
+        self.has[k] = self.used[k] = False
 
-    def measured(self, keys, grads, norms):
-        """Record the norms of the gradients ``grads`` of weights ``keys``."""
+    def measured(self, keys, grads, norms, at_step=False):
+        """Record the norms of the gradients ``grads`` of weights ``keys`` (``at_step``: as an optimizer step uses them)."""
         if len(keys) == len(self.refs) and keys == list(range(len(self.refs))):
             self.norms = norms
         else:
@@ -51,12 +52,11 @@ class Row:
         for k, grad in zip(keys, grads):
             self.refs[k] = (grad, grad._version)
             self.has[k] = True
+            self.used[k] = self.used[k] or at_step
 
-    def to_measure(self, weights, keys=()):
-        """The weights among ``keys``, and those whose gradient was received but not measured, that hold a gradient."""
-        chosen = set(keys)
-        return [k for k, p in enumerate(weights)
-                if p.grad is not None and (k in chosen or (self.refs[k] is not None and not self.has[k]))]
+    def to_measure(self, weights):
+        """The weights whose gradient was received but not measured, and still there."""
+        return [k for k, p in enumerate(weights) if p.grad is not None and self.refs[k] is not None and not self.has[k]]
 
     def norms_of(self, keys):
         """The measured norms of ``keys``, a 1-D tensor (None if one was not measured)."""
@@ -119,13 +119,15 @@ class Row:
 
     def finish(self, sizes):
         """The step as recorded: ``(grad_norm row or None, update_ratio row or None, sites, histograms,
-        backward passes)``; a layer none of whose weights got a gradient has norm NaN."""
+        backward passes)``; a layer none of whose weights got a gradient has norm NaN, and so has, in a
+        step an optimizer took, a layer whose gradient no optimizer step used."""
         grad_row = None
-        if self.norms is not None:
-            if all(self.has):
+        present = [h and u for h, u in zip(self.has, self.used)] if self.stepped else self.has
+        if self.norms is not None and any(present):
+            if all(present):
                 grad_row = joint_norms(self.norms, sizes)
             else:
-                mask = torch.tensor(self.has, device=self.norms.device)
+                mask = torch.tensor(present, device=self.norms.device)
                 totals = joint_norms(torch.where(mask, self.norms, torch.zeros_like(self.norms)), sizes)
                 any_present = joint_norms(mask.double(), sizes) > 0
                 grad_row = torch.where(any_present, totals, torch.full_like(totals, math.nan))

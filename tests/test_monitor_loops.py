@@ -273,3 +273,21 @@ def test_a_closure_that_runs_the_model_many_times_records_its_first_pass():
     assert max(evaluations) > 1
     assert monitor.activation_names == ["1", "3", "5"]
     assert monitor.steps("act_mean") == monitor.steps("grad_norm") == monitor.steps("update_ratio") == 3
+
+
+def test_a_layer_no_optimizer_stepped_reads_nan_in_both_statistics():
+    X, y = _data()
+    model = _net()
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    body = torch.optim.SGD([p for m in linears[:3] for p in m.parameters()], lr=0.1)
+    head = torch.optim.SGD(linears[3].parameters(), lr=0.1)
+    with GradientMonitor(model) as monitor:
+        for step in range(2):
+            body.zero_grad(), head.zero_grad()
+            F.cross_entropy(model(X), y).backward()
+            body.step()
+            if step == 0:                      # the head steps every other step only
+                head.step()
+    grad, update = monitor.series("grad_norm"), monitor.series("update_ratio")
+    assert torch.isfinite(grad[0]).all() and torch.isfinite(update[0]).all()
+    assert torch.isfinite(grad[1, :3]).all() and math.isnan(grad[1, 3]) and math.isnan(update[1, 3])
