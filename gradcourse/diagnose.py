@@ -22,9 +22,8 @@ from . import _checks
 from .layers import find_layers, layer_weights
 from .monitor import GradientMonitor, paused
 from .norms import group_norms
-from .probes import batch_loss, resolve_loss, state_left_alone
+from .probes import batch_loss, first_nonfinite_output, resolve_loss, state_left_alone
 from .runtime import generators_restored
-from .train import first_nonfinite_output
 
 THRESHOLDS = {
     "vanishing_ratio": 1e-3,    # first-layer / last-layer gradient norm below this: vanishing

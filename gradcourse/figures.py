@@ -26,7 +26,7 @@ from .runtime import set_seed
 from .sequences import random_recurrence, timestep_gradient_norms
 from .theory import (activation_derivative, derivative_bound, max_derivative, power_or_inf, recurrent_derivative_bound,
                      recurrent_jacobian_norms, scalar_chain)
-from .train import OPTIMIZERS
+from .optimizers import OPTIMIZERS
 from .training_runs import train_mlp
 from .transformers import block_gradient_norms, seeded_transformer
 

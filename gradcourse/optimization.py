@@ -21,12 +21,12 @@ import torch.nn.functional as F
 from . import _checks
 from .layers import as_one_tensor, find_layers, layer_weights, named_layers
 from .norms import group_norms
-from .train import OPTIMIZERS, make_optimizer
+from .optimizers import OPTIMIZERS, make_optimizer
 
 
 ADAM_EPS = 1e-8
 """The ``eps`` of ``torch.optim.Adam`` and ``torch.optim.RMSprop`` (their default), as built by
-:func:`~gradcourse.train.make_optimizer`."""
+:func:`~gradcourse.optimizers.make_optimizer`."""
 
 
 def loss_scaling_steps(model, X, y, optimizer="adam", lr=1e-3, loss_scale=1e-4, steps=1):

@@ -11,12 +11,13 @@ shrink (vanish) or grow (explode) geometrically with depth. :func:`layer_gradien
 from __future__ import annotations
 
 import contextlib
+import copy
 
 import torch
 import torch.nn.functional as F
 
 from . import _checks
-from .layers import ForwardOrder, find_layers, layer_weights
+from .layers import ForwardOrder, find_layers, layer_weights, named_layers
 from .models import require_course_model
 from .norms import group_norms, norm
 from .runtime import generators_restored
@@ -192,3 +193,45 @@ def activation_gradient_norms(model, X, y):
         for handle in handles:
             handle.remove()
     return [norm(g).item() for g in grads]
+
+
+@torch.no_grad()
+def first_nonfinite_output(model, Xb):
+    """The name of the first layer (as :func:`named_layers` names it) whose output on the batch ``Xb``
+    is not finite: ``"the input batch"`` when ``Xb`` itself is not, ``"the loss"`` when every layer's
+    output is. The forward pass runs on a copy of the model (on the model itself, with its buffers
+    put back, when it cannot be copied), so BatchNorm's running statistics stay as they were."""
+    if not torch.isfinite(Xb).all():
+        return "the input batch"
+    try:
+        model, untouched = copy.deepcopy(model), contextlib.nullcontext()
+    except Exception:   # cannot be deep-copied (torch.nn.utils.prune, ...): run on it and restore its buffers
+        untouched = state_left_alone(model)
+    found = []
+    handles = [module.register_forward_hook(
+        lambda m, i, out, name=name: found.append(name) if not _all_finite(out) else None)
+        for name, module in named_layers(model)]
+    try:
+        with untouched:
+            model(Xb)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return found[0] if found else "the loss"
+
+
+def last_nonfinite_gradient(model):
+    """Backward runs from the output: name the layer nearest the output with a non-finite gradient."""
+    for name, module in reversed(named_layers(model)):
+        if any(p.grad is not None and not torch.isfinite(p.grad).all() for p in module.parameters(recurse=False)):
+            return name
+    return "unknown layer"
+
+
+def _all_finite(output):
+    """True when every tensor in a module's output (a tensor, or nested tuples such as an LSTM's) is finite."""
+    if isinstance(output, torch.Tensor):
+        return bool(torch.isfinite(output).all())
+    if isinstance(output, (tuple, list)):
+        return all(_all_finite(item) for item in output)
+    return True

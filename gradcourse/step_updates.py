@@ -38,16 +38,17 @@ class LayerUpdates:
         self._snapshots = None
         self._plan = None       # (replayed layer indices, their ||dW||, differenced layer indices)
 
-    def before(self, replay, grad_norms=None, closure=False):
+    def before(self, replay, grad_norms=None, closure=False, rates=None):
         """Measure or prepare ``||dW||``: layers in ``replay`` (indices) are replayed, unless ``closure``
         (the step computes its own gradient, so nothing can be replayed before it) or the optimizer cannot
         be; the others are copied, to difference after the step. ``grad_norms``, one per weight of the
-        replayed layers, spare plain SGD a second measurement (``||dW|| = lr ||g||``)."""
+        replayed layers, spare plain SGD (``rates``: :func:`~gradcourse.update_step.plain_sgd_rates`) a second
+        measurement (``||dW|| = lr ||g||``)."""
         steps = None
         if replay and not closure and self.note is None:
             weights = [p for i in replay for p in self.layers[i]]
             try:
-                steps = self._plain_sgd_steps(weights, grad_norms)
+                steps = self._plain_sgd_steps(weights, grad_norms, rates)
                 if steps is None:
                     if self._replay is None:
                         self._replay = StepReplay(self.optimizer, [p for layer in self.layers for p in layer])
@@ -64,10 +65,10 @@ class LayerUpdates:
                          "last evaluation")
         replayed = list(replay) if steps is not None else []
         differenced = [i for i in range(len(self.layers)) if i not in set(replayed)]
-        if self._snapshots is None or any(s.shape != p.shape for layer, snaps in zip(self.layers, self._snapshots)
-                                          for p, s in zip(layer, snaps)):
-            self._snapshots = [[torch.empty_like(p) for p in layer] for layer in self.layers]
         if differenced:
+            if self._snapshots is None or any(s.shape != p.shape for layer, snaps in zip(self.layers, self._snapshots)
+                                              for p, s in zip(layer, snaps)):
+                self._snapshots = [[torch.empty_like(p) for p in layer] for layer in self.layers]
             with torch.no_grad():
                 torch._foreach_copy_([s for i in differenced for s in self._snapshots[i]],
                                      [p.detach() for i in differenced for p in self.layers[i]])
@@ -90,9 +91,8 @@ class LayerUpdates:
         row[torch.tensor(differenced, device=row.device)] = changes
         return row
 
-    def _plain_sgd_steps(self, weights, grad_norms):
-        """``lr ||g||`` per weight for plain SGD given the gradients' norms, else None."""
-        rates = plain_sgd_rates(self.optimizer)
+    def _plain_sgd_steps(self, weights, grad_norms, rates):
+        """``lr ||g||`` per weight for plain SGD (``rates``) given the gradients' norms, else None."""
         if rates is None or grad_norms is None or any(p.grad is None or p.grad.is_sparse for p in weights):
             return None
         return grad_norms * torch.tensor([rates[id(p)] for p in weights], dtype=torch.float64, device=grad_norms.device)
@@ -119,11 +119,13 @@ class OptimizerSteps:
         self.note = None
 
     def held(self, optimizer):
-        """The indices (into the flat list of weights) of the monitored weights ``optimizer`` holds."""
-        ids = tuple(id(p) for group in optimizer.param_groups for p in group["params"])
+        """The indices (into the flat list of weights) of the monitored weights ``optimizer`` holds (looked up
+        again when its parameter groups change in number or size)."""
+        layout = tuple(len(group["params"]) for group in optimizer.param_groups)
         cached = self._held.get(optimizer)
-        if cached is None or cached[0] != ids:
-            cached = self._held[optimizer] = (ids, sorted(self._index[i] for i in ids if i in self._index))
+        if cached is None or cached[0] != layout:
+            ids = [id(p) for group in optimizer.param_groups for p in group["params"]]
+            cached = self._held[optimizer] = (layout, sorted(self._index[i] for i in ids if i in self._index))
         return cached[1]
 
     def before(self, optimizer, held, grad_norms_of, closure=False):
@@ -137,13 +139,14 @@ class OptimizerSteps:
                                                for i in layers])
             cached = self._updates[optimizer] = (held, layers, updates)
         _, layers, updates = cached
-        if plain_sgd_rates(optimizer) is not None and not closure:    # lr ||g||: exact, and nothing to copy
+        rates = None if closure else plain_sgd_rates(optimizer)
+        if rates is not None:    # plain SGD, lr ||g||: exact, and nothing to copy
             replay = list(range(len(layers)))
         else:
             replay = [n for n, i in enumerate(layers) if not self._last_ratios[i] > REPLAY_BELOW]
         grad_norms = None if closure else grad_norms_of([self._index[id(p)] for n in replay for p in updates.layers[n]])
         self._pending[id(optimizer)] = (layers, group_norms(updates.layers))
-        updates.before(replay, grad_norms, closure=closure)
+        updates.before(replay, grad_norms, closure=closure, rates=rates)
 
     def after(self, optimizer):
         """``(layers, ratios)`` of the step just taken (its post-hook), or None if none was prepared."""

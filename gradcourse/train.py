@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import inspect
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -15,145 +14,16 @@ from tqdm.auto import tqdm
 
 from . import _checks
 from .data import batches
-from .layers import named_layers
 from .monitor import GradientMonitor
-from .probes import LOSSES, check_output, modes_restored, refuse_meta, run_model, state_left_alone
+from .optimizers import make_optimizer, refuse_sparse_gradients, sparse_gradient_modules
+from .history import History
+from .probes import (LOSSES, check_output, first_nonfinite_output, last_nonfinite_gradient, modes_restored,
+                     refuse_meta, run_model, state_left_alone)
 from .runtime import device_of, flush_denormals
 from .scoring import accuracy, mean_squared_error, mse_loss
 
-OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 SEEDS = (-2**63, 2**64 - 1)
 """The seeds :func:`fit` takes: those of :meth:`torch.Generator.manual_seed`."""
-
-
-@dataclass
-class History:
-    """What :func:`fit` measured.
-
-    ``loss`` and ``grad_norm`` hold one float per optimizer step (``grad_norm`` is the
-    global gradient norm before any clipping); ``train_accuracy`` and ``val_accuracy``
-    one per finished epoch (``train_accuracy`` stays empty with ``fit(score_training_set=False)``).
-    When training diverged, ``stop_step`` (1-based), ``stop_layer`` and ``stop_message`` say where;
-    no non-finite value is recorded.
-
-    With ``loss_fn="mse"`` (regression) there is no accuracy: ``train_loss`` and ``val_loss``
-    hold the mean squared error over the whole training and validation set after each epoch
-    (``train_loss`` stays empty with ``fit(score_training_set=False)``).
-    ``clipped`` holds one bool per step: True when ``max_norm`` or ``clip_value`` was set and the
-    gradient exceeded it (so clipping changed it); :attr:`clipped_share` is their share.
-    ``max_norm`` and ``clip_value`` are the thresholds the run used.
-    ``interrupted`` is True when an interrupt (Jupyter's stop button) ended the run early.
-    """
-
-    loss: list = field(default_factory=list)
-    grad_norm: list = field(default_factory=list)
-    train_accuracy: list = field(default_factory=list)
-    val_accuracy: list = field(default_factory=list)
-    stop_step: int | None = None
-    stop_layer: str | None = None
-    stop_message: str | None = None
-    train_loss: list = field(default_factory=list)
-    val_loss: list = field(default_factory=list)
-    clipped: list = field(default_factory=list)
-    max_norm: float | None = None
-    clip_value: float | None = None
-    interrupted: bool = False
-
-    @property
-    def clipped_share(self):
-        """Share of the optimizer steps whose gradient was clipped (0.0 without clipping or steps)."""
-        return sum(self.clipped) / len(self.clipped) if self.clipped else 0.0
-
-    @property
-    def diverged(self):
-        """True when training stopped on a non-finite loss or gradient."""
-        return self.stop_step is not None
-
-    @property
-    def steps(self):
-        """Number of completed optimizer steps."""
-        return len(self.loss)
-
-    def __repr__(self):
-        parts = [f"steps={self.steps}"]
-        if self.loss:
-            parts.append(f"final loss={self.loss[-1]:.4f}")
-        if self.train_accuracy:
-            parts.append(f"train accuracy={self.train_accuracy[-1]:.3f}")
-        if self.val_accuracy:
-            parts.append(f"val accuracy={self.val_accuracy[-1]:.3f}")
-        if self.val_loss:
-            parts.append(f"val loss={self.val_loss[-1]:.4f}")
-        if self.max_norm is not None or self.clip_value is not None:
-            parts.append(f"clipped {self.clipped_share:.0%} of steps")
-        if self.diverged:
-            parts.append(f"diverged at step {self.stop_step} ({self.stop_layer})")
-        if self.interrupted:
-            parts.append("interrupted")
-        return f"History({', '.join(parts)})"
-
-
-def make_optimizer(params, optimizer="sgd", lr=0.1, momentum=None):
-    """Build a :mod:`torch.optim` optimizer by name.
-
-    ``sgd``: plain SGD (momentum 0 unless given); ``momentum``: SGD with momentum
-    (0.9 unless given; Polyak 1964, Sutskever et al. 2013); ``rmsprop``: RMSprop
-    (Tieleman & Hinton 2012); ``adam``: Adam (Kingma & Ba 2015), which takes no momentum.
-    """
-    return _make_optimizer(params, optimizer, lr, momentum)
-
-
-def _make_optimizer(params, optimizer, lr, momentum, fused=True):
-    """:func:`make_optimizer`; ``fused=False`` leaves out the fused implementation (for sparse gradients)."""
-    _checks.choice("optimizer", optimizer, OPTIMIZERS)
-    lr = _checks.number("lr", lr, minimum=0, strict_minimum=True)
-    if momentum is not None:
-        if optimizer == "adam":
-            raise ValueError(f"momentum={momentum!r} is not allowed with optimizer='adam'; "
-                             "leave it None (Adam's betas play that role)")
-        momentum = _checks.number("momentum", momentum, minimum=0, maximum=0.999)
-    params = list(params)
-    if optimizer == "sgd":
-        return _fastest(torch.optim.SGD, params, fused, lr=lr, momentum=momentum or 0.0)
-    if optimizer == "momentum":
-        return _fastest(torch.optim.SGD, params, fused, lr=lr, momentum=0.9 if momentum is None else momentum)
-    if optimizer == "rmsprop":
-        return _fastest(torch.optim.RMSprop, params, fused, lr=lr, momentum=momentum or 0.0)
-    return _fastest(torch.optim.Adam, params, fused, lr=lr)
-
-
-def _fastest(optimizer_class, params, fused=True, **options):
-    """``optimizer_class(params, **options)`` in its fastest form that this torch and these
-    parameters support: ``fused=True`` (one kernel for every parameter), else ``foreach=True``
-    (one operation per step of the update rule, over all parameters at once), else the loop over
-    parameters. The update rule is the same in all three. With a network's many small weight
-    tensors, fused Adam's step took a sixth of the loop's time on a CPU.
-
-    The fused kernels take only real floating-point parameters on the devices that have them, and no
-    sparse gradients; torch checks that at the first step, not here, so ``fused`` is tried only for such
-    parameters, and ``fused=False`` (a model with sparse gradients) leaves it out."""
-    fused = fused and _fused_kernels_take(params)
-    for implementation in ({"fused": True}, {"foreach": True}) if fused else ({"foreach": True},):
-        try:
-            return optimizer_class(params, **options, **implementation)
-        except (TypeError, RuntimeError, ValueError):
-            continue
-    return optimizer_class(params, **options)
-
-
-def _fused_kernels_take(params):
-    """True when every parameter (of a list of tensors or of param-group dicts) is a real floating-point
-    tensor on a device with fused optimizer kernels."""
-    try:
-        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
-        devices = set(_get_fused_kernels_supported_devices())
-    except (ImportError, AttributeError):   # a torch without the list: the devices every version has
-        devices = {"cpu", "cuda"}
-    tensors = []
-    for item in params:
-        group = item["params"] if isinstance(item, dict) else item
-        tensors += [group] if isinstance(group, torch.Tensor) else list(group)
-    return all(t.is_floating_point() and t.device.type in devices for t in tensors)
 
 
 def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, momentum=None, max_norm=None,
@@ -291,13 +161,13 @@ def _prepared(model, X, y, *, epochs, batch_size, optimizer, lr, momentum, max_n
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no parameter with requires_grad=True, so there is nothing to train")
-    sparse = _sparse_gradient_modules(model)
+    sparse = sparse_gradient_modules(model)
     if sparse:
         many = len(sparse) > 1
         why = (f"its embedding{'s' * many} {', '.join(map(repr, sparse))} built with sparse=True "
                f"make{'s' * (not many)} sparse gradients")
-        _refuse_sparse_gradients(optimizer, clip_value, why)
-    opt = _make_optimizer(params, optimizer, lr, momentum, fused=not sparse)
+        refuse_sparse_gradients(optimizer, clip_value, why)
+    opt = make_optimizer(params, optimizer, lr, momentum, allow_fused=not sparse)
     run = _Run(epochs, batch_size, max_norm, clip_value, normalize_grad, _scheduler_of(opt, scheduler), loss_fn,
                validation, seed, progress, score_training_set, optimizer)
     return opt, params, run
@@ -345,23 +215,6 @@ def _training_modes(model):
 def _training_batchnorm(model):
     """True when a BatchNorm of ``model`` normalizes over the batch during :func:`fit`."""
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in _training_modes(model))
-
-
-def _sparse_gradient_modules(model):
-    """The names of ``model``'s embeddings built with ``sparse=True``, whose weights get sparse gradients."""
-    return [name or type(m).__name__ for name, m in model.named_modules()
-            if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.sparse]
-
-
-def _refuse_sparse_gradients(optimizer, clip_value, why):
-    """torch's Adam and RMSprop take no sparse gradient, and ``clip_grad_value_`` cannot clamp one."""
-    if optimizer in ("adam", "rmsprop"):
-        raise ValueError(f"optimizer={optimizer!r} is not allowed for this model: {why}, which torch's Adam and "
-                         "RMSprop do not take; choose one of: 'sgd', 'momentum' (or build it with sparse=False)")
-    if clip_value is not None:
-        raise ValueError(f"clip_value={clip_value!r} is not allowed for this model: {why}, which "
-                         "torch.nn.utils.clip_grad_value_ cannot clamp; leave it None and clip with max_norm "
-                         "(or build it with sparse=False)")
 
 
 def _epoch_seed(seed, epoch):
@@ -437,7 +290,7 @@ def _train_steps(model, X, y, opt, params, run):
                     norm = torch.nn.utils.clip_grad_norm_(params, max_norm=max_norm).item()
                 if not math.isfinite(norm):
                     _stop(history, step, epoch, f"the gradient norm became {norm}",
-                          _last_nonfinite_gradient(model), bar)
+                          last_nonfinite_gradient(model), bar)
                     return history
                 clipped = max_norm is not None and norm > max_norm
                 if clip_value is not None:
@@ -493,7 +346,7 @@ def _check_gradients(opt, params, run):
     of the fused one, which does not take them."""
     if not any(p.grad is not None and p.grad.is_sparse for p in params):
         return
-    _refuse_sparse_gradients(run.optimizer, run.clip_value, "it makes sparse gradients")
+    refuse_sparse_gradients(run.optimizer, run.clip_value, "it makes sparse gradients")
     for group in opt.param_groups:
         if group.get("fused"):
             group.update(fused=False, foreach=True)
@@ -526,49 +379,7 @@ def _stop(history, step, epoch, what, layer, bar):
     print(history.stop_message)
 
 
-@torch.no_grad()
-def first_nonfinite_output(model, Xb):
-    """The name of the first layer (as :func:`named_layers` names it) whose output on the batch ``Xb``
-    is not finite: ``"the input batch"`` when ``Xb`` itself is not, ``"the loss"`` when every layer's
-    output is. The forward pass runs on a copy of the model (on the model itself, with its buffers
-    put back, when it cannot be copied), so BatchNorm's running statistics stay as they were."""
-    if not torch.isfinite(Xb).all():
-        return "the input batch"
-    try:
-        model, untouched = copy.deepcopy(model), contextlib.nullcontext()
-    except Exception:   # cannot be deep-copied (torch.nn.utils.prune, ...): run on it and restore its buffers
-        untouched = state_left_alone(model)
-    found = []
-    handles = [module.register_forward_hook(
-        lambda m, i, out, name=name: found.append(name) if not _all_finite(out) else None)
-        for name, module in named_layers(model)]
-    try:
-        with untouched:
-            model(Xb)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return found[0] if found else "the loss"
-
-
-def _last_nonfinite_gradient(model):
-    """Backward runs from the output: name the layer nearest the output with a non-finite gradient."""
-    for name, module in reversed(named_layers(model)):
-        if any(p.grad is not None and not torch.isfinite(p.grad).all() for p in module.parameters(recurse=False)):
-            return name
-    return "unknown layer"
-
-
 def _largest_gradient_entry(params):
     """``max_i |g_i|`` over every gradient entry (what ``clip_grad_value_`` compares with its threshold)."""
     return max((p.grad.detach().abs().max().item() for p in params if p.grad is not None and p.grad.numel()),
                default=0.0)
-
-
-def _all_finite(output):
-    """True when every tensor in a module's output (a tensor, or nested tuples such as an LSTM's) is finite."""
-    if isinstance(output, torch.Tensor):
-        return bool(torch.isfinite(output).all())
-    if isinstance(output, (tuple, list)):
-        return all(_all_finite(item) for item in output)
-    return True

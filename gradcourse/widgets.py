@@ -19,7 +19,7 @@ from .figures import NORM_CHOICES, RESIDUAL_CHOICES
 from .models import ACTIVATIONS, CELLS, INITS
 from .precision import LOW_PRECISION
 from .theory import RECURRENT_ACTIVATIONS
-from .train import OPTIMIZERS
+from .optimizers import OPTIMIZERS
 
 
 def explorer(figure, controls, rows=None):

@@ -11,7 +11,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "gradcourse"
 MODULES = sorted(PACKAGE.rglob("*.py"))
 CORE = ["data", "models", "train", "scoring", "layers", "norms", "activation_summary", "probes", "monitor", "diagnose",
-        "runtime", "monitor_rows", "step_updates", "update_step", "monitor_export"]
+        "runtime", "monitor_rows", "step_updates", "update_step", "monitor_export", "optimizers", "history"]
 
 
 @pytest.mark.parametrize("module", CORE + ["gradcourse"])
