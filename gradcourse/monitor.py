@@ -108,6 +108,8 @@ class GradientMonitor:
         self._flat = [p for weights in self._weights for p in weights]
         self._sizes = [len(weights) for weights in self._weights]
         self._order = list(range(len(self._layers)))
+        self._order_known = False     # the forward order, once a forward pass has shown it
+        self._in_forward = False      # inside the model's own forward (not a recomputation in backward)
         self._activation_modules = [(name or type(m).__name__, m) for name, m in model.named_modules()
                                     if isinstance(m, ACTIVATION_MODULES)]
         self._rows = Rows()           # the training steps recorded in a loop that steps an optimizer
@@ -275,8 +277,8 @@ class GradientMonitor:
                 self._training_step_boundary()
             if self._row is not None:
                 self._row.forward_passes += 1
-        if self._order == list(range(len(self._layers))) and self._order_recorder is None and not self._rows.sites \
-                and not self._probe_rows.sites:
+        self._in_forward = True
+        if not self._order_known and self._order_recorder is None:
             self._order_recorder = ForwardOrder(self.model)
 
     def _training_step_boundary(self):
@@ -343,9 +345,11 @@ class GradientMonitor:
     def _forward_ends(self, module, inputs, output):
         if module is not self.model:
             return
+        self._in_forward = False
         if self._order_recorder is not None:
             index = {id(m): i for i, (_, m) in enumerate(self._layers)}
             self._order = [index[id(m)] for _, m in self._order_recorder.sort(self._layers)]
+            self._order_known = True
             self._order_recorder.remove()
             self._order_recorder = None
 
@@ -394,6 +398,8 @@ class GradientMonitor:
             row = self._row
             if (m is not module or self._paused or row is None or row.forward_passes > 1 or not torch.is_grad_enabled()
                     or not isinstance(output, torch.Tensor)):
+                return
+            if not self._in_forward and row.called(i):   # recomputed in backward (checkpointing): seen already
                 return
             a = output.detach()
             self._outputs.append(((i, row.calls(i)), a, a._version))

@@ -86,6 +86,10 @@ class Row:
         self.update = self.update.index_copy(0, torch.tensor(layers, dtype=torch.long, device=ratios.device), ratios)
 
     # --- activations -------------------------------------------------------------
+    def called(self, module_index):
+        """Whether the activation module was recorded in this step already."""
+        return module_index in self._calls
+
     def calls(self, module_index):
         """The call number of this call of an activation module in the forward pass (0, 1, ...)."""
         call = self._calls.get(module_index, 0)

@@ -291,3 +291,37 @@ def test_a_layer_no_optimizer_stepped_reads_nan_in_both_statistics():
     grad, update = monitor.series("grad_norm"), monitor.series("update_ratio")
     assert torch.isfinite(grad[0]).all() and torch.isfinite(update[0]).all()
     assert torch.isfinite(grad[1, :3]).all() and math.isnan(grad[1, 3]) and math.isnan(update[1, 3])
+
+
+class _Checkpointed(nn.Module):
+    """A block recomputed in backward (torch.utils.checkpoint): with ``use_reentrant=True`` its forward runs
+    under no_grad and only the recomputation has gradients; without, the forward has them."""
+
+    def __init__(self, reentrant):
+        super().__init__()
+        torch.manual_seed(0)
+        self.reentrant = reentrant
+        self.stem = nn.Linear(20, 20)
+        self.block = nn.Sequential(nn.Linear(20, 32), nn.Tanh())
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.head(torch.utils.checkpoint.checkpoint(self.block, self.stem(x), use_reentrant=self.reentrant))
+
+
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_a_checkpointed_block_is_recorded_once_per_step(reentrant):
+    X, y = _data()
+    model = _Checkpointed(reentrant)
+    with torch.no_grad():                   # the block's activations at the first step's weights
+        first = torch.tanh(model.block[0](model.stem(X))).mean().item()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with GradientMonitor(model) as monitor:
+        for _ in range(2):
+            optimizer.zero_grad()
+            F.cross_entropy(model(X), y).backward()
+            optimizer.step()
+            model.block(model.stem(X))          # a submodule called on its own (features to look at): not a step
+    assert monitor.activation_names == ["block.1"]
+    assert monitor.steps("act_mean") == monitor.steps("grad_norm") == 2
+    assert monitor.series("act_mean")[0, 0].item() == pytest.approx(first, rel=1e-5)
