@@ -191,10 +191,11 @@ def diagnose(model, X, y, *, optimizer=None, loss_fn=None, compute_loss=None, la
             weights = [layer_weights(m) for m in monitor.layers]
             reached = [any(p.grad is not None for p in ws) for ws in weights]   # None: no gradient, not NaN
             weight_norms = group_norms(weights).tolist()   # before the step changes them
+            # every layer's gradient, before the step: one that the optimizer does not hold has one too
+            grad_norms = monitor.series("grad_norm")[-1].tolist() if monitor.steps("grad_norm") else None
             if math.isfinite(loss_value) and optimizer is not None:
                 _copy_optimizer(optimizer, model, patient).step()
-        no_row = [math.nan] * len(weights)   # no backward pass, or no layer got a gradient
-        grad_norms = monitor.series("grad_norm")[-1].tolist() if monitor.steps("grad_norm") else no_row
+        grad_norms = grad_norms or [math.nan] * len(weights)   # no backward pass, or no layer got a gradient
         update = monitor.series("update_ratio")
         saturated = monitor.series("saturated")
         dead = monitor.series("dead")

@@ -20,7 +20,7 @@ from .activation_summary import ACTIVATION_MODULES, histogram_range
 from .layers import ForwardOrder, find_layers, layer_weights, sharded_parameters
 from .monitor_rows import Row, Rows
 from .norms import tensor_norms
-from .step_updates import OptimizerSteps
+from .step_updates import OptimizerSteps, amp_scaling
 
 STATS = ("grad_norm", "act_mean", "act_std", "saturated", "dead", "update_ratio")
 
@@ -114,7 +114,7 @@ class GradientMonitor:
                                     if isinstance(m, ACTIVATION_MODULES)]
         self._rows = Rows()           # the training steps recorded in a loop that steps an optimizer
         self._probe_rows = Rows()     # the backward passes recorded before any optimizer step
-        self._row = None              # the training step under way
+        self._row = None              # the training step under way (a Row, recorded or not)
         self._stepped_ever = False
         self._stepped_since_start = False   # an optimizer step of our weights since the current training step began
         self.skipped_steps = 0
@@ -128,8 +128,8 @@ class GradientMonitor:
         self._closure_step = None     # the optimizer whose step(closure) is running
         self._paused = 0
         self._training_steps = 0
-        self._recording = True
-        self._in_step = False         # a training step has begun (recorded or not)
+        self._all_hooks = True        # whether every per-step hook is attached, or only one gradient hook
+        self._no_op_step = None       # the optimizer whose step a GradScaler found inf in (a fused one skips it)
 
     # --- what was recorded ---------------------------------------------------
     @property
@@ -234,7 +234,7 @@ class GradientMonitor:
         if rows is None:
             return self._rows if self._stepped_ever else self._probe_rows
         self._measure(row)
-        return rows.with_row(row.finish(self._sizes))
+        return rows.with_row(row.finish(self._sizes, len(self._layers), self._stepped_ever))
 
     # --- hooks -----------------------------------------------------------------
     def __enter__(self):
@@ -245,7 +245,7 @@ class GradientMonitor:
             self._handles.append(self.model.register_forward_hook(_call(self, "_forward_ends")))
             self._handles.append(register_optimizer_step_pre_hook(_call(self, "_before_step")))
             self._handles.append(register_optimizer_step_post_hook(_call(self, "_after_step")))
-            self._attach_step_hooks()
+            self._attach_step_hooks(all_of_them=self._row is None or self._row.recorded)
         except BaseException:
             self.__exit__(None, None, None)   # nothing stays attached
             raise
@@ -271,71 +271,73 @@ class GradientMonitor:
     def _forward_starts(self, module, inputs):
         if module is not self.model or self._paused:
             return
-        self._summarize_activations()
+        self._in_forward = True
         if torch.is_grad_enabled():
             if self._closure_step is None:     # (inside step(closure), every pass belongs to that step)
                 self._training_step_boundary()
-            if self._row is not None:
-                self._row.forward_passes += 1
-        self._in_forward = True
+            row = self._row
+            if row.recorded and not row.backward_seen:   # the step keeps the pass its first backward goes through
+                self._outputs = []
+                row.clear_activations()
         if not self._order_known and self._order_recorder is None:
             self._order_recorder = ForwardOrder(self.model)
 
     def _training_step_boundary(self):
         """Close the training step under way if this forward pass begins another one, and open the next.
-        A step goes on while its gradients are being accumulated (intact since the last backward pass), and,
+        A step goes on while its gradients are being accumulated (in place since the last backward pass) and,
         in a loop that steps an optimizer, until the optimizer steps."""
-        if self._in_step and not self._stepped_since_start:
-            row = self._row
-            if row is None:
-                going_on = self._stepped_ever          # not recorded: only the optimizer step ends it
-            else:
-                going_on = row.accumulating(self._flat) or (self._stepped_ever and not row.backward_passes)
-            if going_on:
+        row = self._row
+        if row is not None and not self._stepped_since_start:
+            if row.accumulating(self._flat) or (self._stepped_ever and not row.backward_seen):
                 return
         self._end_training_step()
-        self._recording = self._training_steps % self.every == 0
+        recording = self._training_steps % self.every == 0
         self._training_steps += 1
-        self._in_step = True
         self._stepped_since_start = False
-        self._row = Row(len(self._flat)) if self._recording else None
-        if self.every > 1:        # the steps in between run without the per-step hooks, at full speed
-            self._attach_step_hooks() if self._recording else self._detach_step_hooks()
+        self._row = Row(len(self._flat), recorded=recording)
+        if self.every > 1:        # the steps in between run with one gradient hook only, to see where they end
+            self._attach_step_hooks(all_of_them=recording)
 
     def _destination(self, row):
         """Where a finished training step goes: the rows of a loop that steps an optimizer, the probe rows
-        before any step, or nowhere (None) for a backward pass whose gradient no step used."""
+        before any step, or nowhere (None): an unrecorded step, a backward pass whose gradient no step used,
+        a forward pass alone in a loop that steps."""
+        if not row.recorded:
+            return None
         if row.stepped:
             return self._rows
         if not self._stepped_ever:
-            return self._probe_rows if (row.backward_passes or row.sites) else None
-        if row.backward_passes:       # a gradient still in place (the last step, stopped before its update) is shown
-            return None if row.discarded(self._flat) else self._rows
-        return self._rows if row.sites else None      # a forward pass alone: its activations
+            return self._probe_rows if (row.backward_seen or row.sites) else None
+        # a gradient still in place (the last step, stopped before its update) is shown
+        return self._rows if row.backward_seen and not row.discarded(self._flat) else None
 
     def _end_training_step(self):
-        """Store the training step under way where :meth:`_destination` says; count a discarded backward pass."""
+        """Store the training step under way where :meth:`_destination` says; count a skipped one."""
         self._summarize_activations()
         row, self._row = self._row, None
-        self._in_step = False
         if row is None:
             return
         rows = self._destination(row)
         if rows is None:
-            self.skipped_steps += bool(row.backward_passes)
+            self.skipped_steps += self._stepped_ever and row.backward_seen and not row.stepped
             return
         self._measure(row)
-        rows.append(row.finish(self._sizes))
+        rows.append(row.finish(self._sizes, len(self._layers), self._stepped_ever))
 
-    def _attach_step_hooks(self):
-        """The hooks that record a step: one per weight's gradient, one per activation module's output."""
-        if self._step_handles:
+    def _attach_step_hooks(self, all_of_them=True):
+        """The hooks that record a step: one per weight's gradient, one per activation module's output;
+        with ``all_of_them=False`` only the gradient hook of the weight nearest the output, which tells an
+        unrecorded step's backward pass and whether its gradient was discarded."""
+        if self._step_handles and self._all_hooks == all_of_them:
             return
-        for k, p in enumerate(self._flat):
-            if p.requires_grad:   # (one frozen since the monitor was built gets no gradient: its layer's norm is NaN)
-                self._step_handles.append(p.register_post_accumulate_grad_hook(self._grad_hook(k)))
-        for i, (_, module) in enumerate(self._activation_modules):
-            self._step_handles.append(module.register_forward_hook(self._activation_hook(i)))
+        self._detach_step_hooks()
+        self._all_hooks = all_of_them
+        trainable = [k for k, p in enumerate(self._flat) if p.requires_grad]   # (one frozen since: its norm is NaN)
+        for k in trainable if all_of_them else trainable[-1:]:
+            self._step_handles.append(self._flat[k].register_post_accumulate_grad_hook(self._grad_hook(k)))
+        if all_of_them:
+            for i, (_, module) in enumerate(self._activation_modules):
+                self._step_handles.append(module.register_forward_hook(self._activation_hook(i)))
 
     def _detach_step_hooks(self):
         for handle in self._step_handles:
@@ -357,15 +359,13 @@ class GradientMonitor:
         weight = self._flat[k]
 
         def hook(p):
-            if p is not weight or self._paused or self._row is None:   # a deep copy's weight, or not recorded
-                return
             row = self._row
+            if p is not weight or self._paused or row is None:   # a deep copy's weight, or outside a step
+                return
             row.received(k, p.grad)
-            row.backward_passes = max(row.backward_passes, 1)
-            if self._stepped_ever:     # measured at the optimizer step, as the step uses it
+            if not row.recorded or self._stepped_ever:     # measured at the optimizer step, as the step uses it
                 return
             if not self._received:
-                row.backward_passes += 1
                 try:        # before any step, measure every gradient of this backward pass at once, when it ends
                     Variable._execution_engine.queue_callback(self._measure_gradients)
                 except RuntimeError:   # not inside autograd's engine: measured at the next read
@@ -375,31 +375,37 @@ class GradientMonitor:
 
     def _measure_gradients(self):
         """The norms of the gradients this backward pass accumulated, in one fused call."""
-        if self._received and self._row is not None:
+        if self._received and self._row is not None and self._row.recorded:
             self._row.measured(list(self._received), list(self._received.values()), tensor_norms(list(self._received.values())))
         self._received = {}
 
-    def _measure(self, row, held=None):
+    def _measure(self, row, held=None, grad_scale=None):
         """Measure in one fused call the gradients an optimizer step holding the weights ``held`` is about to
-        use, as they are now (unscaled, clipped, all-reduced, accumulated); without ``held``, those received
-        and not measured yet, in a step no optimizer took (one taken records only what its steps used)."""
+        use, as they are now (accumulated, all-reduced, clipped; divided by the ``grad_scale`` a fused
+        optimizer unscales by inside its step); without ``held``, those received and not measured yet, in a
+        step no optimizer took (one taken records only what its steps used)."""
         if held is None:
             chosen = [] if row.stepped else row.to_measure(self._flat)
         else:
             chosen = [k for k in held if self._flat[k].grad is not None]
         if chosen:
             grads = [self._flat[k].grad for k in chosen]
-            row.measured(chosen, grads, tensor_norms(grads), at_step=held is not None)
+            norms = tensor_norms(grads)
+            if grad_scale is not None:
+                norms = norms / grad_scale.double().to(norms.device)
+            row.measured(chosen, grads, norms, at_step=held is not None)
 
     def _activation_hook(self, i):
         module = self._activation_modules[i][1]
 
         def hook(m, inputs, output):
             row = self._row
-            if (m is not module or self._paused or row is None or row.forward_passes > 1 or not torch.is_grad_enabled()
+            if (m is not module or self._paused or row is None or not row.recorded or not torch.is_grad_enabled()
                     or not isinstance(output, torch.Tensor)):
                 return
-            if not self._in_forward and row.called(i):   # recomputed in backward (checkpointing): seen already
+            # in the model's forward, only until the step's first backward pass; outside it (a recomputation
+            # in backward, a submodule run on its own) only a module this step has not recorded yet
+            if row.backward_seen if self._in_forward else row.called(i):
                 return
             a = output.detach()
             self._outputs.append(((i, row.calls(i)), a, a._version))
@@ -419,15 +425,19 @@ class GradientMonitor:
             return
         closure = (args[1] if len(args) > 1 else kwargs.get("closure")) is not None   # args: (optimizer, closure?)
         if closure and self._closure_step is None:   # the step evaluates the model itself: a training step begins
-            if self._stepped_since_start or not self._in_step:
+            if self._stepped_since_start or self._row is None:
                 self._training_step_boundary()
             self._closure_step = optimizer
+        grad_scale, found_inf = amp_scaling(optimizer)
+        if found_inf:                 # a fused optimizer under GradScaler skips this step itself
+            self._no_op_step = optimizer
+            return
         row = self._row
-        if row is not None:
+        if row is not None and row.recorded:
             self._measure_gradients()
             if not closure:
-                self._measure(row, held)       # the gradients as this step uses them
-            self._steps.before(optimizer, held, row.norms_of, closure=closure)
+                self._measure(row, held, grad_scale)     # the gradients as this step uses them
+            self._steps.before(optimizer, held, row.norms_of, closure=closure, grad_scale=grad_scale)
 
     def _after_step(self, optimizer, args, kwargs):
         if self._closure_step is optimizer:
@@ -435,13 +445,18 @@ class GradientMonitor:
         held = [] if self._paused else self._steps.held(optimizer)
         if not held:
             return
+        if self._no_op_step is optimizer:
+            self._no_op_step = None
+            return
         row = self._row
         measured = self._steps.after(optimizer)
-        if row is not None and measured is not None:
+        if row is not None and row.recorded and measured is not None:
             self._measure_gradients()
             if (args[1] if len(args) > 1 else kwargs.get("closure")) is not None:
                 self._measure(row, held)       # step(closure): the gradient of its last evaluation
             row.stepped_layers(*measured, len(self._layers))
+        elif row is not None:
+            row.stepped += 1
         self._stepped_since_start = True
         self._note_first_step()
 

@@ -17,19 +17,21 @@ one pass; larger ones, where the operations' own cost dominates, one by one with
 
 class Row:
     """One training step under way: the gradient tensor each monitored weight received in the last
-    backward pass (with its version counter, to tell whether ``zero_grad`` discarded it since), the norm
-    measured of it, the update ratios of the layers an optimizer stepped, and the activation summaries
-    of its first forward pass."""
+    backward pass (to tell whether ``zero_grad`` discarded it since), the norm measured of it, the size
+    of each layer's update and weights at the optimizer steps taken, and the activation summaries of the
+    forward pass its first backward pass went through. An unrecorded step (``recorded=False``, between
+    the steps ``every=k`` records) keeps only what tells where it ends."""
 
-    def __init__(self, weights):
+    def __init__(self, weights, recorded=True):
+        self.recorded = recorded
         self.norms = None             # 1-D float64 tensor, one entry per weight (NaN where not measured)
         self.refs = [None] * weights  # (gradient tensor, its version) received by each weight
         self.has = [False] * weights  # whether norms holds the norm of that gradient
         self.used = [False] * weights  # whether it was measured at the step of an optimizer holding the weight
-        self.update = None            # 1-D float64 tensor, one ratio per layer (NaN where not stepped)
+        self.update_squares = None    # per layer, sum of ||dW||**2 over the optimizer steps that moved it
+        self.size_squares = None      # per layer, sum of ||W||**2 of the weights those steps held
         self.stepped = 0              # optimizer steps taken in this training step
-        self.backward_passes = 0
-        self.forward_passes = 0       # with gradients enabled; only the first one's activations are summarized
+        self.backward_seen = False    # whether a backward pass reached the monitored weights
         self.sites = {}               # (module index, call number) -> (mean, std, saturated, dead)
         self.histograms = {}          # (module index, call number) -> shares per bin
         self._calls = {}
@@ -39,6 +41,7 @@ class Row:
         """Weight ``k`` holds ``grad`` after a backward pass (not measured yet)."""
         self.refs[k] = (grad, grad._version)
         self.has[k] = self.used[k] = False
+        self.backward_seen = True
 
     def measured(self, keys, grads, norms, at_step=False):
         """Record the norms of the gradients ``grads`` of weights ``keys`` (``at_step``: as an optimizer step uses them)."""
@@ -50,7 +53,7 @@ class Row:
             index = torch.tensor(keys, dtype=torch.long, device=norms.device)
             self.norms = self.norms.to(norms.device).index_copy(0, index, norms)
         for k, grad in zip(keys, grads):
-            self.refs[k] = (grad, grad._version)
+            self.refs[k] = None if at_step else (grad, grad._version)   # a used gradient need not be kept alive
             self.has[k] = True
             self.used[k] = self.used[k] or at_step
 
@@ -67,23 +70,40 @@ class Row:
         return self.norms[torch.tensor(keys, dtype=torch.long, device=self.norms.device)]
 
     def discarded(self, weights):
-        """True when a received gradient is gone or changed without a step (``zero_grad``, a skipped step)."""
-        return any(ref is not None and (weights[k].grad is not ref[0] or ref[0]._version != ref[1])
-                   for k, ref in enumerate(self.refs))
+        """True when the received gradients were thrown away without a step: a weight's ``.grad`` is gone or
+        another tensor (``zero_grad()``), or every gradient changed in place since is all zeros
+        (``zero_grad(set_to_none=False)``). One changed otherwise (clipped, all-reduced) still accumulates."""
+        changed = []
+        for k, ref in enumerate(self.refs):
+            if ref is None:
+                continue
+            grad = weights[k].grad
+            if grad is not ref[0]:
+                return True
+            if grad._version != ref[1]:
+                changed.append(grad)
+        return bool(changed) and not any(bool(g.any()) for g in changed)
 
     def accumulating(self, weights):
         """True after a backward pass whose gradients are all still in place: the next one adds to them."""
-        return self.backward_passes > 0 and not self.stepped and not self.discarded(weights)
+        return self.backward_seen and not self.stepped and not self.discarded(weights)
 
-    def stepped_layers(self, layers, ratios, count):
-        """Record the update ratios of ``layers`` (of ``count``), stepped by one optimizer."""
+    def stepped_layers(self, layers, steps, sizes, count):
+        """Record one optimizer's step of ``layers`` (of ``count``): ``||dW||`` and ``||W||`` of the weights it
+        holds in each; a layer split between optimizers adds up its parts, ``||dW||**2`` and ``||W||**2``."""
         self.stepped += 1
-        if self.update is None and len(layers) == count:      # one optimizer holds every layer: the usual case
-            self.update = ratios
+        if not layers:
             return
-        if self.update is None:
-            self.update = torch.full((count,), math.nan, dtype=torch.float64, device=ratios.device)
-        self.update = self.update.index_copy(0, torch.tensor(layers, dtype=torch.long, device=ratios.device), ratios)
+        if self.update_squares is None:
+            self.update_squares = torch.zeros(count, dtype=torch.float64, device=steps.device)
+            self.size_squares = torch.zeros(count, dtype=torch.float64, device=steps.device)
+        index = torch.tensor(layers, dtype=torch.long, device=steps.device)
+        self.update_squares.index_add_(0, index, steps.to(self.update_squares.device).square())
+        self.size_squares.index_add_(0, index, sizes.to(self.size_squares.device).square())
+
+    def clear_activations(self):
+        """Forget the activations summarized so far: a later forward pass replaces them."""
+        self.sites, self.histograms, self._calls = {}, {}, {}
 
     # --- activations -------------------------------------------------------------
     def called(self, module_index):
@@ -121,21 +141,27 @@ class Row:
                     self.histograms[site] = shares
         return changed
 
-    def finish(self, sizes):
-        """The step as recorded: ``(grad_norm row or None, update_ratio row or None, sites, histograms,
-        backward passes)``; a layer none of whose weights got a gradient has norm NaN, and so has, in a
-        step an optimizer took, a layer whose gradient no optimizer step used."""
-        grad_row = None
+    def finish(self, sizes, count, with_updates):
+        """The step as recorded: ``(grad_norm row or None, update_ratio row or None, sites, histograms)``.
+        A layer none of whose weights got a gradient has norm NaN, and so has, in a step an optimizer took,
+        a layer whose gradient no optimizer step used; a layer no optimizer step moved has ratio NaN.
+        ``with_updates`` (in a loop that steps an optimizer) gives every step both rows, NaN-filled."""
         present = [h and u for h, u in zip(self.has, self.used)] if self.stepped else self.has
-        if self.norms is not None and any(present):
-            if all(present):
-                grad_row = joint_norms(self.norms, sizes)
-            else:
-                mask = torch.tensor(present, device=self.norms.device)
-                totals = joint_norms(torch.where(mask, self.norms, torch.zeros_like(self.norms)), sizes)
-                any_present = joint_norms(mask.double(), sizes) > 0
-                grad_row = torch.where(any_present, totals, torch.full_like(totals, math.nan))
-        return grad_row, self.update, self.sites, self.histograms, self.backward_passes
+        grad_row = None
+        if self.norms is not None and all(present):
+            grad_row = joint_norms(self.norms, sizes)
+        elif self.norms is not None and any(present):
+            mask = torch.tensor(present, device=self.norms.device)
+            totals = joint_norms(torch.where(mask, self.norms, torch.zeros_like(self.norms)), sizes)
+            grad_row = torch.where(joint_norms(mask.double(), sizes) > 0, totals, torch.full_like(totals, math.nan))
+        elif with_updates:
+            grad_row = torch.full((count,), math.nan, dtype=torch.float64)
+        update_row = None
+        if self.update_squares is not None:     # 0 / 0, NaN, where no step moved the layer
+            update_row = (self.update_squares / self.size_squares).sqrt()
+        elif with_updates:
+            update_row = torch.full((count,), math.nan, dtype=torch.float64)
+        return grad_row, update_row, self.sites, self.histograms
 
 
 class Rows:
@@ -146,10 +172,9 @@ class Rows:
         self.update_ratio = []
         self.sites = {}          # (module index, call number) -> records, in forward order
         self.histograms = {}
-        self.backward_passes = 0
 
     def append(self, finished):
-        grad_row, update_row, sites, histograms_, backward_passes = finished
+        grad_row, update_row, sites, histograms_ = finished
         if grad_row is not None:
             self.grad_norm.append(grad_row)
         if update_row is not None:
@@ -158,7 +183,6 @@ class Rows:
             self.sites.setdefault(site, []).append(record)
         for site, shares in histograms_.items():
             self.histograms.setdefault(site, []).append(shares)
-        self.backward_passes += backward_passes
 
     def with_row(self, finished):
         """These rows and ``finished`` after them, leaving these alone."""
@@ -166,7 +190,6 @@ class Rows:
         view.grad_norm, view.update_ratio = list(self.grad_norm), list(self.update_ratio)
         view.sites = {site: list(records) for site, records in self.sites.items()}
         view.histograms = {site: list(shares) for site, shares in self.histograms.items()}
-        view.backward_passes = self.backward_passes
         view.append(finished)
         return view
 

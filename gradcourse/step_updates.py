@@ -23,39 +23,47 @@ REPLAY_BELOW = 1e-5
 """Layers whose last ``||dW|| / ||W||`` was at most this (and every layer at the first step) are replayed."""
 
 
+def amp_scaling(optimizer):
+    """``(grad_scale, found_inf)`` that ``torch.amp.GradScaler.step`` hands an optimizer that unscales inside
+    its own step (the fused ones): the loss scale its ``.grad`` still carry, and whether they hold an inf or
+    NaN (the step then changes nothing); ``(None, False)`` for any other step."""
+    grad_scale, found_inf = getattr(optimizer, "grad_scale", None), getattr(optimizer, "found_inf", None)
+    return grad_scale, bool(found_inf is not None and found_inf.item() > 0)
+
+
 class LayerUpdates:
-    """``||dW||`` of each layer of ``layers`` (lists of weights) at the steps of one optimizer.
+    """``||dW||`` of each layer of ``layers`` (lists of weights) at the steps of one optimizer, which each
+    call is given (nothing here keeps the optimizer alive).
 
     Call :meth:`before` in the optimizer's step pre-hook and :meth:`after` in its post-hook.
     ``note`` says when the step could not be replayed and the applied change was used instead.
     """
 
-    def __init__(self, optimizer, layers):
-        self.optimizer = optimizer
+    def __init__(self, layers):
         self.layers = [list(weights) for weights in layers]
         self.note = None
         self._replay = None
-        self._snapshots = None
+        self._snapshots = {}    # layer index -> copies of its weights before the step (differenced layers only)
         self._plan = None       # (replayed layer indices, their ||dW||, differenced layer indices)
 
-    def before(self, replay, grad_norms=None, closure=False, rates=None):
+    def before(self, optimizer, replay, grad_norms=None, closure=False, rates=None, grad_scale=None):
         """Measure or prepare ``||dW||``: layers in ``replay`` (indices) are replayed, unless ``closure``
         (the step computes its own gradient, so nothing can be replayed before it) or the optimizer cannot
         be; the others are copied, to difference after the step. ``grad_norms``, one per weight of the
         replayed layers, spare plain SGD (``rates``: :func:`~gradcourse.update_step.plain_sgd_rates`) a second
-        measurement (``||dW|| = lr ||g||``)."""
+        measurement (``||dW|| = lr ||g||``); ``grad_scale`` is the loss scale a fused optimizer divides by."""
         steps = None
         if replay and not closure and self.note is None:
             weights = [p for i in replay for p in self.layers[i]]
             try:
                 steps = self._plain_sgd_steps(weights, grad_norms, rates)
                 if steps is None:
-                    if self._replay is None:
-                        self._replay = StepReplay(self.optimizer, [p for layer in self.layers for p in layer])
-                    steps = self._replay.step_norms(weights)
+                    if self._replay is None or self._replay.optimizer is not optimizer:
+                        self._replay = StepReplay(optimizer, [p for layer in self.layers for p in layer])
+                    steps = self._replay.step_norms(weights, grad_scale=grad_scale)
                 steps = joint_norms(steps, [len(self.layers[i]) for i in replay])
             except Exception as error:   # an optimizer built otherwise than torch.optim's: the applied change
-                self.note = (f"{type(self.optimizer).__name__} could not be replayed in float64 ({type(error).__name__}: "
+                self.note = (f"{type(optimizer).__name__} could not be replayed in float64 ({type(error).__name__}: "
                              f"{error}); update_ratio is the applied change W_after - W_before, in which float32 "
                              "rounding absorbs steps below about 6e-8 of a weight")
         if closure:
@@ -65,10 +73,11 @@ class LayerUpdates:
                          "last evaluation")
         replayed = list(replay) if steps is not None else []
         differenced = [i for i in range(len(self.layers)) if i not in set(replayed)]
+        for i in differenced:
+            snaps = self._snapshots.get(i)
+            if snaps is None or any(s.shape != p.shape for s, p in zip(snaps, self.layers[i])):
+                self._snapshots[i] = [torch.empty_like(p) for p in self.layers[i]]
         if differenced:
-            if self._snapshots is None or any(s.shape != p.shape for layer, snaps in zip(self.layers, self._snapshots)
-                                              for p, s in zip(layer, snaps)):
-                self._snapshots = [[torch.empty_like(p) for p in layer] for layer in self.layers]
             with torch.no_grad():
                 torch._foreach_copy_([s for i in differenced for s in self._snapshots[i]],
                                      [p.detach() for i in differenced for p in self.layers[i]])
@@ -104,7 +113,8 @@ class OptimizerSteps:
     ``layers`` lists each layer's weights. For each optimizer it keeps which of those weights it holds
     and a :class:`LayerUpdates` of their layers; a layer whose last ratio was at most :data:`REPLAY_BELOW`
     (every layer at its first step) is replayed at its next one, and under plain SGD every layer, whose
-    step ``lr ||g||`` needs only the gradient norms already measured.
+    step ``lr ||g||`` needs only the gradient norms already measured. Optimizers are held weakly: one the
+    learner drops is freed with its state.
     """
 
     def __init__(self, layers):
@@ -113,9 +123,9 @@ class OptimizerSteps:
         self._index = {id(p): k for k, p in enumerate(self.flat)}
         self._layer_of = [i for i, weights in enumerate(self.layers) for _ in weights]
         self._last_ratios = [0.0] * len(self.layers)
-        self._held = weakref.WeakKeyDictionary()      # optimizer -> (its parameters' ids, the weight indices it holds)
+        self._held = weakref.WeakKeyDictionary()      # optimizer -> (its groups' sizes, the weight indices it holds)
         self._updates = weakref.WeakKeyDictionary()   # optimizer -> (held weights, their layers, LayerUpdates)
-        self._pending = {}                            # id(optimizer) -> (layers, ||W|| before the step)
+        self._pending = weakref.WeakKeyDictionary()   # optimizer -> (layers, ||W|| before the step)
         self.note = None
 
     def held(self, optimizer):
@@ -128,15 +138,15 @@ class OptimizerSteps:
             cached = self._held[optimizer] = (layout, sorted(self._index[i] for i in ids if i in self._index))
         return cached[1]
 
-    def before(self, optimizer, held, grad_norms_of, closure=False):
+    def before(self, optimizer, held, grad_norms_of, closure=False, grad_scale=None):
         """Prepare the step's measurement (its pre-hook). ``grad_norms_of(indices)`` gives the norms of the
-        gradients the step uses, or None; ``closure``: the step evaluates its own gradient."""
+        gradients the step uses, or None; ``closure``: the step evaluates its own gradient; ``grad_scale``:
+        the loss scale a fused optimizer unscales by inside its step."""
         cached = self._updates.get(optimizer)
         if cached is None or cached[0] != held:
             layers = sorted({self._layer_of[k] for k in held})
             wanted = set(held)
-            updates = LayerUpdates(optimizer, [[p for p in self.layers[i] if self._index[id(p)] in wanted]
-                                               for i in layers])
+            updates = LayerUpdates([[p for p in self.layers[i] if self._index[id(p)] in wanted] for i in layers])
             cached = self._updates[optimizer] = (held, layers, updates)
         _, layers, updates = cached
         rates = None if closure else plain_sgd_rates(optimizer)
@@ -145,24 +155,29 @@ class OptimizerSteps:
         else:
             replay = [n for n, i in enumerate(layers) if not self._last_ratios[i] > REPLAY_BELOW]
         grad_norms = None if closure else grad_norms_of([self._index[id(p)] for n in replay for p in updates.layers[n]])
-        self._pending[id(optimizer)] = (layers, group_norms(updates.layers))
-        updates.before(replay, grad_norms, closure=closure, rates=rates)
+        self._pending[optimizer] = (layers, group_norms(updates.layers))
+        updates.before(optimizer, replay, grad_norms, closure=closure, rates=rates, grad_scale=grad_scale)
 
     def after(self, optimizer):
-        """``(layers, ratios)`` of the step just taken (its post-hook), or None if none was prepared."""
-        pending = self._pending.pop(id(optimizer), None)
+        """``(layers, ||dW||, ||W||)`` of the step just taken (its post-hook), for the layers it held that had a
+        gradient (a layer whose weights had none was not stepped), or None if no step was prepared."""
+        pending = self._pending.pop(optimizer, None)
         if pending is None:
             return None
         layers, sizes = pending
         updates = self._updates[optimizer][2]
-        ratios = updates.after().to(sizes.device) / sizes
+        steps = updates.after().to(sizes.device)
         self.note = self.note or updates.note
-        for i, ratio in zip(layers, ratios.tolist()):
+        for i, ratio in zip(layers, (steps / sizes).tolist()):
             self._last_ratios[i] = ratio
-        return layers, ratios
+        kept = [n for n, weights in enumerate(updates.layers) if any(p.grad is not None for p in weights)]
+        if len(kept) == len(layers):
+            return layers, steps, sizes
+        index = torch.tensor(kept, dtype=torch.long, device=steps.device)
+        return [layers[n] for n in kept], steps[index], sizes[index]
 
     def reset(self):
         """Forget the optimizers (the monitor's hooks were removed); keep the last ratios and the note."""
         self._held = weakref.WeakKeyDictionary()
         self._updates = weakref.WeakKeyDictionary()
-        self._pending = {}
+        self._pending = weakref.WeakKeyDictionary()

@@ -14,6 +14,7 @@ hyperparameters, and leaves the optimizer, its state and the weights untouched.
 from __future__ import annotations
 
 import copy
+import weakref
 
 import torch
 
@@ -74,17 +75,22 @@ class StepReplay:
     """
 
     def __init__(self, optimizer, params):
-        self.optimizer = optimizer
+        self._optimizer = weakref.ref(optimizer)   # a replay does not keep the learner's optimizer alive
         self._params = list(params)
         self._copies = {}      # float64 copies of the weights (True), or zeros in their own dtype (False)
 
-    def steps(self, params):
+    @property
+    def optimizer(self):
+        """The optimizer replayed (None once the learner's program dropped it)."""
+        return self._optimizer()
+
+    def steps(self, params, grad_scale=None):
         """The step ``optimizer.step()`` is about to make to each of ``params`` (a subset of those
         given at construction), as float64 tensors; zeros for a parameter the optimizer does not hold
         or that has no gradient. The tensors are reused by the next call."""
-        return self._replay(params, from_weights=True)
+        return self._replay(params, True, grad_scale)
 
-    def step_norms(self, params):
+    def step_norms(self, params, grad_scale=None):
         """``||dW||`` of the step ``optimizer.step()`` is about to make to each of ``params``, as a 1-D
         float64 tensor (0 for a parameter the optimizer does not hold or that has no gradient).
 
@@ -93,6 +99,8 @@ class StepReplay:
         zero in the weights' precision. A float32 step entry that underflows is lost there, but entries
         below 1e-38 change a norm above :data:`gradcourse.norms.SAFE_FLOAT32_NORM` by a relative 1e-48 or
         less; when a norm is below it, every step is replayed in float64 from the weights instead.
+        ``grad_scale``: the loss scale ``torch.amp.GradScaler`` left in the gradients of an optimizer that
+        unscales inside its step (a fused one); the replay divides by it as that step does.
         """
         held = self._held()
         replayed = [id(p) in held and p.grad is not None for p in params]
@@ -102,16 +110,18 @@ class StepReplay:
             if not used:
                 return torch.zeros(len(params), dtype=torch.float64)
             grad_norms = tensor_norms([p.grad for p in used])
+            if grad_scale is not None:
+                grad_norms = grad_norms / grad_scale.double().to(grad_norms.device)
             steps = grad_norms * torch.tensor([rates[id(p)] for p in used], dtype=torch.float64, device=grad_norms.device)
             if len(used) == len(params):
                 return steps
             return torch.zeros(len(params), dtype=torch.float64, device=steps.device).index_copy_(
                 0, torch.tensor([k for k, u in enumerate(replayed) if u], device=steps.device), steps)
         if self._weight_free():
-            norms = tensor_norms(self._replay(params, from_weights=False))
+            norms = tensor_norms(self._replay(params, False, grad_scale))
             if all(value > SAFE_FLOAT32_NORM for value, used in zip(norms.tolist(), replayed) if used):
                 return norms
-        return tensor_norms(self.steps(params))
+        return tensor_norms(self.steps(params, grad_scale))
 
     def _held(self):
         return {id(p) for group in self.optimizer.param_groups for p in group["params"]}
@@ -120,11 +130,11 @@ class StepReplay:
         return (type(self.optimizer) in WEIGHT_FREE_STEPS
                 and all(group.get("weight_decay", 0) == 0 for group in self.optimizer.param_groups))
 
-    def _replay(self, params, from_weights):
+    def _replay(self, params, from_weights, grad_scale):
         copies = self._copies.get(from_weights)
         if copies is None or not copies.fits():
             copies = self._copies[from_weights] = _Copies(self.optimizer, self._params, from_weights)
-        return copies.replay(params)
+        return copies.replay(params, grad_scale)
 
 
 def plain_sgd_rates(optimizer):
@@ -146,7 +156,7 @@ class _Copies:
     weights' own dtype; gradients and optimizer state in the same dtype as the copies."""
 
     def __init__(self, optimizer, params, from_weights):
-        self.optimizer = optimizer
+        self._optimizer = weakref.ref(optimizer)
         self.from_weights = from_weights
         wanted = {id(p) for p in params}
         self._built_for = self._layout()
@@ -161,6 +171,10 @@ class _Copies:
         self._sources = [group for group in optimizer.param_groups if any(id(p) in wanted for p in group["params"])]
         self._replay = type(optimizer)(groups) if groups else None
         self._buffers = {}         # (id(p), "grad" or a state key) -> buffer
+
+    @property
+    def optimizer(self):
+        return self._optimizer()
 
     def _dtype(self, value):
         if not self.from_weights:
@@ -180,13 +194,13 @@ class _Copies:
             buffer = self._buffers[key] = torch.empty(value.shape, dtype=self._dtype(value), device=value.device)
         return buffer
 
-    def replay(self, params):
+    def replay(self, params, grad_scale=None):
         chosen = [p for p in params if id(p) in self._twins and p.grad is not None]
         if not chosen:
             return [torch.zeros(p.shape, dtype=torch.float64, device=p.device) for p in params]
         for twin in self._twins.values():
             twin.grad = None          # the optimizer skips the copies that are not replayed
-        targets, sources = [], []
+        targets, sources, grads = [], [], []
         state = {}
         for p in chosen:
             twin = self._twins[id(p)]
@@ -200,6 +214,7 @@ class _Copies:
                 twin.grad = self._buffer((id(p), "grad"), grad)
                 targets.append(twin.grad)
                 sources.append(grad)
+            grads.append(twin.grad)
             entries = {}
             for key, value in self.optimizer.state.get(p, {}).items():
                 if torch.is_tensor(value) and (value.is_floating_point() or value.is_complex()) and not value.is_sparse:
@@ -221,6 +236,9 @@ class _Copies:
             if not self.from_weights:
                 torch._foreach_zero_(twins)
             torch._foreach_copy_(targets, sources)
+            if grad_scale is not None:     # unscaled, as the fused step does before it updates
+                for grad in grads:
+                    grad.div_(grad_scale.to(grad.device))
             self._replay.step()
             if self.from_weights:
                 torch._foreach_sub_(twins, [p.detach() for p in chosen])

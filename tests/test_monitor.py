@@ -392,15 +392,17 @@ def test_histograms_over_steps_match_torch_histc(mnist_small):
     model = _model(activation="tanh")
     with GradientMonitor(model, histogram_bins=10) as monitor:
         _train_steps(model, X, y, steps=2)
-        model(X)
+        h, expected = X[:64], []            # the third step's batch at its weights (no_grad: not recorded)
+        with torch.no_grad():
+            for block in model.blocks:
+                h = block(h)
+                expected.append((torch.histc(h, 10, -1, 1) / h.numel()).tolist())
+        _train_steps(model, X, y, steps=1)
     histograms = monitor.histograms()
     assert list(histograms) == monitor.activation_names
-    h = X
-    with torch.no_grad():
-        for block, (shares, edges) in zip(model.blocks, histograms.values()):
-            h = block(h)
-            assert shares.shape == (3, 10) and torch.allclose(edges, torch.linspace(-1, 1, 11, dtype=torch.float64))
-            assert shares[-1].tolist() == pytest.approx((torch.histc(h, 10, -1, 1) / h.numel()).tolist())
+    for (shares, edges), shares_by_hand in zip(histograms.values(), expected):
+        assert shares.shape == (3, 10) and torch.allclose(edges, torch.linspace(-1, 1, 11, dtype=torch.float64))
+        assert shares[-1].tolist() == pytest.approx(shares_by_hand)
 
 
 def test_histograms_need_bins_and_a_valid_range(raises_bad):

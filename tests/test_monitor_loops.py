@@ -325,3 +325,161 @@ def test_a_checkpointed_block_is_recorded_once_per_step(reentrant):
     assert monitor.activation_names == ["block.1"]
     assert monitor.steps("act_mean") == monitor.steps("grad_norm") == 2
     assert monitor.series("act_mean")[0, 0].item() == pytest.approx(first, rel=1e-5)
+
+
+def test_diagnose_with_an_optimizer_of_some_layers_reads_every_layers_gradient():
+    from gradcourse import diagnose
+
+    X, y = _data()
+    model = _net()
+    report = diagnose(model, X, y, optimizer=torch.optim.SGD(model[6].parameters(), lr=0.1))
+    assert all(math.isfinite(g) and g > 0 for g in report.grad_norms)
+    assert "non-finite gradients" not in report.symptom_names
+    assert [math.isnan(u) for u in report.update_ratios] == [True, True, True, False]
+
+
+def test_a_fused_optimizer_under_grad_scaler_records_unscaled_gradients_and_skips_what_it_skips():
+    X, y = _data()
+    reference, model = _net(), _net()
+    F.cross_entropy(reference(X), y).backward()
+    expected = _weight_grad_norms(reference)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)   # unscales inside its own step
+    scaler = torch.amp.GradScaler("cpu")
+    with GradientMonitor(model) as monitor:
+        for step in range(3):
+            optimizer.zero_grad()
+            scaler.scale(F.cross_entropy(model(X), y)).backward()
+            if step == 1:
+                model[0].weight.grad[0, 0] = math.inf      # the fused step finds it and changes nothing
+            before = _weights(model)
+            scaler.step(optimizer)
+            scaler.update()
+            if step == 2:
+                moved = _weight_changes(model, before)
+    assert monitor.series("grad_norm")[0].tolist() == pytest.approx(expected, rel=1e-5)
+    assert monitor.steps("grad_norm") == monitor.steps("update_ratio") == 2 and monitor.skipped_steps == 1
+    assert monitor.series("update_ratio")[-1].tolist() == pytest.approx(moved, rel=1e-3)
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_gradients_changed_in_place_between_micro_batches_still_accumulate(every):
+    X, y = _data(32)
+    model = _net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with GradientMonitor(model, every=every) as monitor:
+        for _ in range(4):
+            optimizer.zero_grad()
+            for half in (slice(0, 8), slice(8, 16)):
+                (F.cross_entropy(model(X[half]), y[half]) / 2).backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=math.inf)   # to log the norm: x1.0 in place
+            optimizer.step()
+    assert monitor.steps("grad_norm") == monitor.steps("update_ratio") == monitor.steps("act_mean") == 4 // every
+    assert monitor.skipped_steps == 0
+
+
+def test_an_optimizer_the_learner_drops_is_freed():
+    import gc
+    import weakref
+
+    X, y = _data()
+    model = _net()
+    with GradientMonitor(model) as monitor:
+        dropped = []
+        for lr in (1e-3, 1e-2):                   # a learning-rate sweep inside one monitor
+            optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+            F.cross_entropy(model(X), y).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            dropped.append(weakref.ref(optimizer))
+            del optimizer
+        gc.collect()
+        assert all(ref() is None for ref in dropped)
+    assert monitor.steps("update_ratio") == 2
+
+
+def test_a_step_without_gradients_keeps_the_two_series_aligned():
+    X, y = _data()
+    model = _net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    with GradientMonitor(model) as monitor:
+        for step in range(3):
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(X), y)
+            if step != 1:                             # step 1: the optimizer steps with no gradient at all
+                loss.backward()
+            optimizer.step()
+    grad, update = monitor.series("grad_norm"), monitor.series("update_ratio")
+    assert grad.shape == update.shape == (3, 4)
+    assert torch.isnan(grad[1]).all() and torch.isnan(update[1]).all()
+    assert torch.isfinite(grad[2]).all() and torch.isfinite(update[2]).all()
+
+
+def test_a_forward_pass_with_gradients_outside_training_does_not_replace_the_steps_activations():
+    X, y = _data()
+    model = _net()
+    X_eval = 10 * torch.randn(64, 20)                  # saturates the tanh units, unlike the training batch
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with GradientMonitor(model) as monitor:
+        for _ in range(3):
+            model(X_eval)                              # a look at other data, gradients left on, no backward
+            optimizer.zero_grad()
+            F.cross_entropy(model(X), y).backward()
+            optimizer.step()
+        model(X_eval)
+    with torch.no_grad():
+        first = torch.tanh(_net()[0](X)).mean().item()
+    assert monitor.steps("act_mean") == monitor.steps("grad_norm") == 3
+    assert monitor.series("act_mean")[0, 0].item() == pytest.approx(first, rel=1e-5)
+
+
+def test_a_layer_split_between_two_optimizers_adds_up_its_parts():
+    torch.manual_seed(0)
+    model = nn.RNN(6, 8, batch_first=True)
+    X = torch.randn(4, 5, 6)
+    first = torch.optim.SGD([model.weight_ih_l0], lr=0.1)
+    second = torch.optim.Adam([model.weight_hh_l0], lr=1e-2)
+    with GradientMonitor(model) as monitor:
+        model(X)[0].square().mean().backward()
+        before = torch.cat([model.weight_ih_l0.detach().flatten(), model.weight_hh_l0.detach().flatten()])
+        first.step()
+        second.step()
+    after = torch.cat([model.weight_ih_l0.detach().flatten(), model.weight_hh_l0.detach().flatten()])
+    expected = ((after - before).double().norm() / before.double().norm()).item()
+    assert monitor.series("update_ratio")[0, 0].item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_every_k_counts_a_step_the_grad_scaler_skips_between_recorded_steps():
+    X, y = _data()
+    model = _net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu")
+    norms = []
+    with GradientMonitor(model, every=2) as monitor:
+        for step in range(6):
+            optimizer.zero_grad()
+            scaler.scale(F.cross_entropy(model(X), y)).backward()
+            if step == 1:
+                model[0].weight.grad[0, 0] = math.inf     # skipped, in a step every=2 does not record
+            scaler.unscale_(optimizer)
+            norms.append(_weight_grad_norms(model))
+            scaler.step(optimizer)
+            scaler.update()
+    assert monitor.skipped_steps == 1
+    assert monitor.series("grad_norm").flatten().tolist() == pytest.approx(
+        torch.tensor([norms[s] for s in (0, 2, 4)]).flatten().tolist(), rel=1e-5)
+
+
+def test_a_layer_frozen_during_training_reads_nan_in_both_series():
+    X, y = _data()
+    model = _net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with GradientMonitor(model) as monitor:
+        for step in range(2):
+            if step == 1:
+                model[2].requires_grad_(False)
+            optimizer.zero_grad()
+            F.cross_entropy(model(X), y).backward()
+            optimizer.step()
+    grad, update = monitor.series("grad_norm")[1], monitor.series("update_ratio")[1]
+    assert math.isnan(grad[1]) and math.isnan(update[1])
+    assert torch.isfinite(grad[[0, 2, 3]]).all() and torch.isfinite(update[[0, 2, 3]]).all()
