@@ -53,13 +53,17 @@ class GradientMonitor:
       to be used (an optimizer that cannot be replayed, ``step(closure)``). Karpathy's rule of thumb puts
       healthy values near 1e-3.
 
-    A training step whose gradient no optimizer step used (``GradScaler`` skipped it for inf/NaN gradients,
-    or ``zero_grad`` discarded it) has no row in a loop that steps; :attr:`skipped_steps` counts them.
+    In a loop that steps, every row has both (NaN where no gradient was used or no weight moved), and a
+    training step whose gradient no optimizer step used (``GradScaler`` skipped it for inf/NaN gradients,
+    or ``zero_grad`` discarded it) has none; :attr:`skipped_steps` counts them. Before the first step a row
+    holds the gradient as backward left it (with a ``GradScaler``'s loss scale still in it); at the first
+    step those rows are counted as skipped and give way to the stepped ones.
 
     Activations: every activation *module* the forward pass calls (ReLU, Tanh, Sigmoid, GELU, ...;
-    one entry per call, named by module path with ``#k`` for a module called k times), in the first
-    forward pass of each training step with gradients enabled (evaluation under ``no_grad`` is skipped;
-    with gradient accumulation, the first micro-batch's), in :attr:`activation_names`:
+    one entry per call, named by module path with ``#k`` for a module called k times), in the forward
+    pass with gradients enabled that the training step's first backward pass went through (evaluation
+    under ``no_grad`` is skipped; with gradient accumulation, the first micro-batch's; a pass with
+    gradients enabled but no backward after it is replaced by the next), in :attr:`activation_names`:
 
     * ``act_mean``, ``act_std``: mean and standard deviation of the activations;
     * ``saturated``: share of outputs outside (0.03, 0.97) for Sigmoid and (-0.97, 0.97) for Tanh,
@@ -254,6 +258,7 @@ class GradientMonitor:
 
     def __exit__(self, *exc_info):
         _ACTIVE.discard(self)
+        self._in_forward = False
         try:
             self._measure_gradients()
             self._end_training_step()

@@ -36,7 +36,7 @@ def make_optimizer(params, optimizer="sgd", lr=0.1, momentum=None, *, allow_fuse
     return _fastest(torch.optim.Adam, params, allow_fused, lr=lr)
 
 
-def _fastest(optimizer_class, params, fused=True, **options):
+def _fastest(optimizer_class, params, allow_fused=True, **options):
     """``optimizer_class(params, **options)`` in its fastest form that this torch and these
     parameters support: ``fused=True`` (one kernel for every parameter), else ``foreach=True``
     (one operation per step of the update rule, over all parameters at once), else the loop over
@@ -45,8 +45,8 @@ def _fastest(optimizer_class, params, fused=True, **options):
 
     The fused kernels take only real floating-point parameters on the devices that have them, and no
     sparse gradients; torch checks that at the first step, not here, so ``fused`` is tried only for such
-    parameters, and ``fused=False`` (a model with sparse gradients) leaves it out."""
-    fused = fused and _fused_kernels_take(params)
+    parameters, and ``allow_fused=False`` (a model with sparse gradients) leaves it out."""
+    fused = allow_fused and _fused_kernels_take(params)
     for implementation in ({"fused": True}, {"foreach": True}) if fused else ({"foreach": True},):
         try:
             return optimizer_class(params, **options, **implementation)

@@ -81,11 +81,12 @@ def check_output(output, rows, loss_fn="cross_entropy"):
     the scoring functions cannot score against ``rows`` targets: anything but one tensor (a tuple, a
     dict), and for ``loss_fn="cross_entropy"`` a tensor of any shape other than (rows, classes)."""
     if not isinstance(output, torch.Tensor):
-        raise ValueError(f"the model returned {_checks.describe(output)}, not one tensor of outputs; wrap it in a "
-                         "module whose forward returns the tensor to score (e.g. the logits out of the tuple)")
+        raise ValueError(f"model is not allowed: it returned {_checks.describe(output)}; it must return one tensor "
+                         "of outputs: wrap it in a module whose forward returns the tensor to score (e.g. the logits "
+                         "out of the tuple)")
     if loss_fn == "cross_entropy" and (output.dim() != 2 or len(output) != rows):
-        raise ValueError(f"the model returned outputs of shape {tuple(output.shape)}; cross-entropy and accuracy "
-                         f"need logits of shape (batch, classes) = ({rows}, classes), one logit per class "
+        raise ValueError(f"model is not allowed: it returned outputs of shape {tuple(output.shape)}; cross-entropy "
+                         f"and accuracy need logits of shape (batch, classes) = ({rows}, classes), one logit per class "
                          "(for two classes, 2 logits; for one real-valued output per example, loss_fn='mse')")
     return output
 
@@ -93,8 +94,9 @@ def check_output(output, rows, loss_fn="cross_entropy"):
 def refuse_meta(model):
     """Refuse a model with parameters or buffers on the ``meta`` device: they have a shape but no values."""
     if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
-        raise ValueError("model has parameters or buffers on the 'meta' device, which hold no values; build it on "
-                         "a real device, or call model.to_empty(device='cpu') and initialize its weights first")
+        raise ValueError("model is not allowed: it has parameters or buffers on the 'meta' device, which hold no "
+                         "values; it must be on a real device: build it there, or call model.to_empty(device='cpu') "
+                         "and initialize its weights first")
 
 
 @contextlib.contextmanager
@@ -119,7 +121,7 @@ def state_left_alone(model, parameters=False):
     ``parameters=True`` also its parameters, their ``.grad`` fields and its train/eval mode (for a
     pass that takes an optimizer step on a model that cannot be copied)."""
     buffers = [(b, b.detach().clone()) for b in model.buffers()]
-    params = [(p, p.detach().clone(), None if p.grad is None else p.grad.detach().clone())
+    params = [(p, p.detach().clone(), p.grad, None if p.grad is None else p.grad.detach().clone())
               for p in model.parameters()] if parameters else []
     modes = [(m, m.training) for m in model.modules()] if parameters else []
     with generators_restored():
@@ -129,8 +131,10 @@ def state_left_alone(model, parameters=False):
             with torch.no_grad():
                 for buffer, saved in buffers:
                     buffer.copy_(saved)
-                for param, saved, grad in params:
+                for param, saved, grad, values in params:
                     param.copy_(saved)
+                    if grad is not None:      # the same tensor (a learner's loop may hold it), its values back
+                        grad.copy_(values)
                     param.grad = grad
             for module, training in modes:
                 module.training = training

@@ -91,6 +91,12 @@ def power_or_inf(base, exponent):
     """
     base = _checks.number("base", base)
     exponent = _checks.number("exponent", exponent)
+    if base < 0 and exponent != int(exponent):
+        raise ValueError(f"exponent={exponent!r} is not allowed with base={base!r}; a negative base takes whole "
+                         "exponents only (its other powers are complex)")
+    if base == 0 and exponent < 0:
+        raise ValueError(f"exponent={exponent!r} is not allowed with base=0; it must be at least 0 (0 has no "
+                         "negative powers)")
     try:
         return base ** exponent
     except OverflowError:

@@ -238,7 +238,7 @@ def test_fit_stops_cleanly_on_a_model_that_cannot_be_copied(capsys):
     assert history.diverged and history.stop_layer == "2" and "Training stopped at step 1" in capsys.readouterr().out
 
 
-# --- zero gradients, layers no gradient reaches, relative thresholds, labels (issue 28) -----------
+# --- zero gradients, layers no gradient reaches, relative thresholds, labels ------------------------
 
 def test_exactly_zero_gradients_are_reported_as_vanishing(mnist_small):
     from gradcourse.initialization import constant_init_

@@ -1,4 +1,4 @@
-"""GradientMonitor with several processes (issue 28): DistributedDataParallel and sharded models.
+"""GradientMonitor with several processes: DistributedDataParallel and sharded models.
 
 Under ``DistributedDataParallel`` every rank computes the gradient of its own share of the batch,
 and DDP's all-reduce (run at the end of the backward pass) replaces it by the average over the

@@ -246,3 +246,12 @@ def test_recurrent_jacobian_norms_beyond_float64_are_inf_not_an_error():
     norms = theory.recurrent_jacobian_norms(W, U, inputs)
     assert all(norms[T - 1] == pytest.approx(6.0**T, rel=1e-12) for T in range(1, 396))
     assert norms[396:] == [math.inf] * 4
+
+
+def test_power_or_inf_refuses_powers_that_are_not_real_numbers(raises_bad):
+    from gradcourse.theory import power_or_inf
+    with raises_bad("exponent", 0.5):
+        power_or_inf(-2.0, 0.5)
+    with raises_bad("exponent", -1.0):
+        power_or_inf(0.0, -1)
+    assert power_or_inf(-2.0, 3) == -8.0 and power_or_inf(-8.0, 401) == -math.inf

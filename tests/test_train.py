@@ -661,9 +661,9 @@ class _TupleOutput(nn.Module):
 
 
 @pytest.mark.parametrize("model, message", [
-    (_TupleOutput(), r"returned <tuple>, not one tensor of outputs; wrap it in a module"),
+    (_TupleOutput(), r"model is not allowed: it returned <tuple>; it must return one tensor of outputs: wrap it"),
     (nn.Sequential(nn.Linear(4, 1), nn.Flatten(0)),
-     r"returned outputs of shape \(8,\); cross-entropy .* shape \(batch, classes\)"),
+     r"model is not allowed: it returned outputs of shape \(8,\); cross-entropy .* shape \(batch, classes\)"),
 ], ids=["tuple", "1-D logits"])
 def test_fit_and_accuracy_refuse_outputs_they_cannot_score(model, message):
     X, y = torch.randn(8, 4), torch.arange(8) % 2
