@@ -281,7 +281,7 @@ class GradientMonitor:
             if self._closure_step is None:     # (inside step(closure), every pass belongs to that step)
                 self._training_step_boundary()
             row = self._row
-            if row.recorded and not row.backward_seen:   # the step keeps the pass its first backward goes through
+            if row is not None and row.recorded and not row.backward_seen:   # the pass its first backward goes through
                 self._outputs = []
                 row.clear_activations()
         if not self._order_known and self._order_recorder is None:
