@@ -259,6 +259,7 @@ class GradientMonitor:
     def __exit__(self, *exc_info):
         _ACTIVE.discard(self)
         self._in_forward = False
+        self._closure_step = self._no_op_step = None   # a step left half-way is not waited for on re-entry
         try:
             self._measure_gradients()
             self._end_training_step()
