@@ -109,7 +109,8 @@ class GradientMonitor:
         self.model = model
         self._layers = find_layers(model, layers, include)   # registration order until the first forward
         self._weights = [layer_weights(m) for _, m in self._layers]
-        self._flat = [p for weights in self._weights for p in weights]
+        self._steps = OptimizerSteps(self._weights)    # the update ratios at each optimizer's steps
+        self._flat = self._steps.flat                  # every monitored weight, layer by layer
         self._sizes = [len(weights) for weights in self._weights]
         self._order = list(range(len(self._layers)))
         self._order_known = False     # the forward order, once a forward pass has shown it
@@ -128,7 +129,6 @@ class GradientMonitor:
         self._handles = []
         self._step_handles = []
         self._order_recorder = None
-        self._steps = OptimizerSteps(self._weights)    # the update ratios at each optimizer's steps
         self._closure_step = None     # the optimizer whose step(closure) is running
         self._paused = 0
         self._training_steps = 0
@@ -238,7 +238,7 @@ class GradientMonitor:
         if rows is None:
             return self._rows if self._stepped_ever else self._probe_rows
         self._measure(row)
-        return rows.with_row(row.finish(self._sizes, len(self._layers), self._stepped_ever))
+        return rows.with_row(row.finish(self._sizes, self._stepped_ever))
 
     # --- hooks -----------------------------------------------------------------
     def __enter__(self):
@@ -328,7 +328,7 @@ class GradientMonitor:
             self.skipped_steps += self._stepped_ever and row.backward_seen and not row.stepped
             return
         self._measure(row)
-        rows.append(row.finish(self._sizes, len(self._layers), self._stepped_ever))
+        rows.append(row.finish(self._sizes, self._stepped_ever))
 
     def _attach_step_hooks(self, all_of_them=True):
         """The hooks that record a step: one per weight's gradient, one per activation module's output;
@@ -429,7 +429,7 @@ class GradientMonitor:
         held = [] if self._paused else self._steps.held(optimizer)
         if not held:
             return
-        closure = (args[1] if len(args) > 1 else kwargs.get("closure")) is not None   # args: (optimizer, closure?)
+        closure = _has_closure(args, kwargs)
         if closure and self._closure_step is None:   # the step evaluates the model itself: a training step begins
             if self._stepped_since_start or self._row is None:
                 self._training_step_boundary()
@@ -458,7 +458,7 @@ class GradientMonitor:
         measured = self._steps.after(optimizer)
         if row is not None and row.recorded and measured is not None:
             self._measure_gradients()
-            if (args[1] if len(args) > 1 else kwargs.get("closure")) is not None:
+            if _has_closure(args, kwargs):
                 self._measure(row, held)       # step(closure): the gradient of its last evaluation
             row.stepped_layers(*measured, len(self._layers))
         elif row is not None:
@@ -487,6 +487,11 @@ def paused(model):
     finally:
         for monitor in monitors:
             monitor._paused -= 1
+
+
+def _has_closure(args, kwargs):
+    """Whether an optimizer step hook's ``args`` (the optimizer, then ``step``'s own) and ``kwargs`` pass a closure."""
+    return (args[1] if len(args) > 1 else kwargs.get("closure")) is not None
 
 
 def _call(monitor, method):

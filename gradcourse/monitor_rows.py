@@ -141,9 +141,9 @@ class Row:
                     self.histograms[site] = shares
         return changed
 
-    def finish(self, sizes, count, with_updates):
+    def finish(self, sizes, with_updates):
         """The step as recorded: ``(grad_norm row or None, update_ratio row or None, sites, histograms)``.
-        A layer none of whose weights got a gradient has norm NaN, and so has, in a step an optimizer took,
+        ``sizes``: how many weights each layer has. A layer none of whose weights got a gradient has norm NaN, and so has, in a step an optimizer took,
         a layer whose gradient no optimizer step used; a layer no optimizer step moved has ratio NaN.
         ``with_updates`` (in a loop that steps an optimizer) gives every step both rows, NaN-filled."""
         present = [h and u for h, u in zip(self.has, self.used)] if self.stepped else self.has
@@ -155,12 +155,12 @@ class Row:
             totals = joint_norms(torch.where(mask, self.norms, torch.zeros_like(self.norms)), sizes)
             grad_row = torch.where(joint_norms(mask.double(), sizes) > 0, totals, torch.full_like(totals, math.nan))
         elif with_updates:
-            grad_row = torch.full((count,), math.nan, dtype=torch.float64)
+            grad_row = torch.full((len(sizes),), math.nan, dtype=torch.float64)
         update_row = None
         if self.update_squares is not None:     # 0 / 0, NaN, where no step moved the layer
             update_row = (self.update_squares / self.size_squares).sqrt()
         elif with_updates:
-            update_row = torch.full((count,), math.nan, dtype=torch.float64)
+            update_row = torch.full((len(sizes),), math.nan, dtype=torch.float64)
         return grad_row, update_row, self.sites, self.histograms
 
 

@@ -46,21 +46,19 @@ class LayerUpdates:
         self._snapshots = {}    # layer index -> copies of its weights before the step (differenced layers only)
         self._plan = None       # (replayed layer indices, their ||dW||, differenced layer indices)
 
-    def before(self, optimizer, replay, grad_norms=None, closure=False, rates=None, grad_scale=None):
+    def before(self, optimizer, replay, grad_norms=None, closure=False, grad_scale=None):
         """Measure or prepare ``||dW||``: layers in ``replay`` (indices) are replayed, unless ``closure``
         (the step computes its own gradient, so nothing can be replayed before it) or the optimizer cannot
         be; the others are copied, to difference after the step. ``grad_norms``, one per weight of the
-        replayed layers, spare plain SGD (``rates``: :func:`~gradcourse.update_step.plain_sgd_rates`) a second
-        measurement (``||dW|| = lr ||g||``); ``grad_scale`` is the loss scale a fused optimizer divides by."""
+        replayed layers, spare plain SGD a second measurement (``||dW|| = lr ||g||``); ``grad_scale`` is the
+        loss scale a fused optimizer divides by."""
         steps = None
         if replay and not closure and self.note is None:
             weights = [p for i in replay for p in self.layers[i]]
             try:
-                steps = self._plain_sgd_steps(weights, grad_norms, rates)
-                if steps is None:
-                    if self._replay is None or self._replay.optimizer is not optimizer:
-                        self._replay = StepReplay(optimizer, [p for layer in self.layers for p in layer])
-                    steps = self._replay.step_norms(weights, grad_scale=grad_scale)
+                if self._replay is None or self._replay.optimizer is not optimizer:
+                    self._replay = StepReplay(optimizer, [p for layer in self.layers for p in layer])
+                steps = self._replay.step_norms(weights, grad_scale=grad_scale, grad_norms=grad_norms)
                 steps = joint_norms(steps, [len(self.layers[i]) for i in replay])
             except Exception as error:   # an optimizer built otherwise than torch.optim's: the applied change
                 self.note = (f"{type(optimizer).__name__} could not be replayed in float64 ({type(error).__name__}: "
@@ -100,17 +98,11 @@ class LayerUpdates:
         row[torch.tensor(differenced, device=row.device)] = changes
         return row
 
-    def _plain_sgd_steps(self, weights, grad_norms, rates):
-        """``lr ||g||`` per weight for plain SGD (``rates``) given the gradients' norms, else None."""
-        if rates is None or grad_norms is None or any(p.grad is None or p.grad.is_sparse for p in weights):
-            return None
-        return grad_norms * torch.tensor([rates[id(p)] for p in weights], dtype=torch.float64, device=grad_norms.device)
-
-
 class OptimizerSteps:
     """The update ratios ``||dW|| / ||W||`` of monitored layers at the steps of any optimizer holding them.
 
-    ``layers`` lists each layer's weights. For each optimizer it keeps which of those weights it holds
+    ``layers`` lists each layer's weights (``flat``: all of them, layer by layer, the order in which weights
+    are indexed here). For each optimizer it keeps which of those weights it holds
     and a :class:`LayerUpdates` of their layers; a layer whose last ratio was at most :data:`REPLAY_BELOW`
     (every layer at its first step) is replayed at its next one, and under plain SGD every layer, whose
     step ``lr ||g||`` needs only the gradient norms already measured. Optimizers are held weakly: one the
@@ -149,14 +141,13 @@ class OptimizerSteps:
             updates = LayerUpdates([[p for p in self.layers[i] if self._index[id(p)] in wanted] for i in layers])
             cached = self._updates[optimizer] = (held, layers, updates)
         _, layers, updates = cached
-        rates = None if closure else plain_sgd_rates(optimizer)
-        if rates is not None:    # plain SGD, lr ||g||: exact, and nothing to copy
+        if not closure and plain_sgd_rates(optimizer) is not None:    # plain SGD, lr ||g||: exact, nothing to copy
             replay = list(range(len(layers)))
         else:
             replay = [n for n, i in enumerate(layers) if not self._last_ratios[i] > REPLAY_BELOW]
         grad_norms = None if closure else grad_norms_of([self._index[id(p)] for n in replay for p in updates.layers[n]])
         self._pending[optimizer] = (layers, group_norms(updates.layers))
-        updates.before(optimizer, replay, grad_norms, closure=closure, rates=rates, grad_scale=grad_scale)
+        updates.before(optimizer, replay, grad_norms, closure=closure, grad_scale=grad_scale)
 
     def after(self, optimizer):
         """``(layers, ||dW||, ||W||)`` of the step just taken (its post-hook), for the layers it held that had a

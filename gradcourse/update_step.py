@@ -90,7 +90,7 @@ class StepReplay:
         or that has no gradient. The tensors are reused by the next call."""
         return self._replay(params, True, grad_scale)
 
-    def step_norms(self, params, grad_scale=None):
+    def step_norms(self, params, grad_scale=None, grad_norms=None):
         """``||dW||`` of the step ``optimizer.step()`` is about to make to each of ``params``, as a 1-D
         float64 tensor (0 for a parameter the optimizer does not hold or that has no gradient).
 
@@ -101,6 +101,8 @@ class StepReplay:
         less; when a norm is below it, every step is replayed in float64 from the weights instead.
         ``grad_scale``: the loss scale ``torch.amp.GradScaler`` left in the gradients of an optimizer that
         unscales inside its step (a fused one); the replay divides by it as that step does.
+        ``grad_norms``: the norms of every one of ``params``' gradients as the step uses them (unscaled),
+        when the caller has them already; plain SGD then measures nothing.
         """
         held = self._held()
         replayed = [id(p) in held and p.grad is not None for p in params]
@@ -109,9 +111,10 @@ class StepReplay:
             used = [p for p, u in zip(params, replayed) if u]
             if not used:
                 return torch.zeros(len(params), dtype=torch.float64)
-            grad_norms = tensor_norms([p.grad for p in used])
-            if grad_scale is not None:
-                grad_norms = grad_norms / grad_scale.double().to(grad_norms.device)
+            if grad_norms is None or len(used) != len(params):
+                grad_norms = tensor_norms([p.grad for p in used])
+                if grad_scale is not None:
+                    grad_norms = grad_norms / grad_scale.double().to(grad_norms.device)
             steps = grad_norms * torch.tensor([rates[id(p)] for p in used], dtype=torch.float64, device=grad_norms.device)
             if len(used) == len(params):
                 return steps
