@@ -3,7 +3,7 @@
 1. the classic pipeline: ``torchvision.datasets.MNIST`` (reading IDX files) with
    ``transforms.Compose([ToTensor(), Normalize((0.1307,), (0.3081,))])`` applied per sample,
    and a ``DataLoader`` with batch size 64;
-2. ``gradcourse.data.batches`` over the in-memory tensors of ``load_mnist``;
+2. ``gradcourse.core.data.batches`` over the in-memory tensors of ``load_mnist``;
 3. the limit: iterating over batch tensors built before the clock starts (the model's own compute).
 
 Goals (issue "Measured speed"): (2) at least 8x faster than (1), and within 1.1x of (3).
@@ -53,14 +53,14 @@ def main():
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
     X, y = gradcourse.load_mnist("train", source="bundled")
-    images = torch.round((X * gradcourse.data.MNIST_STD + gradcourse.data.MNIST_MEAN) * 255).to(torch.uint8).reshape(-1, 28, 28)
+    images = torch.round((X * gradcourse.core.data.MNIST_STD + gradcourse.core.data.MNIST_MEAN) * 255).to(torch.uint8).reshape(-1, 28, 28)
     gradcourse.set_seed(0)
     model = gradcourse.MLP(depth=3, width=128)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     with tempfile.TemporaryDirectory() as root:
         write_idx(root, images, y)
         dataset = torchvision.datasets.MNIST(root, train=True, download=False, transform=transforms.Compose(
-            [transforms.ToTensor(), transforms.Normalize((gradcourse.data.MNIST_MEAN,), (gradcourse.data.MNIST_STD,))]))
+            [transforms.ToTensor(), transforms.Normalize((gradcourse.core.data.MNIST_MEAN,), (gradcourse.core.data.MNIST_STD,))]))
         loader = torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=True)
         classic = epoch_seconds(model, optimizer, lambda: loader, args.epochs)
     ours = epoch_seconds(model, optimizer, lambda: gradcourse.batches(X, y, 64, seed=0), args.epochs)
@@ -69,7 +69,7 @@ def main():
     print(f"{len(X)} digits, MLP(depth=3, width=128), batch 64, best of {args.epochs} epochs, "
           f"{torch.get_num_threads()} threads")
     print(f"classic per-sample pipeline:   {classic * 1e3:8.1f} ms/epoch")
-    print(f"gradcourse.data.batches:       {ours * 1e3:8.1f} ms/epoch   {classic / ours:5.1f}x faster (goal >= 8x)")
+    print(f"gradcourse.core.data.batches:       {ours * 1e3:8.1f} ms/epoch   {classic / ours:5.1f}x faster (goal >= 8x)")
     print(f"pre-built batches (the limit): {prebuilt * 1e3:8.1f} ms/epoch   batches/limit = {ours / prebuilt:.2f}x (goal <= 1.1x)")
 
 

@@ -14,7 +14,7 @@ import time
 import torch
 
 import gradcourse
-from gradcourse import figures
+from gradcourse.display import figures
 
 
 def latency(make_figure, repeats):
@@ -32,7 +32,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     X, y = gradcourse.load_mnist("train", limit=256, source="bundled")
-    gradients = gradcourse.at_init.layer_statistics(X, y, 10, "sigmoid", "default", width=128)["gradients"]
+    gradients = gradcourse.lessons.at_init.layer_statistics(X, y, 10, "sigmoid", "default", width=128)["gradients"]
     cases = {
         "gradient_flow_explorer (depth 20 -> 21)": lambda: figures.gradient_flow_figure(X, y, depth=21),
         "chain_explorer (depth 10 -> 11)": lambda: figures.chain_figure(depth=11),

@@ -1,51 +1,56 @@
 """gradcourse: the package behind a hands-on course on vanishing and exploding gradients.
 
-The core, usable in any training script: :mod:`~gradcourse.data` (MNIST, batches),
-:mod:`~gradcourse.models` (MLP), :mod:`~gradcourse.train` (fit), :mod:`~gradcourse.scoring`
-(accuracy), :mod:`~gradcourse.monitor`
-(GradientMonitor), :mod:`~gradcourse.diagnose`, :mod:`~gradcourse.runtime` (seeds, CPU threads,
-device). The lessons' experiments build on it: :mod:`~gradcourse.at_init`, :mod:`~gradcourse.initialization`,
-:mod:`~gradcourse.training_runs`, :mod:`~gradcourse.theory`, :mod:`~gradcourse.clipping`,
-:mod:`~gradcourse.sequences`, :mod:`~gradcourse.residual`, :mod:`~gradcourse.normalization`,
-:mod:`~gradcourse.batchnorm`,
-:mod:`~gradcourse.optimization`, :mod:`~gradcourse.precision`. The display,
-:mod:`~gradcourse.plots` (matplotlib figures from numbers), :mod:`~gradcourse.figures` (an
-experiment run and drawn), :mod:`~gradcourse.widgets` (ipywidgets) and
-:mod:`~gradcourse.exercises` (a learner's answers checked, solutions shown), is imported on first
-use, so ``import gradcourse`` does not load matplotlib or ipywidgets.
+Three layers, each a subpackage, whose imports run downwards only:
+
+* :mod:`gradcourse.core` -- what a learner keeps using on their own networks: data, models, ``fit``,
+  ``GradientMonitor``, ``diagnose``, seeds and threads. ``import gradcourse`` loads the core only, so
+  it needs neither matplotlib nor ipywidgets; its main names are re-exported here.
+* :mod:`gradcourse.lessons` -- the notebooks' experiments, one module per idea, built on the core.
+* :mod:`gradcourse.display` -- figures and widgets; and :mod:`gradcourse.exercises`, the checked exercises.
+
+A lesson or display module is an attribute of ``gradcourse`` imported on first use: ``gc.clipping`` is
+:mod:`gradcourse.lessons.clipping`, ``gc.plots`` is :mod:`gradcourse.display.plots`.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from . import at_init, batchnorm, clipping, data, layers, models, monitor, normalization, norms, optimization, precision
-from . import initialization, probes, residual, scoring, sequences, theory, train, training_runs, transformers
-from .data import batches, load_mnist
-from .diagnose import diagnose  # (the function; the module stays importable as gradcourse.diagnose)
-from .models import MLP
-from .monitor import GradientMonitor
-from .probes import activation_gradient_norms, layer_gradient_norms
-from .runtime import device, environment_report, set_seed, usable_cpus, use_cpus
-from .train import History, fit
+from .core import data, models, runtime, scoring
+from .core.data import batches, load_mnist
+from .core.diagnose import diagnose
+from .core.models import MLP
+from .core.monitor import GradientMonitor
+from .core.probes import activation_gradient_norms, layer_gradient_norms
+from .core.runtime import device, environment_report, set_seed, usable_cpus, use_cpus
+from .core.train import History, fit
 
 __version__ = "0.1.0"
 
-_DISPLAY = ("plots", "figures", "widgets", "exercises")
+LESSONS = ("at_init", "batchnorm", "clipping", "initialization", "normalization", "optimization", "precision",
+           "residual", "sequences", "theory", "training_runs", "transformers")
+"""The modules of :mod:`gradcourse.lessons`, reachable as ``gradcourse.<name>``."""
+DISPLAY = ("figures", "plots", "widgets")
+"""The modules of :mod:`gradcourse.display`, reachable as ``gradcourse.<name>``."""
 
-__all__ = ["GradientMonitor", "History", "MLP", "activation_gradient_norms", "at_init", "batches", "batchnorm",
-           "clipping", "data",
-           "device", "diagnose", "environment_report", "fit", "initialization", "layer_gradient_norms", "layers",
-           "load_mnist", "models",
-           "monitor", "normalization", "norms", "optimization", "precision", "probes", "residual", "scoring", "sequences",
-           "set_seed", "theory", "train", "training_runs", "transformers", "usable_cpus", "use_cpus", *_DISPLAY]
+__all__ = ["GradientMonitor", "History", "MLP", "activation_gradient_norms", "batches", "data", "device", "diagnose",
+           "environment_report", "fit", "layer_gradient_norms", "load_mnist", "models", "runtime", "scoring", "set_seed",
+           "usable_cpus", "use_cpus"]
 
 
 def __getattr__(name):
-    """``gradcourse.plots``, ``gradcourse.figures``, ``gradcourse.widgets`` and ``gradcourse.exercises``,
-    imported when first used."""
-    if name in _DISPLAY:
+    """A lesson, display or exercises module, imported when first used."""
+    if name in LESSONS:
+        module = importlib.import_module(f".lessons.{name}", __name__)
+    elif name in DISPLAY:
+        module = importlib.import_module(f".display.{name}", __name__)
+    elif name in ("exercises", "lessons", "display"):
         module = importlib.import_module(f".{name}", __name__)
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = module
+    return module
+
+
+def __dir__():
+    return sorted({*globals(), *LESSONS, *DISPLAY, "exercises", "lessons", "display"})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")  # before pyplot is imported anywhere (gradcourse.plots imports it)
+matplotlib.use("Agg")  # before pyplot is imported anywhere (gradcourse.display.plots imports it)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -21,7 +21,7 @@ import gradcourse  # noqa: E402
 # No network in the tests: the course's notebooks (run by nbval) and every other kernel started
 # by this session get an IPython startup file that makes any connection or name look-up outside
 # the loopback interface raise. Unit tests that need a
-# network failure simulate it themselves (tests/test_reliability.py).
+# network failure simulate it themselves (tests/course/test_reliability.py).
 NETWORK_GUARD = """
 import socket as _socket
 _connect, _getaddrinfo = _socket.socket.connect, _socket.getaddrinfo
@@ -98,7 +98,7 @@ def blobs():
 def raises_bad():
     """``raises_bad(name, value)``: expect a ValueError whose message reads ``name=<repr of value>``.
 
-    That is the message shape of gradcourse._checks, which every public function uses.
+    That is the message shape of gradcourse.core._checks, which every public function uses.
     """
     def expect(name, value):
         return pytest.raises(ValueError, match=re.escape(f"{name}={value!r}"))

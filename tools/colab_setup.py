@@ -16,7 +16,7 @@ Binder it does nothing visible.
 
 Until pyproject.toml names the repository there is nothing to install from and nothing to link
 to, so the notebooks carry no setup cell and the README no badges; ``--check`` then verifies exactly
-that. tests/test_colab_setup.py runs the check and executes the cell as Colab would.
+that. tests/course/test_colab_setup.py runs the check and executes the cell as Colab would.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 norms and update ratios of the whole batch; its activation statistics are those of its own half.
 
 Run it from the repository's root: ``python docs/examples/ddp_monitor.py`` (a few seconds). The page
-docs/monitor_in_your_own_loop.md shows what it prints, and tests/test_docs.py checks that it still does.
+docs/monitor_in_your_own_loop.md shows what it prints, and tests/course/test_docs.py checks that it still does.
 """
 
 import contextlib

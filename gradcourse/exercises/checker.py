@@ -8,7 +8,7 @@ top to bottom with its exercises unanswered; only an unknown exercise id raises 
 
 from __future__ import annotations
 
-from .. import _checks
+from ..core import _checks
 from . import notebook_01, notebook_02, notebook_03, notebook_04, notebook_05, notebook_06, notebook_07, notebook_08
 from . import notebook_09, notebook_10, notebook_11, notebook_12, notebook_13
 

@@ -17,9 +17,9 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from .. import _checks
-from ..models import MLP
-from ..probes import activation_gradient_norms
+from ..core import _checks
+from ..core.models import MLP
+from ..core.probes import activation_gradient_norms
 
 KINDS = ("predict", "compute", "build")
 """predict, then run: a number or a choice written before an experiment; compute or derive: a
@@ -170,7 +170,7 @@ class Choice:
 
 def mlp_mismatch(model, *, activation, init, width=None, min_depth=10):
     """Why ``model`` is not the network an exercise asks for (a sentence), or None if it is: a
-    :class:`~gradcourse.models.MLP` with this activation and init, at least ``min_depth`` hidden
+    :class:`~gradcourse.core.models.MLP` with this activation and init, at least ``min_depth`` hidden
     layers and, when given, hidden layers of ``width`` units."""
     if not isinstance(model, MLP):
         return f"build a gc.MLP (got {_checks.describe(model)})."

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..theory import scalar_chain, sigmoid_derivative
+from ..lessons.theory import scalar_chain, sigmoid_derivative
 from .judging import Choice, Exercise, Number
 
 _DELTA_3 = Number(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from ..models import MLP
-from ..sequences import random_recurrence
-from ..theory import recurrent_jacobian_norms
+from ..core.models import MLP
+from ..lessons.sequences import random_recurrence
+from ..lessons.theory import recurrent_jacobian_norms
 from .judging import Choice, Exercise, Number, known_mistake, measured_factor
 
 _GAIN_RATIO = Number(

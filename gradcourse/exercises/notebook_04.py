@@ -6,9 +6,9 @@ import math
 
 import torch
 
-from ..data import load_mnist
-from ..initialization import first_loss
-from ..models import MLP
+from ..core.data import load_mnist
+from ..lessons.initialization import first_loss
+from ..core.models import MLP
 from .judging import Exercise, Number, measured_factor, mlp_mismatch
 
 _HE_STD = Number(

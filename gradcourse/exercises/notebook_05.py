@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ..models import MLP
+from ..core.models import MLP
 from .judging import Entries, Exercise, Number, known_mistake, measured_factor
 
 _AT_MINUS_2 = Entries({

@@ -7,9 +7,9 @@ import math
 
 import torch
 
-from .. import _checks
-from ..clipping import clipped_copy, cosine, global_norm, wall_gradient
-from ..theory import sigmoid, sigmoid_derivative
+from ..core import _checks
+from ..lessons.clipping import clipped_copy, cosine, global_norm, wall_gradient
+from ..lessons.theory import sigmoid, sigmoid_derivative
 from .judging import Exercise, Number
 
 _G, _C = (1.0, 10.0), 1.0

@@ -7,11 +7,11 @@ import math
 
 import torch
 
-from .. import _checks
-from ..data import load_mnist
-from ..models import MLP, PreActivationBlock
-from ..residual import stream_statistics
-from ..runtime import generators_restored
+from ..core import _checks
+from ..core.data import load_mnist
+from ..core.models import MLP, PreActivationBlock
+from ..lessons.residual import stream_statistics
+from ..core.runtime import generators_restored
 from .judging import Exercise, Number
 
 _CHAIN = Number(

@@ -6,11 +6,11 @@ import math
 
 import torch
 
-from .. import _checks
-from ..data import adding_problem
-from ..models import SequenceRegressor
-from ..runtime import generators_restored
-from ..sequences import lstm_gates, timestep_gradient_norms
+from ..core import _checks
+from ..core.data import adding_problem
+from ..core.models import SequenceRegressor
+from ..core.runtime import generators_restored
+from ..lessons.sequences import lstm_gates, timestep_gradient_norms
 from .judging import Choice, Exercise, Number
 
 _MEAN_BASELINE = Number(

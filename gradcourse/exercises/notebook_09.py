@@ -8,8 +8,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..models import MLP
-from ..normalization import MaxNorm, constrain_weights_
+from ..core.models import MLP
+from ..lessons.normalization import MaxNorm, constrain_weights_
 from .judging import Exercise, Number, known_mistake, mlp_mismatch, per_layer_factor
 
 _BATCH = (1.0, 2.0, 6.0)   # one unit's pre-activations over a batch of three examples

@@ -7,11 +7,11 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .. import _checks
-from ..data import load_mnist
-from ..models import MLP
-from ..optimization import ADAM_EPS
-from ..runtime import generators_restored
+from ..core import _checks
+from ..core.data import load_mnist
+from ..core.models import MLP
+from ..lessons.optimization import ADAM_EPS
+from ..core.runtime import generators_restored
 from .judging import Exercise, Number, as_numbers, known_mistake
 
 _G, _LR = 1e-7, 1e-3    # a tiny gradient, ten times Adam's eps, and the learning rate

@@ -8,11 +8,11 @@ import random
 import numpy as np
 import torch
 
-from .. import _checks
-from ..at_init import layer_statistics
-from ..data import load_mnist
-from ..precision import flushed_and_overflowed, grad_scaler_trace
-from ..runtime import generators_restored
+from ..core import _checks
+from ..lessons.at_init import layer_statistics
+from ..core.data import load_mnist
+from ..lessons.precision import flushed_and_overflowed, grad_scaler_trace
+from ..core.runtime import generators_restored
 from .judging import Exercise, Number, as_numbers
 
 _TINY = 2.0 ** -24   # float16's smallest subnormal
@@ -40,7 +40,7 @@ _MOST_FLUSHED = 0.01
 
 def _sigmoid_gradients(seed=0):
     """dL/dz_l of the notebook's 10-layer sigmoid network at ``seed``, as section 2 computes them; the
-    random generators that :func:`~gradcourse.at_init.layer_statistics` seeds are given back as they were."""
+    random generators that :func:`~gradcourse.lessons.at_init.layer_statistics` seeds are given back as they were."""
     X, y = load_mnist("train", limit=_BATCH)
     python_state, numpy_state = random.getstate(), np.random.get_state()
     try:

@@ -8,11 +8,11 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .. import _checks
-from ..data import load_mnist
-from ..diagnose import diagnose
-from ..models import MLP
-from ..runtime import generators_restored
+from ..core import _checks
+from ..core.data import load_mnist
+from ..core.diagnose.diagnose import diagnose
+from ..core.models import MLP
+from ..core.runtime import generators_restored
 from .judging import Exercise, Number
 
 _DEPTH, _WIDTH, _PROBE = 8, 128, 256   # the notebook's DEPTH, WIDTH and the digits diagnose reads

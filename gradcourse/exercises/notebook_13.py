@@ -6,9 +6,9 @@ import math
 
 import torch
 
-from .. import _checks
-from ..runtime import generators_restored
-from ..transformers import RowTransformer, block_gradient_norms
+from ..core import _checks
+from ..core.runtime import generators_restored
+from ..lessons.transformers import RowTransformer, block_gradient_norms
 from .judging import Choice, Exercise, Number, known_mistake
 
 _PRE_LN_FACTOR = Number(
