@@ -1,14 +1,16 @@
 """ipywidgets explorers: controls wired to the figures of :mod:`gradcourse.display.figures`.
 
-They use only widgets that exist in ipywidgets 7.7 and 8 (IntSlider, FloatSlider, FloatLogSlider,
-FloatRangeSlider, Dropdown, ToggleButtons, HBox, VBox, interactive_output), so they render in
-JupyterLab, Binder and Colab (which ships ipywidgets 7.7.x); tests/course/test_colab_versions.py runs
-their tests under Colab's ipywidgets and IPython.
+Each control is declared once, by a spec (:class:`Integer`, :class:`Number`, :class:`LogNumber`,
+:class:`Interval`, :class:`Menu`, :class:`Buttons`) that checks the starting value a learner passes
+and builds the widget with the same range or options: a value the widget could not show (ipywidgets
+would silently clamp it) raises ``ValueError``. The widgets exist in ipywidgets 7.7 and 8, so the
+explorers render in JupyterLab, Binder and Colab (which ships 7.7.x).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import partial
 
 import ipywidgets as widgets
@@ -22,6 +24,112 @@ from ..lessons.precision import LOW_PRECISION
 from ..lessons.theory import RECURRENT_ACTIVATIONS
 from ..core.train.optimizers import OPTIMIZERS
 
+__all__ = ["Buttons", "Integer", "Interval", "LogNumber", "Menu", "Number", "activation_explorer", "build",
+           "chain_explorer", "clipping_explorer", "explorer", "gradient_flow_explorer", "init_explorer",
+           "layernorm_placement_explorer", "normalization_explorer", "optimizer_explorer", "precision_explorer",
+           "recurrent_explorer", "residual_explorer", "timestep_gradient_explorer"]
+
+
+# ---------------------------------------------------------------- control specs
+
+@dataclass(frozen=True)
+class Integer:
+    """An integer from ``low`` to ``high`` (both included): an ``IntSlider`` labelled ``label``."""
+    label: str
+    low: int
+    high: int
+
+    def check(self, name, value):
+        return _checks.integer(name, value, minimum=self.low, maximum=self.high)
+
+    def widget(self, value):
+        return widgets.IntSlider(value=value, min=self.low, max=self.high, description=self.label, continuous_update=False)
+
+
+@dataclass(frozen=True)
+class Number:
+    """A finite number from ``low`` to ``high`` in steps of ``step``: a ``FloatSlider``."""
+    label: str
+    low: float
+    high: float
+    step: float
+
+    def check(self, name, value):
+        return _checks.number(name, value, minimum=self.low, maximum=self.high)
+
+    def widget(self, value):
+        return widgets.FloatSlider(value=value, min=self.low, max=self.high, step=self.step, description=self.label,
+                                   continuous_update=False)
+
+
+@dataclass(frozen=True)
+class LogNumber(Number):
+    """A number from ``low`` to ``high`` (both > 0) on a log scale: a ``FloatLogSlider`` of base 10
+    whose exponent moves in steps of ``step``."""
+    readout_format: str = ".3g"
+
+    def widget(self, value):
+        return widgets.FloatLogSlider(value=value, base=10, min=math.log10(self.low), max=math.log10(self.high),
+                                      step=self.step, description=self.label, continuous_update=False,
+                                      readout_format=self.readout_format)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An interval ``(a, b)`` with ``low <= a < b <= high``: a ``FloatRangeSlider``."""
+    label: str
+    low: float
+    high: float
+    step: float
+
+    def check(self, name, value):
+        for end in _checks.interval(name, value):
+            _checks.number(name, end, minimum=self.low, maximum=self.high)
+        return tuple(float(end) for end in value)
+
+    def widget(self, value):
+        return widgets.FloatRangeSlider(value=list(value), min=self.low, max=self.high, step=self.step,
+                                        description=self.label, continuous_update=False)
+
+
+class _Allowed(tuple):
+    """Allowed values, matched by ``in`` on value and on being a bool, so ``1`` is not taken for ``True``."""
+    def __contains__(self, value):
+        return any(option == value and isinstance(option, bool) == isinstance(value, bool) for option in self)
+
+
+@dataclass(frozen=True)
+class Menu:
+    """One of ``options``: a tuple of values, or of ``(label, value)`` pairs. Shown as a ``Dropdown``."""
+    label: str
+    options: tuple
+
+    @property
+    def values(self):
+        labelled = all(isinstance(option, tuple) and len(option) == 2 for option in self.options)
+        return tuple(option[1] for option in self.options) if labelled else tuple(self.options)
+
+    def check(self, name, value):
+        return _checks.choice(name, value, _Allowed(self.values))
+
+    def widget(self, value):
+        return widgets.Dropdown(options=list(self.options), value=value, description=self.label)
+
+
+class Buttons(Menu):
+    """One of ``options``, as :class:`Menu`, shown as ``ToggleButtons``."""
+    def widget(self, value):
+        return widgets.ToggleButtons(options=list(self.options), value=value, description=self.label)
+
+
+def build(specs, **values):
+    """Check each starting value in ``values`` against its spec in ``specs`` (``{name: spec}``) and
+    return the controls ``{name: widget}``; raises ``ValueError`` naming the first value refused."""
+    if set(values) != set(specs):
+        raise ValueError(f"values for {sorted(values)} are not allowed; give one for each of {list(specs)}")
+    checked = {name: spec.check(name, values[name]) for name, spec in specs.items()}
+    return {name: spec.widget(checked[name]) for name, spec in specs.items()}
+
 
 def explorer(figure, controls, rows=None):
     """An explorer: ``controls`` (``{name: widget}``) above an output area that shows
@@ -30,7 +138,9 @@ def explorer(figure, controls, rows=None):
     ``ipywidgets.interactive_output`` clears the output with ``wait=True``, so a redraw does not
     flicker; every figure function closes its figure in pyplot, so old ones do not pile up.
     ``rows`` lays out the controls: a list whose entries are a list of names (one ``HBox``) or a
-    single name (the control alone); by default all controls sit in one row. Returns a ``VBox``.
+    single name (the control alone); by default all controls sit in one row. Returns a ``VBox``
+    whose ``controls`` attribute is ``controls`` and whose ``figure`` attribute is the figure drawn
+    last, so code can move a control (``box.controls["depth"].value = 5``) and read what a learner sees.
     """
     if not isinstance(controls, dict) or not controls:
         raise ValueError(f"controls={_checks.describe(controls)} is not allowed; it must be a non-empty dict {{name: widget}}")
@@ -38,14 +148,24 @@ def explorer(figure, controls, rows=None):
     placed = [name for row in rows for name in ([row] if isinstance(row, str) else row)]
     if sorted(placed) != sorted(controls):
         raise ValueError(f"rows={rows!r} is not allowed; it must place each of {list(controls)} exactly once")
+    boxes = [controls[row] if isinstance(row, str) else widgets.HBox([controls[name] for name in row]) for row in rows]
+    box = widgets.VBox(boxes)
+    box.controls = controls
 
     def draw(**values):
-        display(figure(**values))
+        box.figure = figure(**values)
+        display(box.figure)
 
-    output = widgets.interactive_output(draw, controls)
-    boxes = [controls[row] if isinstance(row, str) else widgets.HBox([controls[name] for name in row]) for row in rows]
-    return widgets.VBox([*boxes, output])
+    box.children = (*boxes, widgets.interactive_output(draw, controls))
+    return box
 
+
+_DEPTH = Integer("depth", 2, 50)
+_ACTIVATION = Menu("activation", tuple(ACTIVATIONS))
+_INIT = Menu("init", INITS)
+
+
+# ---------------------------------------------------------------- networks at initialization (notebooks 00-05, 11)
 
 def gradient_flow_explorer(X, y, depth=20, activation="sigmoid", init="default", init_scale=1.0, width=64, seed=0):
     """Sliders for depth and init scale, menus for activation and init; redraws the gradient flow.
@@ -55,69 +175,33 @@ def gradient_flow_explorer(X, y, depth=20, activation="sigmoid", init="default",
     so there is no flicker, and the old figure is closed). Returns the widget.
     """
     _checks.features_and_labels(X, y)
-    _checks.choice("activation", activation, tuple(ACTIVATIONS))
-    _checks.choice("init", init, INITS)
-    # Within the sliders' ranges: ipywidgets would silently clamp a value outside them.
-    _checks.integer("depth", depth, minimum=2, maximum=50)
-    _checks.number("init_scale", init_scale, minimum=0.1, maximum=10)
-    controls = {
-        "depth": widgets.IntSlider(value=depth, min=2, max=50, description="depth", continuous_update=False),
-        "activation": widgets.Dropdown(options=list(ACTIVATIONS), value=activation, description="activation"),
-        "init": widgets.Dropdown(options=list(INITS), value=init, description="init"),
-        "init_scale": widgets.FloatLogSlider(value=init_scale, base=10, min=-1, max=1, step=0.05,
-                                             description="init scale", continuous_update=False),
-    }
-
+    specs = {"depth": _DEPTH, "activation": _ACTIVATION, "init": _INIT,
+             "init_scale": LogNumber("init scale", 0.1, 10, step=0.05)}
+    controls = build(specs, depth=depth, activation=activation, init=init, init_scale=init_scale)
     return explorer(partial(figures.gradient_flow_figure, X, y, width=width, seed=seed), controls,
                     [["depth", "init_scale"], ["activation", "init"]])
 
 
 def chain_explorer(depth=10, weight=1.0, bias=0.0, activation="sigmoid"):
     """Sliders for depth, weight w and bias b of the one-unit chain, a menu for the activation."""
-    _checks.choice("activation", activation, tuple(ACTIVATIONS))
-    # Within the sliders' ranges: ipywidgets would silently clamp a value outside them.
-    _checks.integer("depth", depth, minimum=1, maximum=40)
-    _checks.number("weight", weight, minimum=-8, maximum=8)
-    _checks.number("bias", bias, minimum=-4, maximum=4)
-    controls = {
-        "depth": widgets.IntSlider(value=depth, min=1, max=40, description="depth L", continuous_update=False),
-        "weight": widgets.FloatSlider(value=weight, min=-8.0, max=8.0, step=0.1, description="weight w",
-                                      continuous_update=False),
-        "bias": widgets.FloatSlider(value=bias, min=-4.0, max=4.0, step=0.1, description="bias b",
-                                    continuous_update=False),
-        "activation": widgets.Dropdown(options=list(ACTIVATIONS), value=activation, description="activation"),
-    }
-
+    specs = {"depth": Integer("depth L", 1, 40), "weight": Number("weight w", -8, 8, step=0.1),
+             "bias": Number("bias b", -4, 4, step=0.1), "activation": _ACTIVATION}
+    controls = build(specs, depth=depth, weight=weight, bias=bias, activation=activation)
     return explorer(figures.chain_figure, controls, [["depth", "activation"], ["weight", "bias"]])
 
 
 def recurrent_explorer(sigma_max=1.5, steps=60, activation="tanh"):
     """Sliders for the recurrent matrix's largest singular value and the number of steps."""
-    _checks.number("sigma_max", sigma_max, minimum=0.1, maximum=6.0)
-    _checks.integer("steps", steps, minimum=5, maximum=200)
-    _checks.choice("activation", activation, tuple(RECURRENT_ACTIVATIONS))
-    controls = {
-        "sigma_max": widgets.FloatSlider(value=sigma_max, min=0.1, max=6.0, step=0.05, description="σ_max(W)",
-                                         continuous_update=False),
-        "steps": widgets.IntSlider(value=steps, min=5, max=200, description="steps T", continuous_update=False),
-        "activation": widgets.Dropdown(options=list(RECURRENT_ACTIVATIONS), value=activation, description="activation"),
-    }
-
-    return explorer(figures.recurrent_figure, controls)
+    specs = {"sigma_max": Number("σ_max(W)", 0.1, 6.0, step=0.05), "steps": Integer("steps T", 5, 200),
+             "activation": Menu("activation", tuple(RECURRENT_ACTIVATIONS))}
+    return explorer(figures.recurrent_figure, build(specs, sigma_max=sigma_max, steps=steps, activation=activation))
 
 
 def init_explorer(X, y, depth=20, activation="tanh", init="default", width=256, seed=0):
     """Menus for the init scheme and the activation and a depth slider; redraws :func:`~gradcourse.display.figures.init_figure`."""
     _checks.features_and_labels(X, y)
-    _checks.integer("depth", depth, minimum=2, maximum=50)
-    _checks.choice("activation", activation, tuple(ACTIVATIONS))
-    _checks.choice("init", init, INITS)
-    controls = {
-        "init": widgets.Dropdown(options=list(INITS), value=init, description="init"),
-        "activation": widgets.Dropdown(options=list(ACTIVATIONS), value=activation, description="activation"),
-        "depth": widgets.IntSlider(value=depth, min=2, max=50, description="depth", continuous_update=False),
-    }
-
+    controls = build({"init": _INIT, "activation": _ACTIVATION, "depth": _DEPTH},
+                     init=init, activation=activation, depth=depth)
     return explorer(partial(figures.init_figure, X, y, width=width, seed=seed), controls)
 
 
@@ -125,16 +209,9 @@ def activation_explorer(X, y, activation="relu", depth=20, init="kaiming", width
     """A menu for the activation, a range slider for the inputs z and menus for depth and init;
     redraws :func:`~gradcourse.display.figures.activation_figure`."""
     _checks.features_and_labels(X, y)
-    _checks.choice("activation", activation, tuple(ACTIVATIONS))
-    _checks.integer("depth", depth, minimum=2, maximum=50)
-    _checks.choice("init", init, INITS)
-    controls = {
-        "activation": widgets.Dropdown(options=list(ACTIVATIONS), value=activation, description="activation"),
-        "z_range": widgets.FloatRangeSlider(value=[-4.0, 4.0], min=-10.0, max=10.0, step=0.5, description="z range",
-                                            continuous_update=False),
-        "depth": widgets.IntSlider(value=depth, min=2, max=50, description="depth", continuous_update=False),
-        "init": widgets.Dropdown(options=list(INITS), value=init, description="init"),
-    }
+    specs = {"activation": _ACTIVATION, "z_range": Interval("z range", -10.0, 10.0, step=0.5), "depth": _DEPTH,
+             "init": _INIT}
+    controls = build(specs, activation=activation, z_range=(-4.0, 4.0), depth=depth, init=init)
 
     def figure(activation, z_range, depth, init):
         return figures.activation_figure(X, y, activation, z_range[0], z_range[1], depth, init, width, seed)
@@ -146,14 +223,8 @@ def precision_explorer(gradients, log2_scale=0, dtype="float16"):
     """A slider for the loss scale (as a power of 2) and a menu for the dtype; redraws :func:`~gradcourse.display.figures.precision_figure`."""
     if not isinstance(gradients, (list, tuple)) or not gradients:
         raise ValueError(f"gradients={_checks.describe(gradients)} is not allowed; it must be a non-empty list of tensors")
-    _checks.integer("log2_scale", log2_scale, minimum=0, maximum=40)
-    _checks.choice("dtype", dtype, tuple(LOW_PRECISION))
-    controls = {
-        "log2_scale": widgets.IntSlider(value=log2_scale, min=0, max=40, description="log2 scale", continuous_update=False),
-        "dtype": widgets.Dropdown(options=list(LOW_PRECISION), value=dtype, description="dtype"),
-    }
-
-    return explorer(partial(figures.precision_figure, gradients), controls)
+    specs = {"log2_scale": Integer("log2 scale", 0, 40), "dtype": Menu("dtype", tuple(LOW_PRECISION))}
+    return explorer(partial(figures.precision_figure, gradients), build(specs, log2_scale=log2_scale, dtype=dtype))
 
 
 # ---------------------------------------------------------------- clipping and recurrent networks (notebooks 06, 08)
@@ -163,64 +234,38 @@ def clipping_explorer(grad_norms, max_norm):
     (e.g. ``History.grad_norm``, which holds the norms before clipping); redraws the trace,
     the histogram and the share of steps that norm clipping at that threshold would rescale.
 
-    The returned box's ``figure`` attribute is the figure it drew last, so code can move the
-    slider (``box.children[0].value = c``) and read what the learner would see."""
+    The slider spans the decades of the positive finite norms. The returned box's ``figure``
+    attribute is the figure it drew last, so code can move the slider
+    (``box.children[0].value = c``) and read what the learner would see."""
     norms = [float(v) for v in grad_norms]
     finite = [v for v in norms if math.isfinite(v) and v > 0]
     if not finite:
         raise ValueError("grad_norms holds no positive finite value; record a trace with fit first")
     low, high = math.floor(math.log10(min(finite))), math.ceil(math.log10(max(finite)))
-    # Within the slider's range: ipywidgets would silently clamp a value outside it.
-    _checks.number("max_norm", max_norm, minimum=10 ** low, maximum=10 ** high)
-    slider = widgets.FloatLogSlider(value=max_norm, base=10, min=low, max=high, step=0.05,
-                                    description="threshold c", continuous_update=False)
-
-    box = widgets.VBox([slider])
-
-    def draw(max_norm):
-        box.figure = figures.clipping_figure(norms, max_norm)
-        display(box.figure)
-
-    box.children = (slider, widgets.interactive_output(draw, {"max_norm": slider}))
-    return box
+    controls = build({"max_norm": LogNumber("threshold c", 10 ** low, 10 ** high, step=0.05)}, max_norm=max_norm)
+    return explorer(partial(figures.clipping_figure, norms), controls, ["max_norm"])
 
 
 def timestep_gradient_explorer(length=50, cell="lstm", forget_bias=1.0, hidden=32, batch=256, seed=0):
     """A slider for the sequence length, a menu for the cell and a slider for the LSTM's forget
     bias; redraws the gradient reaching every time step of a fresh network (at initialization)."""
-    _checks.choice("cell", cell, tuple(CELLS))
-    # Within the sliders' ranges: ipywidgets would silently clamp a value outside them.
-    _checks.integer("length", length, minimum=5, maximum=200)
-    _checks.number("forget_bias", forget_bias, minimum=-2, maximum=4)
-    controls = {
-        "length": widgets.IntSlider(value=length, min=5, max=200, description="length T",
-                                    continuous_update=False),
-        "cell": widgets.Dropdown(options=list(CELLS), value=cell, description="cell"),
-        "forget_bias": widgets.FloatSlider(value=forget_bias, min=-2.0, max=4.0, step=0.5,
-                                           description="forget bias", continuous_update=False),
-    }
-
+    specs = {"length": Integer("length T", 5, 200), "cell": Menu("cell", tuple(CELLS)),
+             "forget_bias": Number("forget bias", -2, 4, step=0.5)}
+    controls = build(specs, length=length, cell=cell, forget_bias=forget_bias)
     return explorer(partial(figures.timestep_gradient_figure, hidden=hidden, batch=batch, seed=seed), controls,
                     [["length", "cell"], "forget_bias"])
 
 
-# ---------------------------------------------------------------- training explorers (notebooks 07, 09, 10)
-
+# ---------------------------------------------------------------- training explorers (notebooks 07, 09, 10, 13)
 
 def residual_explorer(X, y, depth=50, residual=True, width=64, norm="batch", epochs=2, batch_size=128,
                       optimizer="adam", lr=1e-3, seed=0, activation="relu"):
     """A depth slider and plain / residual / pre-activation buttons; each change trains a fresh
     seeded network and redraws :func:`~gradcourse.display.figures.residual_figure`. Returns the widget."""
     _checks.features_and_labels(X, y)
-    _checks.integer("depth", depth, minimum=2, maximum=60)
-    _checks.choice("activation", activation, tuple(ACTIVATIONS))
-    if not isinstance(residual, (bool, str)) or residual not in dict(RESIDUAL_CHOICES).values():
-        raise ValueError(f"residual={residual!r} is not allowed; choose one of: False, True, 'pre'")
-    controls = {
-        "depth": widgets.IntSlider(value=depth, min=2, max=60, description="depth", continuous_update=False),
-        "residual": widgets.ToggleButtons(options=list(RESIDUAL_CHOICES), value=residual, description="blocks"),
-    }
-
+    _ACTIVATION.check("activation", activation)
+    controls = build({"depth": Integer("depth", 2, 60), "residual": Buttons("blocks", RESIDUAL_CHOICES)},
+                     depth=depth, residual=residual)
     return explorer(partial(figures.residual_figure, X, y, width=width, norm=norm, epochs=epochs, batch_size=batch_size,
                             optimizer=optimizer, lr=lr, seed=seed, activation=activation), controls)
 
@@ -230,13 +275,7 @@ def normalization_explorer(X, y, norm="batch", depth=3, width=100, activation="s
     """none / batch / layer buttons and a depth slider; each change trains a fresh seeded
     network and redraws :func:`~gradcourse.display.figures.normalization_figure`. Returns the widget."""
     _checks.features_and_labels(X, y)
-    _checks.choice("norm", norm, tuple(value for _, value in NORM_CHOICES))
-    _checks.integer("depth", depth, minimum=1, maximum=10)
-    controls = {
-        "norm": widgets.ToggleButtons(options=list(NORM_CHOICES), value=norm, description="norm"),
-        "depth": widgets.IntSlider(value=depth, min=1, max=10, description="depth", continuous_update=False),
-    }
-
+    controls = build({"norm": Buttons("norm", NORM_CHOICES), "depth": Integer("depth", 1, 10)}, norm=norm, depth=depth)
     return explorer(partial(figures.normalization_figure, X, y, width=width, activation=activation, init=init,
                             init_scale=init_scale, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed), controls)
 
@@ -245,27 +284,16 @@ def optimizer_explorer(X, y, optimizer="adam", lr=1e-3, epochs=2, batch_size=64,
     """Optimizer buttons and a log-scale learning-rate slider (1e-5 to 1); each change trains
     a fresh seeded network and redraws :func:`~gradcourse.display.figures.optimizer_figure`. Returns the widget."""
     _checks.features_and_labels(X, y)
-    _checks.choice("optimizer", optimizer, OPTIMIZERS)
-    _checks.number("lr", lr, minimum=1e-5, maximum=1.0)
-    controls = {
-        "optimizer": widgets.ToggleButtons(options=list(OPTIMIZERS), value=optimizer, description="optimizer"),
-        "lr": widgets.FloatLogSlider(value=lr, base=10, min=-5, max=0, step=0.25, description="learning rate",
-                                     continuous_update=False, readout_format=".0e"),
-    }
-
+    specs = {"optimizer": Buttons("optimizer", OPTIMIZERS),
+             "lr": LogNumber("learning rate", 1e-5, 1.0, step=0.25, readout_format=".0e")}
     return explorer(partial(figures.optimizer_figure, X, y, epochs=epochs, batch_size=batch_size, seed=seed, **model_options),
-                    controls, ["optimizer", "lr"])
+                    build(specs, optimizer=optimizer, lr=lr), ["optimizer", "lr"])
 
 
 def layernorm_placement_explorer(X, y, depth=6, residual_scale=1.0, seed=0, **model_options):
     """A depth slider and a residual-scale slider; each change builds fresh seeded Post-LN and
     Pre-LN Transformers and redraws :func:`~gradcourse.display.figures.layernorm_placement_figure`.
     ``model_options`` go to :class:`~gradcourse.lessons.transformers.RowTransformer`. Returns the widget."""
-    _checks.integer("depth", depth, minimum=2, maximum=24)
-    _checks.number("residual_scale", residual_scale, minimum=0.05, maximum=1)
-    controls = {
-        "depth": widgets.IntSlider(value=depth, min=2, max=24, description="depth", continuous_update=False),
-        "residual_scale": widgets.FloatLogSlider(value=residual_scale, base=10, min=math.log10(0.05), max=0, step=0.05,
-                                                 description="branch scale", continuous_update=False),
-    }
-    return explorer(partial(figures.layernorm_placement_figure, X, y, seed=seed, **model_options), controls)
+    specs = {"depth": Integer("depth", 2, 24), "residual_scale": LogNumber("branch scale", 0.05, 1, step=0.05)}
+    return explorer(partial(figures.layernorm_placement_figure, X, y, seed=seed, **model_options),
+                    build(specs, depth=depth, residual_scale=residual_scale))

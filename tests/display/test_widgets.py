@@ -1,10 +1,14 @@
 """gradcourse.display.widgets: every explorer's controls, the redraw when one changes, and the values they reject."""
 
+import inspect
 import math
+import re
+from functools import partial
 
 import ipywidgets
 import matplotlib.pyplot as plt
 import pytest
+import torch
 from helpers import find_widgets, record_calls
 from matplotlib.figure import Figure
 
@@ -237,3 +241,86 @@ def test_residual_explorer_rejects_an_unknown_activation(Xy, raises_bad):
 
     with raises_bad("activation", "relu6"):
         widgets.residual_explorer(*Xy, depth=3, activation="relu6")
+
+
+# ---------------------------------------------------------------- control specs: one range, checked and shown
+
+@pytest.mark.parametrize("spec, value, message", [
+    (widgets.Integer("depth", 2, 50), 60, "depth=60 is not allowed; it must be an integer >= 2 and <= 50"),
+    (widgets.Number("weight w", -8, 8, step=0.1), 9.0, "weight=9.0 is not allowed; it must be a finite number >= -8 and <= 8"),
+    (widgets.LogNumber("learning rate", 1e-5, 1.0, step=0.25), 2.0,
+     "lr=2.0 is not allowed; it must be a finite number >= 1e-05 and <= 1.0"),
+    (widgets.Interval("z range", -10.0, 10.0, step=0.5), (-12.0, 4.0),
+     "z_range=-12.0 is not allowed; it must be a finite number >= -10.0 and <= 10.0"),
+    (widgets.Menu("init", ("default", "kaiming")), "he", "init='he' is not allowed; choose one of: 'default', 'kaiming'"),
+    (widgets.Buttons("blocks", (("plain", False), ("residual", True))), 1,
+     "residual=1 is not allowed; choose one of: False, True"),
+])
+def test_a_spec_refuses_a_value_out_of_range_naming_parameter_value_and_range(spec, value, message):
+    name = message.split("=")[0]
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        spec.check(name, value)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        widgets.build({name: spec}, **{name: value})
+
+
+def test_build_checks_then_builds_each_widget_with_the_spec_range():
+    controls = widgets.build({"depth": widgets.Integer("depth L", 1, 40), "cell": widgets.Menu("cell", ("rnn", "lstm"))},
+                             depth=3, cell="lstm")
+    assert (controls["depth"].min, controls["depth"].max, controls["depth"].value) == (1, 40, 3)
+    assert controls["depth"].description == "depth L" and not controls["depth"].continuous_update
+    assert list(controls["cell"].options) == ["rnn", "lstm"] and controls["cell"].value == "lstm"
+    with pytest.raises(ValueError, match="give one for each of"):
+        widgets.build({"depth": widgets.Integer("depth", 1, 4)}, width=3)
+
+
+def _explorers(X, y):
+    """Each explorer with arguments that keep it small; the figure functions are stubbed by the test."""
+    return {
+        "gradient_flow_explorer": partial(widgets.gradient_flow_explorer, X, y),
+        "chain_explorer": widgets.chain_explorer,
+        "recurrent_explorer": widgets.recurrent_explorer,
+        "init_explorer": partial(widgets.init_explorer, X, y),
+        "activation_explorer": partial(widgets.activation_explorer, X, y),
+        "precision_explorer": partial(widgets.precision_explorer, [torch.ones(3)]),
+        "clipping_explorer": partial(widgets.clipping_explorer, [0.05, 0.2, 3.0], max_norm=0.3),
+        "timestep_gradient_explorer": widgets.timestep_gradient_explorer,
+        "residual_explorer": partial(widgets.residual_explorer, X, y),
+        "normalization_explorer": partial(widgets.normalization_explorer, X, y),
+        "optimizer_explorer": partial(widgets.optimizer_explorer, X, y),
+        "layernorm_placement_explorer": partial(widgets.layernorm_placement_explorer, X, y),
+    }
+
+
+def _inside_and_outside(widget):
+    """Values a control's widget can show (its ends, or its options) and values just outside them."""
+    if isinstance(widget, ipywidgets.FloatLogSlider):  # ends computed through log10: equal up to rounding
+        low, high = widget.base ** widget.min, widget.base ** widget.max
+        return [low * (1 + 1e-9), high * (1 - 1e-9)], [low * (1 - 1e-9), high * (1 + 1e-9)]
+    if isinstance(widget, ipywidgets.IntSlider):
+        return [widget.min, widget.max], [widget.min - 1, widget.max + 1]
+    if isinstance(widget, ipywidgets.FloatSlider):
+        return [widget.min, widget.max], [math.nextafter(widget.min, -math.inf), math.nextafter(widget.max, math.inf)]
+    options = [option[1] if isinstance(option, tuple) else option for option in widget.options]
+    return options, ["not an option"]
+
+
+def test_every_explorer_accepts_exactly_what_its_controls_can_show(Xy, monkeypatch, raises_bad, capsys):
+    for name in dir(figures):
+        if name.endswith("_figure"):
+            monkeypatch.setattr(figures, name, lambda *args, **kwargs: "figure")
+    for explorer_name, make in _explorers(*Xy).items():
+        parameters = inspect.signature(getattr(widgets, explorer_name)).parameters
+        box = make()
+        assert box.figure == "figure" and box.controls
+        for name, widget in box.controls.items():
+            if name not in parameters:  # a control whose start the explorer fixes, e.g. the z range
+                assert isinstance(widget, ipywidgets.FloatRangeSlider), (explorer_name, name)
+                continue
+            inside, outside = _inside_and_outside(widget)
+            for value in inside:
+                assert make(**{name: value}).controls[name].value == pytest.approx(value), (explorer_name, name)
+            for value in outside:
+                with raises_bad(name, value):
+                    make(**{name: value})
+    capsys.readouterr()
