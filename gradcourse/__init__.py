@@ -23,17 +23,19 @@ from .core.models import MLP
 from .core.monitor import GradientMonitor
 from .core.probes import activation_gradient_norms, layer_gradient_norms
 from .core.runtime import device, environment_report, set_seed, usable_cpus, use_cpus
-from .core.train import History, fit
+from .core.train import (Callback, ClipNorm, ClipValue, EpochScores, History, NormalizeGradient, ProgressBar, Scheduler,
+                         fit)
 
 __version__ = "0.1.0"
 
-LESSONS = ("at_init", "batchnorm", "clipping", "initialization", "normalization", "optimization", "precision",
-           "residual", "sequences", "theory", "training_runs", "transformers")
+LESSONS = ("at_init", "batchnorm", "cliff", "clipping", "initialization", "normalization", "optimization",
+           "precision", "residual", "sequences", "theory", "training_runs", "transformers", "weight_constraints")
 """The modules of :mod:`gradcourse.lessons`, reachable as ``gradcourse.<name>``."""
 DISPLAY = ("figures", "plots", "widgets")
 """The modules of :mod:`gradcourse.display`, reachable as ``gradcourse.<name>``."""
 
-__all__ = ["GradientMonitor", "History", "MLP", "activation_gradient_norms", "batches", "data", "device", "diagnose",
+__all__ = ["Callback", "ClipNorm", "ClipValue", "EpochScores", "GradientMonitor", "History", "MLP", "NormalizeGradient",
+           "ProgressBar", "Scheduler", "activation_gradient_norms", "batches", "data", "device", "diagnose",
            "environment_report", "fit", "layer_gradient_norms", "load_mnist", "models", "runtime", "scoring", "set_seed",
            "usable_cpus", "use_cpus"]
 

@@ -21,7 +21,7 @@ import gradcourse  # noqa: E402
 # No network in the tests: the course's notebooks (run by nbval) and every other kernel started
 # by this session get an IPython startup file that makes any connection or name look-up outside
 # the loopback interface raise. Unit tests that need a
-# network failure simulate it themselves (tests/course/test_reliability.py).
+# network failure simulate it themselves (tests/core/test_data.py).
 NETWORK_GUARD = """
 import socket as _socket
 _connect, _getaddrinfo = _socket.socket.connect, _socket.getaddrinfo

@@ -2,6 +2,16 @@
 
 import inspect
 
+import torch
+from hypothesis import settings
+from torch import nn
+
+import gradcourse
+from gradcourse.core.sequence_models import SequenceRegressor
+
+FAST = settings(max_examples=25, deadline=None)
+"""Hypothesis settings of the property tests over ranges of bad values: 25 examples, no deadline."""
+
 
 def find_widgets(widget, kind):
     """All descendants of ``widget`` (itself included) of type ``kind``."""
@@ -28,3 +38,78 @@ def record_calls(monkeypatch, module, name, *arguments):
 
     monkeypatch.setattr(module, name, recording)
     return calls
+
+
+# ---------------------------------------------------------------- models and answers
+
+def reference(exercise_id):
+    """The reference answer of exercise ``exercise_id`` (e.g. ``"05.1"``), made afresh."""
+    from gradcourse.exercises import EXERCISES
+
+    return EXERCISES[exercise_id].reference()
+
+
+def seeded_mlp(seed, **options):
+    """``gradcourse.MLP(**options)`` drawn after ``torch.manual_seed(seed)``, torch's generators left as they were."""
+    with gradcourse.runtime.generators_restored():
+        torch.manual_seed(seed)
+        return gradcourse.MLP(**options)
+
+
+def mlp_32x4(**options):
+    """``gradcourse.MLP`` of width 32 and depth 4 (``options`` override them, and add others), built after ``set_seed(0)``."""
+    gradcourse.set_seed(0)
+    return gradcourse.MLP(**{"width": 32, "depth": 4, **options})
+
+
+def sequence_regressor(cell="lstm", **options):
+    """A ``SequenceRegressor(cell)`` of width 8 (``options`` override it, and add others), built after ``set_seed(0)``."""
+    gradcourse.set_seed(0)
+    return SequenceRegressor(cell, **{"width": 8, **options})
+
+
+def batchnorm_mlp(depth=2):
+    """A course MLP seeded with ``set_seed(0)``, with BatchNorm after each hidden layer (width 16, ReLU, He init)."""
+    gradcourse.set_seed(0)
+    return gradcourse.MLP(width=16, depth=depth, activation="relu", init="kaiming", norm="batch")
+
+
+def frozen_batchnorm_mlp(depth=2):
+    """:func:`batchnorm_mlp` in train mode, whose first BatchNorm the learner froze with ``.eval()``."""
+    model = batchnorm_mlp(depth).train()
+    model.blocks[0].norm.eval()
+    return model
+
+
+def resnet18_batch():
+    """A seeded torchvision ResNet-18 for 10 classes, a batch of four 32 x 32 images and their labels."""
+    import torchvision
+
+    torch.manual_seed(0)
+    return torchvision.models.resnet18(weights=None, num_classes=10), torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+
+
+def transformer_batch():
+    """A seeded two-layer ``nn.TransformerEncoder`` (d_model 16), a batch of 4 sequences of 10 tokens and
+    real-valued targets of the same shape."""
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, batch_first=True)
+    model = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+    return model, torch.randn(4, 10, 16), torch.randn(4, 10, 16)
+
+
+# ---------------------------------------------------------------- a model's state
+
+def modes(model):
+    """``{name: module.training}`` for every module of ``model``."""
+    return {name: module.training for name, module in model.named_modules()}
+
+
+def buffer_copies(module):
+    """``{name: a copy of the buffer}`` for every buffer of ``module`` (BatchNorm's running statistics, ...)."""
+    return {name: buffer.clone() for name, buffer in module.named_buffers()}
+
+
+def same_buffers(before, module):
+    """True when every buffer of ``module`` equals its copy in ``before`` (from :func:`buffer_copies`)."""
+    return all(torch.equal(before[name], buffer) for name, buffer in module.named_buffers())

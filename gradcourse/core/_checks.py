@@ -12,6 +12,9 @@ import numbers
 
 from torch import nn
 
+__all__ = ["batch", "boolean", "choice", "describe", "features_and_labels", "inputs_and_targets", "integer", "interval",
+           "module", "number"]
+
 
 def choice(name, value, allowed):
     """Return ``value`` if it is one of ``allowed``, else raise ValueError."""

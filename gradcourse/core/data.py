@@ -31,6 +31,9 @@ import torch
 
 from . import _checks
 
+__all__ = ["ADDING_BASELINE_MSE", "adding_problem", "batches", "bundled_path", "BUNDLED_TEST_SHARE", "default_root",
+           "DOWNLOAD_TIMEOUT_S", "load_mnist", "mnist_images", "MNIST_MEAN", "MNIST_STD"]
+
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
 BUNDLED_TEST_SHARE = 0.2

@@ -10,6 +10,8 @@ from torch import nn
 
 from . import _checks
 
+__all__ = ["as_one_tensor", "find_layers", "ForwardOrder", "layer_weights", "named_layers", "sharded_parameters"]
+
 
 def layer_weights(module, frozen=False):
     """A layer's trainable weights: its own parameters except biases (all of them when it has only biases),

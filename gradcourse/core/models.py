@@ -2,6 +2,8 @@
 
 ``MLP(depth=20, activation="sigmoid")`` is the network the vanishing-gradient
 notebooks study; ``init``, ``norm`` and ``residual`` switch on the remedies.
+The recurrent :class:`~gradcourse.core.sequence_models.SequenceRegressor` lives in
+:mod:`~gradcourse.core.sequence_models` and is importable from here too.
 """
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ from torch import nn
 
 from . import _checks
 from .runtime import set_seed
+from .sequence_models import CELLS, SequenceRegressor
+
+__all__ = ["ACTIVATIONS", "CELLS", "HiddenBlock", "INITS", "MLP", "MLP_OPTIONS", "NORMS", "PreActivationBlock",
+           "RESIDUALS", "SequenceRegressor", "init_linear_", "remove_batchnorm_", "require_course_model",
+           "scale_weights_", "seeded_mlp"]
 
 ACTIVATIONS = {
     "sigmoid": nn.Sigmoid,
@@ -195,9 +202,9 @@ MLP_OPTIONS = tuple(name for name in inspect.signature(MLP).parameters if name !
 """The keyword arguments of :class:`MLP` besides ``in_features``."""
 
 
-def seeded_mlp(X, seed=0, **options):
+def seeded_mlp(X, seed=0, **model_options):
     """The network a seed names, sized for the features ``X``: ``set_seed(seed)``, then
-    ``MLP(in_features=X.shape[1], **options)`` with ``options`` from :data:`MLP_OPTIONS`.
+    ``MLP(in_features=X.shape[1], **model_options)`` with ``model_options`` from :data:`MLP_OPTIONS`.
 
     Example::
 
@@ -208,12 +215,12 @@ def seeded_mlp(X, seed=0, **options):
     if not isinstance(X, torch.Tensor) or X.dim() != 2:
         raise ValueError(f"X={_checks.describe(X)} is not allowed; it must be a 2-D torch.Tensor (rows of features)")
     _checks.integer("seed", seed, minimum=0)
-    for name in options:
+    for name in model_options:
         if name not in MLP_OPTIONS:
-            raise ValueError(f"{name}={_checks.describe(options[name])} is not allowed; the MLP options are "
+            raise ValueError(f"{name}={_checks.describe(model_options[name])} is not allowed; the MLP options are "
                              f"{', '.join(MLP_OPTIONS)}")
     set_seed(seed)
-    return MLP(in_features=X.shape[1], **options)
+    return MLP(in_features=X.shape[1], **model_options)
 
 
 def remove_batchnorm_(model):
@@ -236,80 +243,6 @@ def scale_weights_(model, factor):
             p.mul_(factor)
     return model
 
-
-# ---------------------------------------------------------------- recurrent models (notebooks 06, 08)
-
-CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-
-
-class SequenceRegressor(nn.Module):
-    """A one-layer recurrent network that reads a sequence and predicts one number.
-
-    ``x_1 .. x_T -> h_1 .. h_T`` through :class:`torch.nn.RNN` (tanh), :class:`torch.nn.LSTM` or
-    :class:`torch.nn.GRU`, then ``y_hat = w^T h_T + b``. Input shape ``(n, T, input_size)``,
-    output shape ``(n,)``.
-
-    * ``"rnn"``: ``h_t = tanh(W_ih x_t + W_hh h_{t-1} + b)`` (Elman 1990).
-    * ``"lstm"``: gates ``i, f, o = sigma(...)``, candidate ``g = tanh(...)``,
-      ``c_t = f_t * c_{t-1} + i_t * g_t``, ``h_t = o_t * tanh(c_t)`` -- Hochreiter & Schmidhuber
-      (1997), with the forget gate of Gers, Schmidhuber & Cummins (2000).
-    * ``"gru"``: ``h_t = (1 - z_t) * n_t + z_t * h_{t-1}`` -- Cho et al. (2014).
-
-    Args:
-        cell: ``"rnn"``, ``"lstm"`` or ``"gru"``.
-        hidden: units in the recurrent layer.
-        input_size: features per time step (2 for :func:`~gradcourse.core.data.adding_problem`).
-        forget_bias: LSTM only. ``None`` keeps PyTorch's default init, where the forget gate's
-            bias is U(-1/sqrt(hidden), 1/sqrt(hidden)) like every other bias; a number sets the
-            forget-gate slice of ``bias_ih_l0`` (PyTorch's gate order is i, f, g, o, so the slice is
-            ``[hidden:2*hidden]``) to it and that slice of ``bias_hh_l0`` to 0, so the gate starts at
-            about ``sigma(forget_bias)``. Jozefowicz, Zaremba & Sutskever (2015), "An Empirical
-            Exploration of Recurrent Network Architectures", recommend 1.
-        recurrent_scale: multiplies the recurrent weights ``W_hh`` (all gates) after PyTorch's
-            default init, U(-1/sqrt(hidden), 1/sqrt(hidden)); above 1 it makes the backward
-            signal grow through time instead of shrinking (notebook 08).
-
-    Weights are drawn by PyTorch's default init from torch's global generator: call
-    :func:`gradcourse.set_seed` first for a reproducible network.
-    """
-
-    def __init__(self, cell="lstm", hidden=32, input_size=2, forget_bias=None, recurrent_scale=1.0):
-        super().__init__()
-        _checks.choice("cell", cell, tuple(CELLS))
-        _checks.integer("hidden", hidden, minimum=1)
-        _checks.integer("input_size", input_size, minimum=1)
-        if forget_bias is not None:
-            if cell != "lstm":
-                raise ValueError(f"forget_bias={forget_bias!r} is not allowed with cell={cell!r}; "
-                                 "only an LSTM has a forget gate (leave it None)")
-            forget_bias = _checks.number("forget_bias", forget_bias)
-        recurrent_scale = _checks.number("recurrent_scale", recurrent_scale, minimum=0, strict_minimum=True)
-        self.cell = cell
-        self.hidden = hidden
-        self.forget_bias = forget_bias
-        self.recurrent_scale = recurrent_scale
-        self.rnn = CELLS[cell](input_size, hidden, batch_first=True)
-        self.output = nn.Linear(hidden, 1)
-        if forget_bias is not None:
-            with torch.no_grad():
-                self.rnn.bias_ih_l0[hidden:2 * hidden].fill_(forget_bias)
-                self.rnn.bias_hh_l0[hidden:2 * hidden].zero_()
-        if recurrent_scale != 1.0:
-            with torch.no_grad():
-                self.rnn.weight_hh_l0.mul_(recurrent_scale)
-
-    def forward(self, x):
-        out, _ = self.rnn(x)
-        return self.output(out[:, -1]).squeeze(-1)
-
-    def named_layers(self):
-        """``(name, module)`` of the recurrent layer and the output layer, named as in
-        :func:`gradcourse.core.train.fit`'s messages (e.g. "first non-finite values at LSTM layer")."""
-        return [(f"{self.cell.upper()} layer", self.rnn), ("output layer", self.output)]
-
-    def extra_repr(self):
-        return (f"cell={self.cell!r}, hidden={self.hidden}, forget_bias={self.forget_bias}, "
-                f"recurrent_scale={self.recurrent_scale}")
 
 # ---------------------------------------------------------------- pre-activation residual blocks
 

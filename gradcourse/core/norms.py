@@ -10,6 +10,8 @@ import math
 
 import torch
 
+__all__ = ["group_norms", "joint_norms", "norm", "SAFE_FLOAT32_NORM", "tensor_norms"]
+
 SAFE_FLOAT32_NORM = 1e-14
 """Above this norm, a float32 sum of squares is accurate: squares that underflow or turn subnormal
 (entries below about 1e-19) are each off by at most 1.4e-45, so ``n`` entries move ``||g||**2``

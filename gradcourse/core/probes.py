@@ -18,132 +18,20 @@ import torch.nn.functional as F
 
 from . import _checks
 from .layers import ForwardOrder, find_layers, layer_weights, named_layers
+from .losses import batch_loss
+from .model_state import state_left_alone
 from .models import require_course_model
 from .norms import group_norms, norm
-from .runtime import generators_restored
 
-LOSSES = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss}
-
-
-def resolve_loss(loss_fn=None):
-    """A loss ``(outputs, targets) -> scalar``: None or ``"cross_entropy"`` (the default),
-    ``"mse"``, or any callable such as ``torch.nn.MSELoss()``."""
-    if loss_fn is None:
-        return F.cross_entropy
-    if isinstance(loss_fn, str):
-        return LOSSES[_checks.choice("loss_fn", loss_fn, tuple(LOSSES))]
-    if not callable(loss_fn):
-        raise ValueError(f"loss_fn={loss_fn!r} is not allowed; it must be None, 'cross_entropy', 'mse' "
-                         "or a callable (outputs, targets) -> loss")
-    return loss_fn
+__all__ = ["activation_gradient_norms", "first_nonfinite_output", "last_nonfinite_gradient", "layer_gradient_norms",
+           "named_layer_gradient_norms"]
 
 
-def batch_loss(model, X, y, loss_fn=None, compute_loss=None):
-    """The loss of one batch: ``compute_loss(model, X, y)`` when given, else ``loss_fn(model(X), y)``."""
-    if compute_loss is not None:
-        if not callable(compute_loss):
-            raise ValueError(f"compute_loss={compute_loss!r} is not allowed; it must be a callable "
-                             "(model, X, y) -> loss, or None")
-        loss = compute_loss(model, X, y)
-    else:
-        loss_fn = resolve_loss(loss_fn)
-        if loss_fn is F.cross_entropy and (y.is_floating_point() and y.dim() == 1):
-            raise ValueError(f"y={_checks.describe(y)} is not allowed with cross-entropy; it must hold integer "
-                             "class labels (pass loss_fn='mse' or another loss for real-valued targets)")
-        output = run_model(model, X)
-        if not isinstance(output, torch.Tensor):
-            raise ValueError(f"the model returned {_checks.describe(output)}, not a tensor of outputs; pass "
-                             "compute_loss=(model, X, y) -> loss, which picks the output to score")
-        loss = loss_fn(output, y)
-    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        raise ValueError(f"the loss must be a scalar tensor; got {_checks.describe(loss)}")
-    return loss
-
-
-def run_model(model, X, x_name="X"):
-    """``model(X)``, with a ValueError that names ``X`` instead of torch's error deep in a layer when
-    ``X`` does not fit the model: a floating dtype other than the parameters' (``X.float()`` or
-    ``model.double()`` converts), or a shape the model cannot take."""
-    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
-    if X.is_floating_point() and dtypes and X.dtype not in dtypes:
-        raise ValueError(f"{x_name}={_checks.describe(X)} is not allowed for this model, whose parameters are "
-                         f"{', '.join(sorted(str(d) for d in dtypes))}; convert one of them (e.g. {x_name}.float())")
-    try:
-        return model(X)
-    except torch.OutOfMemoryError:   # not a mismatch: the batch is too large for the device
-        raise
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"the model cannot take {x_name}={_checks.describe(X)}: {error}") from error
-
-
-def check_output(output, rows, loss_fn="cross_entropy"):
-    """Refuse, with a ValueError that says what to do, a model output that :func:`~gradcourse.fit` and
-    the scoring functions cannot score against ``rows`` targets: anything but one tensor (a tuple, a
-    dict), and for ``loss_fn="cross_entropy"`` a tensor of any shape other than (rows, classes)."""
-    if not isinstance(output, torch.Tensor):
-        raise ValueError(f"model is not allowed: it returned {_checks.describe(output)}; it must return one tensor "
-                         "of outputs: wrap it in a module whose forward returns the tensor to score (e.g. the logits "
-                         "out of the tuple)")
-    if loss_fn == "cross_entropy" and (output.dim() != 2 or len(output) != rows):
-        raise ValueError(f"model is not allowed: it returned outputs of shape {tuple(output.shape)}; cross-entropy "
-                         f"and accuracy need logits of shape (batch, classes) = ({rows}, classes), one logit per class "
-                         "(for two classes, 2 logits; for one real-valued output per example, loss_fn='mse')")
-    return output
-
-
-def refuse_meta(model):
-    """Refuse a model with parameters or buffers on the ``meta`` device: they have a shape but no values."""
-    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
-        raise ValueError("model is not allowed: it has parameters or buffers on the 'meta' device, which hold no "
-                         "values; it must be on a real device: build it there, or call model.to_empty(device='cpu') "
-                         "and initialize its weights first")
-
-
-@contextlib.contextmanager
-def modes_restored(model):
-    """A context that gives every module of ``model`` its own train/eval mode back on leaving it (after
-    an error or an interrupt too), so a submodule that was in eval mode inside a model in train mode
-    (a frozen BatchNorm) is in eval mode again. Modes are put back with ``module.train(mode)``, parents
-    before their children."""
-    modes = [(module, module.training) for module in model.modules()]
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            if module.training != training:
-                module.train(training)
-
-
-@contextlib.contextmanager
-def state_left_alone(model, parameters=False):
-    """Run a pass without leaving a trace on ``model`` or torch: its buffers (BatchNorm's running
-    statistics, ...) and torch's random generators (dropout) are put back afterwards; with
-    ``parameters=True`` also its parameters, their ``.grad`` fields and its train/eval mode (for a
-    pass that takes an optimizer step on a model that cannot be copied)."""
-    buffers = [(b, b.detach().clone()) for b in model.buffers()]
-    params = [(p, p.detach().clone(), p.grad, None if p.grad is None else p.grad.detach().clone())
-              for p in model.parameters()] if parameters else []
-    modes = [(m, m.training) for m in model.modules()] if parameters else []
-    with generators_restored():
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for buffer, saved in buffers:
-                    buffer.copy_(saved)
-                for param, saved, grad, values in params:
-                    param.copy_(saved)
-                    if grad is not None:      # the same tensor (a learner's loop may hold it), its values back
-                        grad.copy_(values)
-                    param.grad = grad
-            for module, training in modes:
-                module.training = training
-
-
-def named_layer_gradient_norms(model, X, y, *, loss_fn=None, compute_loss=None, layers=None, include=None):
+def named_layer_gradient_norms(model, X, y, *, loss_fn="cross_entropy", compute_loss=None, layers=None, include=None):
     """One forward/backward; ``[(name, ||dL/dW||)]`` per layer, in the order the forward pass meets them.
 
-    The loss is ``loss_fn(model(X), y)`` (cross-entropy by default) or ``compute_loss(model, X, y)``.
+    The loss is ``loss_fn(model(X), y)`` (:func:`~gradcourse.core.losses.resolve_loss`) or
+    ``compute_loss(model, X, y)`` for a model whose output is not one tensor.
     The norm covers each layer's weights (:func:`layer_weights`), as a float64 number that does not
     underflow (:func:`norm`). Uses :func:`torch.autograd.grad`, so the model's ``.grad`` fields are
     left untouched; so are its buffers (BatchNorm's running statistics) and torch's random generators.
@@ -168,7 +56,7 @@ def named_layer_gradient_norms(model, X, y, *, loss_fn=None, compute_loss=None, 
     return [(name, total.item() if gs else float("nan")) for (name, _), total, gs in zip(found, totals, received)]
 
 
-def layer_gradient_norms(model, X, y, *, loss_fn=None, compute_loss=None, layers=None, include=None):
+def layer_gradient_norms(model, X, y, *, loss_fn="cross_entropy", compute_loss=None, layers=None, include=None):
     """One forward/backward; return ``||dL/dW_l||`` per layer as a list of floats, input side first.
 
     For a course MLP, the layers are its hidden ``nn.Linear`` layers; for any other model,

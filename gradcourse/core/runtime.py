@@ -27,6 +27,9 @@ import torch
 
 from . import _checks
 
+__all__ = ["CGROUP_ROOT", "cpu_quota", "device", "device_of", "environment_report", "flush_denormals",
+           "generators_restored", "set_seed", "usable_cpus", "use_cpus"]
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 _threads_reason = "torch's default"
 

@@ -5,12 +5,14 @@ classifiers, mean squared error for regression models, and the loop both use.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from . import _checks
 from .data import batches
-from .probes import check_output, modes_restored, refuse_meta, run_model
+from .losses import check_output, mse_loss, resolve_loss, run_model
+from .model_state import modes_restored, refuse_meta
 from .runtime import device_of
+
+__all__ = ["accuracy", "mean_loss", "mean_over_rows", "mean_squared_error"]
 
 
 def accuracy(model, X, y, batch_size=1024, x_name="X"):
@@ -59,10 +61,11 @@ def mean_squared_error(model, X, y, batch_size=1024):
                            lambda out, target: mse_loss(out, target, reduction="sum").item())
 
 
-def mse_loss(output, target, reduction="mean"):
-    """``F.mse_loss``, refusing to broadcast: an output of shape (n, 1) against targets (n,) would
-    silently compare every prediction with every target."""
-    if output.shape != target.shape:
-        raise ValueError(f"loss_fn='mse' needs the model's output to have the targets' shape {tuple(target.shape)}; "
-                         f"the model returned shape {tuple(output.shape)}")
-    return F.mse_loss(output, target, reduction=reduction)
+def mean_loss(model, X, y, loss_fn, batch_size=1024):
+    """The mean of ``loss_fn(model(X_b), y_b)`` over all rows of ``X``, each batch's (mean-reduced) loss
+    weighted by its rows (model in eval mode, then every module given back its own mode): what
+    :func:`~gradcourse.core.train.fit` records per epoch for a callable ``loss_fn``."""
+    _checks.batch(X, y)
+    _checks.integer("batch_size", batch_size, minimum=1)
+    loss_fn = resolve_loss(loss_fn)
+    return mean_over_rows(model, X, y, batch_size, lambda out, target: loss_fn(out, target).item() * len(target))

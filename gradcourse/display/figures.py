@@ -31,6 +31,11 @@ from ..core.train.optimizers import OPTIMIZERS
 from ..lessons.training_runs import train_mlp
 from ..lessons.transformers import block_gradient_norms, seeded_transformer
 
+__all__ = ["activation_curves_figure", "activation_figure", "BEYOND_FLOAT64", "chain_figure", "clipping_figure",
+           "gradient_flow_figure", "init_figure", "layernorm_placement_figure", "NORM_CHOICES", "normalization_figure",
+           "optimizer_figure", "precision_figure", "recurrent_figure", "RESIDUAL_CHOICES", "residual_figure",
+           "timestep_gradient_figure"]
+
 
 def gradient_flow_figure(X, y, depth=20, activation="sigmoid", init="default", init_scale=1.0, width=64, seed=0):
     """Build a fresh seeded :class:`~gradcourse.core.models.MLP`, measure ``||dL/dW_l||`` on ``(X, y)``
@@ -183,14 +188,15 @@ def clipping_figure(grad_norms, max_norm):
     return plot_gradient_norms(grad_norms, max_norm, title=f"threshold c = {max_norm:.3g}")
 
 
-def timestep_gradient_figure(length=50, cell="lstm", forget_bias=1.0, hidden=32, batch=256, seed=0):
+def timestep_gradient_figure(length=50, cell="lstm", forget_bias=1.0, width=32, batch_size=256, seed=0):
     """Build a fresh seeded :class:`~gradcourse.core.models.SequenceRegressor` and plot ``||dL/dh_t||``
-    over a batch of the adding problem of that ``length``, at initialization.
+    over one batch of ``batch_size`` sequences of the adding problem of that ``length``, with ``width``
+    units in the recurrent layer, at initialization.
     ``forget_bias`` is used by the LSTM only."""
     _checks.integer("length", length, minimum=2)
-    X, y = adding_problem(batch, length, seed=seed)
+    X, y = adding_problem(batch_size, length, seed=seed)
     set_seed(seed)
-    model = SequenceRegressor(cell, hidden, forget_bias=forget_bias if cell == "lstm" else None)
+    model = SequenceRegressor(cell, width, forget_bias=forget_bias if cell == "lstm" else None)
     norms = timestep_gradient_norms(model, X, y)
     name = f"lstm, forget bias {forget_bias:g}" if cell == "lstm" else cell
     return plot_timestep_gradients({name: norms}, title=f"{name}, T = {length}: "

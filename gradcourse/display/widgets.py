@@ -246,13 +246,13 @@ def clipping_explorer(grad_norms, max_norm):
     return explorer(partial(figures.clipping_figure, norms), controls, ["max_norm"])
 
 
-def timestep_gradient_explorer(length=50, cell="lstm", forget_bias=1.0, hidden=32, batch=256, seed=0):
+def timestep_gradient_explorer(length=50, cell="lstm", forget_bias=1.0, width=32, batch_size=256, seed=0):
     """A slider for the sequence length, a menu for the cell and a slider for the LSTM's forget
     bias; redraws the gradient reaching every time step of a fresh network (at initialization)."""
     specs = {"length": Integer("length T", 5, 200), "cell": Menu("cell", tuple(CELLS)),
              "forget_bias": Number("forget bias", -2, 4, step=0.5)}
     controls = build(specs, length=length, cell=cell, forget_bias=forget_bias)
-    return explorer(partial(figures.timestep_gradient_figure, hidden=hidden, batch=batch, seed=seed), controls,
+    return explorer(partial(figures.timestep_gradient_figure, width=width, batch_size=batch_size, seed=seed), controls,
                     [["length", "cell"], "forget_bias"])
 
 

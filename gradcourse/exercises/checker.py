@@ -12,6 +12,8 @@ from ..core import _checks
 from . import notebook_01, notebook_02, notebook_03, notebook_04, notebook_05, notebook_06, notebook_07, notebook_08
 from . import notebook_09, notebook_10, notebook_11, notebook_12, notebook_13
 
+__all__ = ["check", "exercise", "EXERCISES", "Result", "show_markdown", "solution", "UNANSWERED"]
+
 EXERCISES = {exercise.id: exercise for module in (notebook_01, notebook_02, notebook_03, notebook_04, notebook_05,
                                                    notebook_06, notebook_07, notebook_08, notebook_09, notebook_10,
                                                    notebook_11, notebook_12, notebook_13)

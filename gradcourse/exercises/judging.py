@@ -21,6 +21,9 @@ from ..core import _checks
 from ..core.models import MLP
 from ..core.probes import activation_gradient_norms
 
+__all__ = ["as_numbers", "Choice", "Entries", "Exercise", "KINDS", "known_mistake", "measured_factor", "mlp_mismatch",
+           "normalise_choice", "Number", "per_layer_factor", "show"]
+
 KINDS = ("predict", "compute", "build")
 """predict, then run: a number or a choice written before an experiment; compute or derive: a
 closed form; build or fix: a few lines with the package, measured by the check."""

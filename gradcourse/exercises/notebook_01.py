@@ -5,6 +5,8 @@ from __future__ import annotations
 from ..lessons.theory import scalar_chain, sigmoid_derivative
 from .judging import Choice, Exercise, Number
 
+__all__ = ["EXERCISES"]
+
 _DELTA_3 = Number(
     (0.2 * 0.2 * 0.8, -0.3 * 0.7 * 0.3),
     explain="the error signal is delta_3 = (y_3 - t) * y_3 (1 - y_3) = (0.2 * 0.16, -0.3 * 0.21) = (0.032, -0.063).",

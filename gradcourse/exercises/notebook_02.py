@@ -8,6 +8,8 @@ import torch
 
 from .judging import Exercise, Number
 
+__all__ = ["EXERCISES"]
+
 _SIGMOID_CHAIN = Number(
     0.16 ** 4,
     explain="the local derivative is sigma' = 0.8 * (1 - 0.8) = 0.16 per layer, and 0.16^4 = 6.55e-4.",

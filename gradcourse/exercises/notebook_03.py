@@ -9,6 +9,8 @@ from ..lessons.sequences import random_recurrence
 from ..lessons.theory import recurrent_jacobian_norms
 from .judging import Choice, Exercise, Number, known_mistake, measured_factor
 
+__all__ = ["EXERCISES"]
+
 _GAIN_RATIO = Number(
     1.25 ** 29,
     explain="each of the 29 layers between h_30 and h_1 multiplies by rho = g = 1.25: 1.25^29 = 646. "

@@ -11,6 +11,8 @@ from ..lessons.initialization import first_loss
 from ..core.models import MLP
 from .judging import Exercise, Number, measured_factor, mlp_mismatch
 
+__all__ = ["EXERCISES"]
+
 _HE_STD = Number(
     math.sqrt(2 / 256),
     explain="He: Var(w) = 2 / n_in with n_in = 256, std = sqrt(2/256) = 0.0884.",

@@ -7,6 +7,8 @@ import math
 from ..core.models import MLP
 from .judging import Entries, Exercise, Number, known_mistake, measured_factor
 
+__all__ = ["EXERCISES"]
+
 _AT_MINUS_2 = Entries({
     "ReLU": Number(0.0, explain="", abs_tol=1e-6,
                    hint="ReLU is flat (0) for z < 0 and has slope 1 for z > 0.",

@@ -8,9 +8,12 @@ import math
 import torch
 
 from ..core import _checks
-from ..lessons.clipping import clipped_copy, cosine, global_norm, wall_gradient
+from ..lessons.cliff import wall_gradient
+from ..lessons.clipping import clipped_copy, cosine, global_norm
 from ..lessons.theory import sigmoid, sigmoid_derivative
 from .judging import Exercise, Number
+
+__all__ = ["EXERCISES"]
 
 _G, _C = (1.0, 10.0), 1.0
 _VALUE_CLIPPED = tuple(max(-_C, min(_C, g)) for g in _G)
@@ -150,7 +153,7 @@ an angle of about $39°$: $g$ pointed almost along the second axis ($84.3°$ fro
 diagonal ($45°$). Norm clipping at $c = 1$ would give $g / \lVert g\rVert = (0.0995, 0.995)$, cosine 1. Check:
 ```python
 g = torch.tensor([1.0, 10.0])
-gc.clipping.cosine(g, gc.clipping.clipped_copy(g, max_value=1.0))
+gc.clipping.cosine(g, gc.clipping.clipped_copy(g, clip_value=1.0))
 ```
 """),
     Exercise("06.2", "build",
@@ -182,8 +185,8 @@ $$\lambda = 5 \times 0.2350 = 1.175, \qquad \lambda^{50} \approx 3179 .$$
 Then
 $$\frac{\partial L}{\partial b} = 2(x_0 - 0.7)\,\frac{\lambda^{50} - 1}{\lambda - 1} = 2 \times (-0.2) \times \frac{3178}{0.175}
 \approx -7.26\times10^{3} .$$
-The package computes it as `gc.clipping.wall_gradient(5.0)` (it returns $(\partial L/\partial w, \partial L/\partial b)$),
-and autograd agrees: `gc.clipping.cliff_loss_and_gradient(5.0, gc.clipping.cliff_wall(5.0))`. At $w = 6$ the same formula
+The package computes it as `gc.cliff.wall_gradient(5.0)` (it returns $(\partial L/\partial w, \partial L/\partial b)$),
+and autograd agrees: `gc.cliff.cliff_loss_and_gradient(5.0, gc.cliff.cliff_wall(5.0))`. At $w = 6$ the same formula
 gives $-2.8\times10^{7}$: one more unit of $w$ multiplies the wall's gradient by almost 4,000, because $\lambda$ enters
 to the 50th power.
 """),

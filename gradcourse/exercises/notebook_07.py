@@ -14,6 +14,8 @@ from ..lessons.residual import stream_statistics
 from ..core.runtime import generators_restored
 from .judging import Exercise, Number
 
+__all__ = ["EXERCISES"]
+
 _CHAIN = Number(
     1.25 ** 10,
     explain="each block's Jacobian is 1 + 1/4 = 1.25, and ten of them multiply: 1.25^10 = 9.31. Without the "

@@ -13,6 +13,8 @@ from ..core.runtime import generators_restored
 from ..lessons.sequences import lstm_gates, timestep_gradient_norms
 from .judging import Choice, Exercise, Number
 
+__all__ = ["EXERCISES"]
+
 _MEAN_BASELINE = Number(
     1 / 24,
     explain="the mean m = (u_a + u_b) / 2 has mean 1/2 and variance (1/12 + 1/12) / 4 = 1/24, so the best constant, "

@@ -9,8 +9,10 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ..core.models import MLP
-from ..lessons.normalization import MaxNorm, constrain_weights_
+from ..lessons.weight_constraints import MaxNorm, constrain_weights_
 from .judging import Exercise, Number, known_mistake, mlp_mismatch, per_layer_factor
+
+__all__ = ["EXERCISES"]
 
 _BATCH = (1.0, 2.0, 6.0)   # one unit's pre-activations over a batch of three examples
 
@@ -69,7 +71,7 @@ def _max_norm_of(model):
                  if isinstance(m, MaxNorm)]
         if not found:
             return None, ("put the max-norm constraint on every hidden layer: "
-                          'gc.normalization.constrain_weights_(model, "max_norm", max_norm=c).')
+                          'gc.weight_constraints.constrain_weights_(model, "max_norm", max_norm=c).')
         bounds.add(found[0])
     if len(bounds) > 1:
         return None, "use one bound c for every layer."
@@ -145,7 +147,7 @@ $$\rho = \sqrt{n\,\mathrm{Var}(w)\,\mathbb{E}[f'^2]} = \frac{c}{\sqrt2},$$
 and $\rho = 1$ needs $c = \sqrt2$, the row length of plain He init:
 ```python
 answer = gc.MLP(**RELU_NET, init_scale=EXPLODING_SCALE)
-gc.normalization.constrain_weights_(answer, "max_norm", max_norm=2 ** 0.5)
+gc.weight_constraints.constrain_weights_(answer, "max_norm", max_norm=2 ** 0.5)
 ```
 The notebook's $c = 1$ gives $\rho = 1/\sqrt2$ and the mild decay $2^{-4.5}$ over nine layers.
 """, tuple((_constrained(c), words) for c, words in _C_MISTAKES[:2])

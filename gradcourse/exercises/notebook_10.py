@@ -14,6 +14,8 @@ from ..lessons.optimization import ADAM_EPS
 from ..core.runtime import generators_restored
 from .judging import Exercise, Number, as_numbers, known_mistake
 
+__all__ = ["EXERCISES"]
+
 _G, _LR = 1e-7, 1e-3    # a tiny gradient, ten times Adam's eps, and the learning rate
 _FIRST_STEP = Number(
     -_LR * _G / (_G + ADAM_EPS),

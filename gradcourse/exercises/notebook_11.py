@@ -15,6 +15,8 @@ from ..lessons.precision import flushed_and_overflowed, grad_scaler_trace
 from ..core.runtime import generators_restored
 from .judging import Exercise, Number, as_numbers
 
+__all__ = ["EXERCISES"]
+
 _TINY = 2.0 ** -24   # float16's smallest subnormal
 
 
@@ -78,7 +80,7 @@ def _loss_scale(answer):
     return False, f"{measured} Larger, still: layer 1's smallest gradients need S further up, as far as nothing overflows."
 
 
-_TRACE = dict(steps=12, overflow_steps=(3,), init_scale=2.0 ** 16, growth_interval=4)   # section 5's cell
+_TRACE = dict(steps=12, overflow_steps=(3,), loss_scale=2.0 ** 16, growth_interval=4)   # section 5's cell
 
 
 def _last_scale():
@@ -127,7 +129,7 @@ At $2^{29}$ one entry of 327,680 flushes and nothing overflows; from about $2^{2
 Section 3 finds the same range with `cast_sweep`.
 """, ((lambda: 2.0 ** 16, "starting scale"), (lambda: 2.0 ** 30, "became inf"), (lambda: 29, "not its exponent"))),
     Exercise("11.3", "predict",
-             "Before running the next cell: what scale does GradScaler use at its last step, step 11 (init_scale 2^16, "
+             "Before running the next cell: what scale does GradScaler use at its last step, step 11 (loss_scale 2^16, "
              "growth_interval 4, an overflow at step 3)?",
              _SCALER, lambda: 2.0 ** 16, r"""
 Follow the rules step by step (the scale shown is the one each step uses):

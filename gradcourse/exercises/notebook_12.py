@@ -15,16 +15,18 @@ from ..core.models import MLP
 from ..core.runtime import generators_restored
 from .judging import Exercise, Number
 
+__all__ = ["EXERCISES"]
+
 _DEPTH, _WIDTH, _PROBE = 8, 128, 256   # the notebook's DEPTH, WIDTH and the digits diagnose reads
 _BROKEN = dict(depth=_DEPTH, width=_WIDTH, activation="sigmoid", init="normal", init_scale=1.0)   # section 0
 _BROKEN_LR = 1.0
 
 
-def _seeded(seed=0, **options):
-    """``MLP(**options)`` drawn after ``torch.manual_seed(seed)``, torch's global generator left as it was."""
+def _seeded(seed=0, **model_options):
+    """``MLP(**model_options)`` drawn after ``torch.manual_seed(seed)``, torch's global generator left as it was."""
     with generators_restored():
         torch.manual_seed(seed)
-        return MLP(**options)
+        return MLP(**model_options)
 
 
 def _second_layer_rms(seed=0):

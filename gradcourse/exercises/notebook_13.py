@@ -11,6 +11,8 @@ from ..core.runtime import generators_restored
 from ..lessons.transformers import RowTransformer, block_gradient_norms
 from .judging import Choice, Exercise, Number, known_mistake
 
+__all__ = ["EXERCISES"]
+
 _PRE_LN_FACTOR = Number(
     0.5,
     explain="Xiong et al.'s Pre-LN bound on the last layer's gradient scales as 1/sqrt(L): "

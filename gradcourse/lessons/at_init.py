@@ -14,16 +14,20 @@ from ..core.norms import norm
 from ..core.probes import activation_gradient_norms, layer_gradient_norms
 from ..core.runtime import set_seed
 
-SIGNALS = ("weights", "activations")
+__all__ = ["DTYPES", "first_to_last_ratio", "gradient_norms", "layer_statistics", "product_condition_number",
+           "scale_sweep", "std_per_layer", "WRT"]
+
+WRT = ("weights", "activations")
+"""What :func:`gradient_norms` differentiates the loss with respect to."""
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-def gradient_norms(X, y, *, signal="weights", dtype="float32", seed=0, **model_options):
+def gradient_norms(X, y, *, wrt="weights", dtype="float32", seed=0, **model_options):
     """Per-layer gradient norms of a fresh ``seeded_mlp(X, seed, **model_options)`` on ``(X, y)``,
     input side first.
 
-    ``signal="weights"``: ``||dL/dW_l||`` (:func:`~gradcourse.core.probes.layer_gradient_norms`);
-    ``signal="activations"``: ``||dL/dh_l||`` for every hidden block's output, the signal that
+    ``wrt="weights"``: ``||dL/dW_l||`` (:func:`~gradcourse.core.probes.layer_gradient_norms`);
+    ``wrt="activations"``: ``||dL/dh_l||`` for every hidden block's output, the signal that
     reaches layer l (:func:`~gradcourse.core.probes.activation_gradient_norms`). ``dtype="float64"``
     keeps gradients far below float32's smallest number (about 1e-45) measurable.
 
@@ -34,10 +38,10 @@ def gradient_norms(X, y, *, signal="weights", dtype="float32", seed=0, **model_o
         4
     """
     _checks.features_and_labels(X, y)
-    _checks.choice("signal", signal, SIGNALS)
+    _checks.choice("wrt", wrt, WRT)
     _checks.choice("dtype", dtype, tuple(DTYPES))
     model = seeded_mlp(X, seed, **model_options).to(DTYPES[dtype])
-    measure = layer_gradient_norms if signal == "weights" else activation_gradient_norms
+    measure = layer_gradient_norms if wrt == "weights" else activation_gradient_norms
     return measure(model, X.to(DTYPES[dtype]), y)
 
 
@@ -83,21 +87,21 @@ def layer_statistics(X, y, depth=5, activation="tanh", init="default", init_scal
             "weight_gradient_norms": [norm(g).item() for g in grads[depth:]]}
 
 
-def scale_sweep(X, y, scales, depth=30, activation="relu", init="kaiming", width=64, seed=0):
-    """``{scale: [||dL/dh_l|| for l = 1..depth]}``: the back-propagated signal at every hidden layer
-    of fresh seeded MLPs whose init is multiplied by each gain in ``scales``.
+def scale_sweep(X, y, init_scales, depth=30, activation="relu", init="kaiming", width=64, seed=0):
+    """``{init_scale: [||dL/dh_l|| for l = 1..depth]}``: the back-propagated signal at every hidden layer
+    of fresh seeded MLPs whose init is multiplied by each gain ``init_scale`` in ``init_scales``.
 
     With He init and ReLU the typical per-layer factor is the gain g itself (notebook 02's
     ``rho = sqrt(n Var(w) E[f'^2])`` with ``Var(w) = 2 g^2 / n``), so the norms fall like
     ``g^(L-l)`` for g < 1 and grow like it for g > 1: g = 1 is the critical scale.
     """
     _checks.features_and_labels(X, y)
-    scales = list(scales)
-    if not scales:
-        raise ValueError("scales=[] is not allowed; give at least one gain")
+    init_scales = list(init_scales)
+    if not init_scales:
+        raise ValueError("init_scales=[] is not allowed; give at least one gain")
     result = {}
-    for scale in scales:
-        _checks.number("scales[i]", scale, minimum=0, strict_minimum=True)
+    for scale in init_scales:
+        _checks.number("init_scales[i]", scale, minimum=0, strict_minimum=True)
         model = seeded_mlp(X, seed, width=width, depth=depth, activation=activation, init=init, init_scale=scale)
         result[scale] = activation_gradient_norms(model, X, y)
     return result

@@ -24,7 +24,10 @@ from ..core import _checks
 from ..core.data import batches
 from ..core.models import seeded_mlp
 from ..core.scoring import accuracy
-from ..core.train.loop import fit
+from ..core.train import ProgressBar, fit
+
+__all__ = ["alone_or_in_batch", "batch_norm", "fold_batchnorm", "NORM_LAYERS", "recompute_running_statistics_",
+           "stale_statistics_experiment", "train_mode_accuracy"]
 
 NORM_LAYERS = (nn.BatchNorm1d, nn.LayerNorm, nn.GroupNorm)
 
@@ -178,21 +181,24 @@ def train_mode_accuracy(model, X, y, batch_size=1000):
     return correct / len(X)
 
 
-def stale_statistics_experiment(X, y, X_test, y_test, *, digit=0, stale_batches=20, batch_size=16, epochs=1,
+def stale_statistics_experiment(X, y, *, validation, digit=0, stale_batches=20, batch_size=16, epochs=1,
                                 lr=0.05, width=100, depth=3, seed=0):
     """Train an MLP with BatchNorm, then run ``stale_batches`` batches of one ``digit`` through it in
     train mode without gradients (a pass over class-sorted data that forgot ``model.eval()``).
 
     The weights do not change, but with BatchNorm's momentum (0.1 by default) each batch pulls the
     running statistics 10% of the way towards that one class's statistics: after k batches the
-    training pass keeps only ``(1 - momentum)**k`` (``0.9**k``) of its weight. Returns test accuracies: ``"train_mode"`` (batch statistics, batches
-    of 1000) and ``"eval"`` right after training, ``"eval_stale"`` after the single-class batches,
-    ``"eval_recomputed"`` after :func:`recompute_running_statistics_` over ``X``, and
-    ``"stale_weight"``, the ``1 - (1 - momentum)**stale_batches`` of the running statistics that came
-    from the one class.
+    training pass keeps only ``(1 - momentum)**k`` (``0.9**k``) of its weight. Returns accuracies on
+    ``validation=(X_val, y_val)``: ``"train_mode"`` (batch statistics, batches of 1000) and ``"eval"``
+    right after training, ``"eval_stale"`` after the single-class batches, ``"eval_recomputed"`` after
+    :func:`recompute_running_statistics_` over ``X``, and ``"stale_weight"``, the
+    ``1 - (1 - momentum)**stale_batches`` of the running statistics that came from the one class.
     """
     _checks.features_and_labels(X, y)
-    _checks.features_and_labels(X_test, y_test, x_name="X_test", y_name="y_test")
+    if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+        raise ValueError(f"validation={_checks.describe(validation)} is not allowed; it must be (X_val, y_val)")
+    X_val, y_val = validation
+    _checks.features_and_labels(X_val, y_val, x_name="validation[0]", y_name="validation[1]")
     _checks.choice("digit", digit, tuple(sorted(set(y.tolist()))))
     _checks.integer("stale_batches", stale_batches, minimum=0)
     _checks.integer("batch_size", batch_size, minimum=2)
@@ -200,17 +206,17 @@ def stale_statistics_experiment(X, y, X_test, y_test, *, digit=0, stale_batches=
     _checks.number("lr", lr, minimum=0, strict_minimum=True)
     _checks.integer("seed", seed)
     model = seeded_mlp(X, seed=seed, width=width, depth=depth, norm="batch")
-    fit(model, X, y, epochs=epochs, batch_size=batch_size, lr=lr, progress=False, seed=seed)
-    result = {"train_mode": train_mode_accuracy(model, X_test, y_test), "eval": accuracy(model, X_test, y_test)}
+    fit(model, X, y, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, callbacks=[ProgressBar(show=False)])
+    result = {"train_mode": train_mode_accuracy(model, X_val, y_val), "eval": accuracy(model, X_val, y_val)}
     one_class = X[y == digit]
     model.train()
     with torch.no_grad():
         for k in range(stale_batches):
             start = (k * batch_size) % max(1, len(one_class) - batch_size)
             model(one_class[start:start + batch_size])
-    result["eval_stale"] = accuracy(model, X_test, y_test)
+    result["eval_stale"] = accuracy(model, X_val, y_val)
     recompute_running_statistics_(model, X, seed=seed)
-    result["eval_recomputed"] = accuracy(model, X_test, y_test)
+    result["eval_recomputed"] = accuracy(model, X_val, y_val)
     momentum = _batchnorms(model)[0].momentum
     result["stale_weight"] = 1 - (1 - momentum) ** stale_batches
     return result

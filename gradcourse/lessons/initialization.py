@@ -16,9 +16,14 @@ from torch import nn
 from ..core import _checks
 from ..core.layers import named_layers
 from ..core.models import INITS, seeded_mlp
-from ..core.probes import batch_loss, state_left_alone
+from ..core.losses import batch_loss
+from ..core.model_state import state_left_alone
 from ..core.runtime import set_seed
-from ..core.train.loop import fit
+from ..core.train import ProgressBar, fit
+
+__all__ = ["constant_init_", "CONSTANT_INITS", "first_loss", "GAIN_ACTIVATIONS", "layer_output_std", "lsuv_",
+           "mean_field", "output_scale_runs", "row_spread", "second_moment_gain", "signal_std", "steps_to_loss",
+           "symmetry_run", "WEIGHTED", "weighted_layers"]
 
 CONSTANT_INITS = ("zeros", "constant")
 """Inits that give every unit of a layer the same weights (:func:`constant_init_`)."""
@@ -68,8 +73,8 @@ def row_spread(weight):
     return 0.0 if largest == 0 else ((weight - weight[:1]).abs().max() / largest).item()
 
 
-def symmetry_run(X, y, *, init="constant", value=0.05, epochs=1, batch_size=64, lr=0.1, seed=0, **mlp):
-    """Train a fresh ``seeded_mlp(X, seed, **mlp)`` by SGD from ``init`` and report whether its units
+def symmetry_run(X, y, *, init="constant", value=0.05, epochs=1, batch_size=64, lr=0.1, seed=0, **model_options):
+    """Train a fresh ``seeded_mlp(X, seed, **model_options)`` by SGD from ``init`` and report whether its units
     stayed alike.
 
     ``init``: ``"zeros"`` or ``"constant"`` (:func:`constant_init_` with 0 or ``value``), or one of
@@ -80,11 +85,11 @@ def symmetry_run(X, y, *, init="constant", value=0.05, epochs=1, batch_size=64, 
     _checks.features_and_labels(X, y)
     _checks.choice("init", init, CONSTANT_INITS + INITS)
     value = _checks.number("value", value)
-    model = seeded_mlp(X, seed, init=init if init in INITS else "default", **mlp)
+    model = seeded_mlp(X, seed, init=init if init in INITS else "default", **model_options)
     if init in CONSTANT_INITS:
         constant_init_(model, 0.0 if init == "zeros" else value)
     before = [layer.weight.detach().clone() for layer in model.hidden_linears()]
-    history = fit(model, X, y, epochs=epochs, batch_size=batch_size, lr=lr, progress=False, seed=seed)
+    history = fit(model, X, y, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, callbacks=[ProgressBar(show=False)])
     after = [layer.weight.detach() for layer in model.hidden_linears()]
     return {"history": history, "row_spread": [row_spread(w) for w in after],
             "moved": [(w - b).norm().item() for w, b in zip(after, before)],
@@ -105,8 +110,8 @@ def first_loss(model, X, y):
 
 
 def output_scale_runs(X, y, output_scales, *, epochs=2, batch_size=64, optimizer="adam", lr=1e-3, seed=0,
-                      progress=True, **mlp):
-    """``{scale: History}``: the same seeded ``MLP(**mlp, output_scale=scale)`` trained on ``(X, y)``
+                      progress=True, **model_options):
+    """``{scale: History}``: the same seeded ``MLP(**model_options, output_scale=scale)`` trained on ``(X, y)``
     for each output-layer scale, with the same batches. Adam by default: its step does not grow with
     the output weights, whereas plain SGD's hidden-layer gradients pass through ``W_out`` and grow with
     it, which mixes a larger effective learning rate into the comparison."""
@@ -117,8 +122,8 @@ def output_scale_runs(X, y, output_scales, *, epochs=2, batch_size=64, optimizer
     for scale in output_scales:
         _checks.number("output_scales[i]", scale, minimum=0, strict_minimum=True)
     _checks.boolean("progress", progress)
-    return {scale: fit(seeded_mlp(X, seed, output_scale=scale, **mlp), X, y, epochs=epochs, batch_size=batch_size,
-                       optimizer=optimizer, lr=lr, progress=progress, seed=seed)
+    return {scale: fit(seeded_mlp(X, seed, output_scale=scale, **model_options), X, y, epochs=epochs,
+                       batch_size=batch_size, optimizer=optimizer, lr=lr, seed=seed, callbacks=[ProgressBar(show=progress)])
             for scale in output_scales}
 
 
@@ -155,15 +160,15 @@ def second_moment_gain(activation, points=200_001):
     return 1 / math.sqrt(_gaussian_expectation(lambda z: f(z) ** 2, points))
 
 
-def mean_field(activation, gain, depth=200, points=4_001):
+def mean_field(activation, init_scale, depth=200, points=4_001):
     """``(sqrt(q), chi)`` after ``depth`` layers of the variance map of Poole et al. (2016),
-    ``q_l = gain^2 E[f(sqrt(q_{l-1}) z)^2]`` from ``q_0 = 1``, ``z ~ N(0, 1)``, for an infinitely wide
-    bias-free network with weights of variance ``gain^2 / n``: the std of the pre-activations it
-    settles at, and ``chi = gain^2 E[f'(sqrt(q) z)^2]``, the factor by which one layer there
+    ``q_l = g^2 E[f(sqrt(q_{l-1}) z)^2]`` from ``q_0 = 1``, ``z ~ N(0, 1)``, for an infinitely wide
+    bias-free network with weights of variance ``g^2 / n``, the gain ``g = init_scale``: the std of the
+    pre-activations it settles at, and ``chi = g^2 E[f'(sqrt(q) z)^2]``, the factor by which one layer there
     multiplies the back-propagated gradient's second moment (its std by ``sqrt(chi)``).
     The expectations are integrated as in :func:`second_moment_gain`."""
     _checks.choice("activation", activation, tuple(GAIN_ACTIVATIONS))
-    gain = _checks.number("gain", gain, minimum=0, strict_minimum=True)
+    gain = _checks.number("init_scale", init_scale, minimum=0, strict_minimum=True)
     depth = _checks.integer("depth", depth, minimum=1)
     points = _checks.integer("points", points, minimum=3)
     f = GAIN_ACTIVATIONS[activation]
@@ -186,18 +191,19 @@ def _gaussian_expectation(g, points):
     return torch.trapezoid(g(z) * density, z).item()
 
 
-def signal_std(activation, gain, depth=30, width=256, samples=512, seed=0):
-    """Per layer of a deep bias-free network ``z_l = W_l f(z_{l-1})`` with ``W_l ~ N(0, gain^2 / width)``
-    (``torch.nn.init.kaiming_normal_`` with ``nonlinearity="linear"``, times ``gain``) on N(0, 1) inputs:
+def signal_std(activation, init_scale, depth=30, width=256, samples=512, seed=0):
+    """Per layer of a deep bias-free network ``z_l = W_l f(z_{l-1})`` with ``W_l ~ N(0, g^2 / width)``
+    (``torch.nn.init.kaiming_normal_`` with ``nonlinearity="linear"``, times the gain ``g = init_scale``,
+    as ``MLP(init="lecun", init_scale=g)`` draws them) on N(0, 1) inputs:
     ``{"forward": [std of z_l], "backward": [std of dL/dz_l]}``, input side first, where
     ``L = sum(f(z_depth) * r)`` with a fixed N(0, 1) tensor ``r``.
 
     A gain keeps the forward signal steady when the forward stds settle; Poole et al. (2016),
     "Exponential expressivity in deep neural networks through transient chaos", derive the fixed point
-    ``q* = gain^2 E[f(sqrt(q*) z)^2]`` and the backward factor per layer, ``gain^2 E[f'(sqrt(q*) z)^2]``.
+    ``q* = g^2 E[f(sqrt(q*) z)^2]`` and the backward factor per layer, ``g^2 E[f'(sqrt(q*) z)^2]``.
     """
     _checks.choice("activation", activation, tuple(GAIN_ACTIVATIONS))
-    gain = _checks.number("gain", gain, minimum=0, strict_minimum=True)
+    gain = _checks.number("init_scale", init_scale, minimum=0, strict_minimum=True)
     depth = _checks.integer("depth", depth, minimum=1)
     width = _checks.integer("width", width, minimum=1)
     samples = _checks.integer("samples", samples, minimum=2)
@@ -244,14 +250,14 @@ def layer_output_std(model, X):
 
 
 @torch.no_grad()
-def lsuv_(model, X, tol=0.1, max_iter=10):
+def lsuv_(model, X, tolerance=0.1, max_iter=10):
     """Layer-sequential unit-variance initialization, in place (Mishkin & Matas 2016, "All you need is
     a good init", ICLR, Algorithm 1).
 
     1. Pre-initialize every weighted layer with an orthonormal matrix (``torch.nn.init.orthogonal_``,
        Saxe et al. 2014) and a zero bias.
     2. From the input side, for each layer: run the batch ``X`` forward, measure the variance ``v`` of
-       the layer's output, and divide its weights by ``sqrt(v)``; repeat until ``|v - 1| < tol`` or
+       the layer's output, and divide its weights by ``sqrt(v)``; repeat until ``|v - 1| < tolerance`` or
        ``max_iter`` rescalings.
 
     Returns ``[(name, rescalings, variance)]`` per layer, the variance as last measured on ``X``. The
@@ -261,7 +267,7 @@ def lsuv_(model, X, tol=0.1, max_iter=10):
     """
     layers = weighted_layers(model)
     _checks.batch(X, X)
-    tol = _checks.number("tol", tol, minimum=0, strict_minimum=True)
+    tolerance = _checks.number("tolerance", tolerance, minimum=0, strict_minimum=True)
     max_iter = _checks.integer("max_iter", max_iter, minimum=1)
     for _, layer in layers:
         nn.init.orthogonal_(layer.weight)
@@ -274,7 +280,7 @@ def lsuv_(model, X, tol=0.1, max_iter=10):
         try:
             rescalings = 0
             model(X)
-            while abs(seen[-1] - 1) >= tol and rescalings < max_iter:
+            while abs(seen[-1] - 1) >= tolerance and rescalings < max_iter:
                 if not math.isfinite(seen[-1]) or seen[-1] == 0:
                     raise ValueError(f"layer {name!r} has output variance {seen[-1]} on X; LSUV cannot rescale it "
                                      "to 1 (check X: it must vary, and be finite)")

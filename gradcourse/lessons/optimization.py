@@ -23,6 +23,8 @@ from ..core.layers import as_one_tensor, find_layers, layer_weights, named_layer
 from ..core.norms import group_norms
 from ..core.train.optimizers import OPTIMIZERS, make_optimizer
 
+__all__ = ["ADAM_EPS", "adam_ratio_ceiling", "learning_rates", "linear_warmup", "loss_scaling_steps"]
+
 
 ADAM_EPS = 1e-8
 """The ``eps`` of ``torch.optim.Adam`` and ``torch.optim.RMSprop`` (their default), as built by
@@ -68,17 +70,7 @@ def loss_scaling_steps(model, X, y, optimizer="adam", lr=1e-3, loss_scale=1e-4, 
     _checks.integer("steps", steps, minimum=1)
     X = X.double()
     start = copy.deepcopy(model).double().train()
-    probe = copy.deepcopy(start)
-    layer_params = [layer_weights(module, frozen=True) for _, module in named_layers(probe)]
-    probe_weights = [w for ws in layer_params for w in ws]
-    trainable = [w for w in probe_weights if w.requires_grad]
-    found = torch.autograd.grad(F.cross_entropy(probe(X), y), trainable, allow_unused=True)
-    found = dict(zip(map(id, trainable), found))
-    flat_grads = [torch.zeros_like(w) if found.get(id(w)) is None else found[id(w)] for w in probe_weights]
-    grads, i = [], 0
-    for ws in layer_params:
-        grads.append(as_one_tensor(flat_grads[i:i + len(ws)]))
-        i += len(ws)
+    grads, probe_weights = _layer_gradients(copy.deepcopy(start), X, y)
     result = {"layers": [name for name, _ in named_layers(model)],
               "grad_rms": [g.pow(2).mean().sqrt().item() for g in grads],
               "unscaled": _weight_changes(start, X, y, optimizer, lr, 1.0, ADAM_EPS, steps),
@@ -86,12 +78,33 @@ def loss_scaling_steps(model, X, y, optimizer="adam", lr=1e-3, loss_scale=1e-4, 
     result["ratio"] = [s / u if u > 0 else float("nan") for s, u in zip(result["scaled"], result["unscaled"])]
     result["eps_over_scale"] = (_weight_changes(start, X, y, optimizer, lr, 1.0, ADAM_EPS / loss_scale, steps)
                                 if optimizer in ("adam", "rmsprop") else None)
-    result["predicted_ratio"] = None
-    if optimizer in ("adam", "rmsprop") and steps == 1:
-        c = 1.0 if optimizer == "adam" else (1 - make_optimizer([probe_weights[0]], optimizer, lr).defaults["alpha"]) ** 0.5
-        result["predicted_ratio"] = [(torch.linalg.vector_norm(g / (c * g.abs() + ADAM_EPS / loss_scale))
-                                      / torch.linalg.vector_norm(g / (c * g.abs() + ADAM_EPS))).item() for g in grads]
+    result["predicted_ratio"] = (_predicted_ratio(grads, optimizer, lr, loss_scale, probe_weights[0])
+                                 if optimizer in ("adam", "rmsprop") and steps == 1 else None)
     return result
+
+
+def _layer_gradients(model, X, y):
+    """Per layer of ``model``, ``dL/dW`` of the cross-entropy on ``(X, y)``, its weights taken together as one
+    tensor (zeros for a weight the loss does not reach); and the flat list of those weights."""
+    layer_params = [layer_weights(module, frozen=True) for _, module in named_layers(model)]
+    weights = [w for ws in layer_params for w in ws]
+    trainable = [w for w in weights if w.requires_grad]
+    found = torch.autograd.grad(F.cross_entropy(model(X), y), trainable, allow_unused=True)
+    found = dict(zip(map(id, trainable), found))
+    flat_grads = [torch.zeros_like(w) if found.get(id(w)) is None else found[id(w)] for w in weights]
+    grads, i = [], 0
+    for ws in layer_params:
+        grads.append(as_one_tensor(flat_grads[i:i + len(ws)]))
+        i += len(ws)
+    return grads, weights
+
+
+def _predicted_ratio(grads, optimizer, lr, loss_scale, weight):
+    """Per layer, ``||g / (c|g| + eps/s)|| / ||g / (c|g| + eps)||``: the first step's ratio scaled / unscaled for
+    Adam (``c = 1``) or RMSprop (``c = sqrt(1 - alpha)``, ``alpha`` read from an optimizer built on ``weight``)."""
+    c = 1.0 if optimizer == "adam" else (1 - make_optimizer([weight], optimizer, lr).defaults["alpha"]) ** 0.5
+    return [(torch.linalg.vector_norm(g / (c * g.abs() + ADAM_EPS / loss_scale))
+             / torch.linalg.vector_norm(g / (c * g.abs() + ADAM_EPS))).item() for g in grads]
 
 
 def _weight_changes(model, X, y, optimizer, lr, factor, eps, steps):

@@ -29,6 +29,9 @@ from ..core.data import batches
 from ..core.layers import as_one_tensor, layer_weights, named_layers
 from ..core.scoring import accuracy
 
+__all__ = ["accumulate", "cast_sweep", "dot_product", "flushed_and_overflowed", "grad_scaler_trace", "LOW_PRECISION",
+           "PRECISIONS", "spacing", "train_mixed_precision"]
+
 LOW_PRECISION = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -76,20 +79,21 @@ def spacing(x, dtype="float16"):
     return (torch.nextafter(t, torch.tensor(float("inf"), dtype=t.dtype)) - t).item()
 
 
-def grad_scaler_trace(steps=12, overflow_steps=(3,), init_scale=2.0 ** 16, growth_interval=4):
+def grad_scaler_trace(steps=12, overflow_steps=(3,), loss_scale=2.0 ** 16, growth_interval=4):
     """Drive ``torch.amp.GradScaler`` through ``steps`` steps of a one-parameter model whose
     gradient overflows on ``overflow_steps``; return one dict per step:
     ``{"step", "scale", "skipped", "weight"}`` (the scale the step used; whether the optimizer step
-    was skipped; the weight after it). On an overflow the scaler skips the step and multiplies the
-    scale by 0.5; after ``growth_interval`` clean steps in a row it multiplies it by 2.
+    was skipped; the weight after it). The scaler starts at the loss scale ``loss_scale`` (GradScaler's
+    ``init_scale``). On an overflow the scaler skips the step and multiplies the scale by 0.5; after
+    ``growth_interval`` clean steps in a row it multiplies it by 2.
     """
     _checks.integer("steps", steps, minimum=1)
     overflow_steps = set(overflow_steps)
     for s in overflow_steps:
         _checks.integer("overflow_steps[i]", s, minimum=0)
-    _checks.number("init_scale", init_scale, minimum=0, strict_minimum=True)
+    _checks.number("loss_scale", loss_scale, minimum=0, strict_minimum=True)
     _checks.integer("growth_interval", growth_interval, minimum=1)
-    scaler = torch.amp.GradScaler("cpu", init_scale=init_scale, growth_interval=growth_interval)
+    scaler = torch.amp.GradScaler("cpu", init_scale=loss_scale, growth_interval=growth_interval)
     weight = torch.nn.Parameter(torch.ones(1))
     optimizer = torch.optim.SGD([weight], lr=0.01)
     trace = []
@@ -171,18 +175,19 @@ def dot_product(a, b, accumulate="float16"):
 PRECISIONS = ("float32", "float16", "bfloat16")
 
 
-def train_mixed_precision(model, X, y, *, precision="float16", loss_scaling=True, loss_weight=1.0, steps=100,
-                          batch_size=128, lr=0.1, init_scale=2.0 ** 16, growth_interval=10, seed=0, progress=False):
+def train_mixed_precision(model, X, y, *, dtype="float16", loss_scaling=True, loss_weight=1.0, steps=100,
+                          batch_size=128, lr=0.1, loss_scale=2.0 ** 16, growth_interval=10, seed=0, progress=False):
     """Train a copy of ``model`` with SGD on the cross-entropy of ``(X, y)`` the way mixed-precision
     training does it (Micikevicius et al. 2018), with ``torch.autocast`` and ``torch.amp.GradScaler``.
 
-    Each step: the forward pass runs under ``torch.autocast(dtype=precision)``, so the linear
-    layers compute in ``precision`` from the float32 master weights, and so does the backward
-    pass through them (the gradients of their outputs and weights are ``precision`` numbers, cast
+    Each step: the forward pass runs under ``torch.autocast(dtype=dtype)``, so the linear
+    layers compute in ``dtype`` from the float32 master weights, and so does the backward
+    pass through them (the gradients of their outputs and weights are ``dtype`` numbers, cast
     to float32 only where they reach the master weights); the loss ``L`` itself is computed in
-    float32. With ``loss_scaling`` the scaler back-propagates ``S * loss_weight * L``, divides the
-    weight gradients by ``S`` in float32, skips the step if any is inf or NaN (then ``S <- S/2``),
-    and doubles ``S`` after ``growth_interval`` clean steps; without it ``S = 1``. Then
+    float32. With ``loss_scaling`` the scaler, starting at ``S = loss_scale`` (GradScaler's
+    ``init_scale``), back-propagates ``S * loss_weight * L``, divides the weight gradients by ``S``
+    in float32, skips the step if any is inf or NaN (then ``S <- S/2``), and doubles ``S`` after
+    ``growth_interval`` clean steps; without it ``S = 1``. Then
     ``W <- W - (lr / loss_weight) * g`` on the float32 weights.
 
     ``loss_weight`` multiplies the loss and divides the learning rate. In exact arithmetic, and in
@@ -192,7 +197,7 @@ def train_mixed_precision(model, X, y, *, precision="float16", loss_scaling=True
     cross-entropy with respect to a logit is ``(softmax - onehot) / batch_size``, at most
     ``loss_weight / batch_size`` in size here: at ``2^-25`` or less, float16 rounds it to 0.
 
-    ``precision="float32"`` turns autocast off (the reference run); ``"bfloat16"`` has float32's
+    ``dtype="float32"`` turns autocast off (the reference run); ``"bfloat16"`` has float32's
     range and needs no scaling. Batches are drawn by :func:`gradcourse.core.data.batches` with seeds
     ``seed, seed + 1, ...`` per epoch, full batches only (so every step averages over
     ``batch_size`` examples); ``model`` itself is left untouched.
@@ -210,41 +215,58 @@ def train_mixed_precision(model, X, y, *, precision="float16", loss_scaling=True
     position vectors. So any model with parameters trains, a
     :class:`~gradcourse.lessons.transformers.RowTransformer` included.
     """
+    loss_weight, lr, loss_scale = _mixed_precision_arguments(model, X, y, dtype, loss_scaling, loss_weight, steps,
+                                                             batch_size, lr, loss_scale, growth_interval, seed, progress)
+    model = copy.deepcopy(model).train()
+    layers = named_layers(model)
+    weights = [layer_weights(module, frozen=True) for _, module in layers]
+    start = [as_one_tensor([w.detach() for w in ws]).clone() for ws in weights]
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr / loss_weight)
+    scaler = torch.amp.GradScaler(next(model.parameters()).device.type, init_scale=loss_scale,
+                                  growth_interval=growth_interval, enabled=loss_scaling)
+    trace, zeros = _mixed_precision_steps(model, X, y, optimizer, scaler, weights, dtype, loss_scaling, loss_weight,
+                                          steps, batch_size, seed, progress)
+    return {**trace, "layers": [name for name, _ in layers], "zero_share": (zeros / steps).tolist(),
+            "moved": [_relative_change(as_one_tensor([w.detach() for w in ws]), w0) for ws, w0 in zip(weights, start)],
+            "accuracy": accuracy(model, X, y), "model": model}
+
+
+def _mixed_precision_arguments(model, X, y, dtype, loss_scaling, loss_weight, steps, batch_size, lr, loss_scale,
+                               growth_interval, seed, progress):
+    """Check :func:`train_mixed_precision`'s arguments; return ``loss_weight``, ``lr`` and ``loss_scale`` as floats."""
     if not isinstance(model, nn.Module) or not any(True for _ in model.parameters()):
         raise ValueError(f"model={_checks.describe(model)} is not allowed; it must be a torch.nn.Module with parameters")
     _checks.features_and_labels(X, y)
-    _checks.choice("precision", precision, PRECISIONS)
+    _checks.choice("dtype", dtype, PRECISIONS)
     _checks.boolean("loss_scaling", loss_scaling)
     loss_weight = _checks.number("loss_weight", loss_weight, minimum=0, strict_minimum=True)
     _checks.integer("steps", steps, minimum=1)
     _checks.integer("batch_size", batch_size, minimum=1, maximum=len(X))
     lr = _checks.number("lr", lr, minimum=0, strict_minimum=True)
-    init_scale = _checks.number("init_scale", init_scale, minimum=0, strict_minimum=True)
+    loss_scale = _checks.number("loss_scale", loss_scale, minimum=0, strict_minimum=True)
     _checks.integer("growth_interval", growth_interval, minimum=1)
     _checks.integer("seed", seed)
     _checks.boolean("progress", progress)
-    model = copy.deepcopy(model).train()
+    return loss_weight, lr, loss_scale
+
+
+def _mixed_precision_steps(model, X, y, optimizer, scaler, weights, dtype, loss_scaling, loss_weight, steps,
+                           batch_size, seed, progress):
+    """The training loop of :func:`train_mixed_precision`. Returns ``{"loss", "scale", "skipped"}`` and, per layer,
+    the share of zero entries in its weight gradients summed over the steps (a float64 tensor)."""
     device = next(model.parameters()).device
-    device_type = device.type
-    layers = named_layers(model)
-    weights = [layer_weights(module, frozen=True) for _, module in layers]
-    start = [as_one_tensor([w.detach() for w in ws]).clone() for ws in weights]
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr / loss_weight)
-    scaler = torch.amp.GradScaler(device_type, init_scale=init_scale, growth_interval=growth_interval,
-                                  enabled=loss_scaling)
-    autocast_dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(precision)
-    result = {"loss": [], "scale": [], "skipped": [], "layers": [name for name, _ in layers]}
-    zeros = torch.zeros(len(layers), dtype=torch.float64)
-    bar = tqdm(total=steps, desc=f"{precision}{', loss scaling' if loss_scaling else ''}", disable=not progress,
-               mininterval=0.5)
+    autocast_dtype = LOW_PRECISION.get(dtype)
+    trace = {"loss": [], "scale": [], "skipped": []}
+    zeros = torch.zeros(len(weights), dtype=torch.float64)
     step, epoch = 0, 0
-    try:
+    with tqdm(total=steps, desc=f"{dtype}{', loss scaling' if loss_scaling else ''}", disable=not progress,
+              mininterval=0.5) as bar:
         while step < steps:
             for Xb, yb in batches(X, y, batch_size, shuffle=True, seed=seed + epoch, drop_last=True):
                 if step == steps:
                     break
                 optimizer.zero_grad(set_to_none=True)
-                with torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                     loss = F.cross_entropy(model(Xb.to(device)), yb.to(device))
                 scale = scaler.get_scale()
                 scaler.scale(loss * loss_weight).backward()
@@ -252,19 +274,13 @@ def train_mixed_precision(model, X, y, *, precision="float16", loss_scaling=True
                 scaler.step(optimizer)
                 scaler.update()
                 if loss_scaling and scaler.get_scale() < scale:
-                    result["skipped"].append(step)
-                result["loss"].append(loss.item())
-                result["scale"].append(float(scale))
+                    trace["skipped"].append(step)
+                trace["loss"].append(loss.item())
+                trace["scale"].append(float(scale))
                 step += 1
                 bar.update(1)
             epoch += 1
-    finally:
-        bar.close()
-    result["zero_share"] = (zeros / steps).tolist()
-    result["moved"] = [_relative_change(as_one_tensor([w.detach() for w in ws]), w0) for ws, w0 in zip(weights, start)]
-    result["accuracy"] = accuracy(model, X, y)
-    result["model"] = model
-    return result
+    return trace, zeros
 
 
 def _zero_share(weights):

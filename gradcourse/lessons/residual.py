@@ -18,6 +18,8 @@ import torch
 from ..core import _checks
 from ..core.models import require_course_model
 
+__all__ = ["HE_2016_IMAGENET_TOP1_ERROR", "he_2016_table", "KIND_COLORS", "line_styles", "stream_statistics"]
+
 
 @torch.no_grad()
 def stream_statistics(model, X):

@@ -26,6 +26,9 @@ from ..core.monitor.activation_summary import SATURATION
 from ..core.models import SequenceRegressor
 from ..core.norms import norm
 
+__all__ = ["first_step_below", "gate_saturation", "latching_trials", "lstm_gates", "random_recurrence",
+           "timestep_gradient_norms", "unrolled_states", "WRT"]
+
 WRT = ("hidden", "input")
 
 
@@ -45,7 +48,7 @@ def _check_sequences(model, X, y):
 def unrolled_states(model, X):
     """Run ``model``'s recurrent layer one step at a time and return its states and prediction.
 
-    Returns ``(hidden, cell, prediction)``: ``hidden[t-1]`` is ``h_t`` of shape (n, hidden) for
+    Returns ``(hidden, cell, prediction)``: ``hidden[t-1]`` is ``h_t`` of shape (n, width) for
     ``t = 1..T``, ``cell[t-1]`` is the LSTM's ``c_t`` (``cell`` is None for the RNN and GRU), and
     ``prediction = w^T h_T + b`` of shape (n,). Each step calls the model's own ``nn.RNN`` /
     ``nn.LSTM`` / ``nn.GRU`` on a length-1 sequence with the previous state, so the states are
@@ -81,7 +84,7 @@ def timestep_gradient_norms(model, X, y, wrt="hidden"):
 
     Args:
         model: a :class:`~gradcourse.core.models.SequenceRegressor` (any of ``rnn``, ``lstm``, ``gru``).
-        X, y: sequences of shape (n, T, input_size) and targets of shape (n,).
+        X, y: sequences of shape (n, T, in_features) and targets of shape (n,).
         wrt: ``"hidden"``: the hidden state ``h_t``; ``"input"``: the input ``x_t``.
 
     Returns:
@@ -122,7 +125,7 @@ def lstm_gates(model, X):
         o_t = sigma(W_io x_t + b_io + W_ho h_{t-1} + b_ho)      output gate
         c_t = f_t * c_{t-1} + i_t * g_t,   h_t = o_t * tanh(c_t),   h_0 = c_0 = 0.
 
-    Returns a dict of tensors of shape (n, T, hidden): ``"input"``, ``"forget"``, ``"candidate"``,
+    Returns a dict of tensors of shape (n, T, width): ``"input"``, ``"forget"``, ``"candidate"``,
     ``"output"``, ``"cell"`` and ``"hidden"``; its ``"hidden"`` equals ``model.rnn(X)[0]``
     (checked in the tests), which is what makes these the gates the library uses.
     """
@@ -133,7 +136,7 @@ def lstm_gates(model, X):
         raise ValueError(f"X={_checks.describe(X)} is not allowed; it must be a floating-point torch.Tensor "
                          f"of shape (n, T, {model.rnn.input_size})")
     rnn = model.rnn
-    n, T, H = X.shape[0], X.shape[1], model.hidden
+    n, T, H = X.shape[0], X.shape[1], rnn.hidden_size
     h = X.new_zeros(n, H)
     c = X.new_zeros(n, H)
     out = {name: [] for name in ("input", "forget", "candidate", "output", "cell", "hidden")}
@@ -227,7 +230,20 @@ def latching_trials(lengths, trials=100, latched_steps=3, noise=0.2, sequences=1
     tolerance = _checks.number("tolerance", tolerance, minimum=0, strict_minimum=True)
     seed = _checks.integer("seed", seed, minimum=0)
     _checks.boolean("progress", progress)
+    w, u, inputs, latched, where = _latching_units(lengths, trials, latched_steps, noise, sequences, seed)
+    goal = torch.tensor([target, -target], dtype=torch.float64)[None, :, None]
+    h, loss, first_gradient = _latching_descent(w, u, inputs, latched, where, goal, steps, lr, progress)
+    converged = ((h - goal).abs() < tolerance).all(dim=2).all(dim=1)
+    parts = {length: slice(i * trials, (i + 1) * trials) for i, length in enumerate(lengths)}
+    return {length: {"converged": converged[part].double().mean().item(),
+                     "first_gradient": first_gradient[part].median().item(),
+                     "final_loss": loss[part].median().item()} for length, part in parts.items()}
 
+
+def _latching_units(lengths, trials, latched_steps, noise, sequences, seed):
+    """The units of :func:`latching_trials`, ``trials`` per length: ``w`` and ``u`` (requiring gradients), the noise
+    ``inputs`` (units, 2, sequences, T_max; zero where padded or latched), the mask ``latched`` (units, T_max) of the
+    steps that read a trainable input and ``where`` (units, 2, T_max), the index into ``u`` each of them reads."""
     longest, units = max(lengths), trials * len(lengths)
     w, u, inputs = [], [], torch.zeros(units, 2, sequences, longest, dtype=torch.float64)
     for i, length in enumerate(lengths):   # each length draws from its own generator: adding a length changes no other
@@ -236,12 +252,17 @@ def latching_trials(lengths, trials=100, latched_steps=3, noise=0.2, sequences=1
         u.append(0.1 * torch.randn(trials, 2, latched_steps, generator=g, dtype=torch.float64))
         inputs[i * trials:(i + 1) * trials, :, :, longest - length + latched_steps:] = noise * torch.randn(
             trials, 2, sequences, length - latched_steps, generator=g, dtype=torch.float64)
-    w, u = torch.cat(w).requires_grad_(), torch.cat(u).requires_grad_()
     starts = torch.tensor([longest - length for length in lengths]).repeat_interleave(trials)
     offset = torch.arange(longest)[None, :] - starts[:, None]               # step index within each sequence
     latched = (offset >= 0) & (offset < latched_steps)                       # where the trainable inputs go
     where = offset.clamp(0, latched_steps - 1)[:, None, :].expand(units, 2, longest)
-    goal = torch.tensor([target, -target], dtype=torch.float64)[None, :, None]
+    return torch.cat(w).requires_grad_(), torch.cat(u).requires_grad_(), inputs, latched, where
+
+
+def _latching_descent(w, u, inputs, latched, where, goal, steps, lr, progress):
+    """``steps`` full-batch SGD steps on each unit's ``mean((h_T - goal)^2)``; returns the last forward pass's
+    ``h_T`` and losses, and each unit's mean ``|dL/du_1|`` at the first step, all detached."""
+    units, sequences = inputs.shape[0], inputs.shape[2]
     optimizer = torch.optim.SGD([w, u], lr=lr)
     first_gradient = None
     for _ in tqdm(range(steps), desc=f"{units} latching trials", disable=not progress, mininterval=0.5):
@@ -255,17 +276,10 @@ def latching_trials(lengths, trials=100, latched_steps=3, noise=0.2, sequences=1
         if first_gradient is None:
             first_gradient = u.grad[:, :, 0].abs().mean(dim=1).detach()
         optimizer.step()
-    converged = ((h.detach() - goal).abs() < tolerance).all(dim=2).all(dim=1)
-    result = {}
-    for i, length in enumerate(lengths):
-        part = slice(i * trials, (i + 1) * trials)
-        result[length] = {"converged": converged[part].double().mean().item(),
-                          "first_gradient": first_gradient[part].median().item(),
-                          "final_loss": loss.detach()[part].median().item()}
-    return result
+    return h.detach(), loss.detach(), first_gradient
 
 
-def random_recurrence(sigma_max, steps, width=32, input_size=4, input_scale=0.1, seed=0):
+def random_recurrence(sigma_max, steps, width=32, in_features=4, input_scale=0.1, seed=0):
     """A seeded recurrence for :func:`gradcourse.lessons.theory.recurrent_jacobian_norms`: returns ``(W, U, inputs)``.
 
     ``W`` is a random orthogonal matrix (QR of a Gaussian matrix) times ``sigma_max``, so every
@@ -275,11 +289,11 @@ def random_recurrence(sigma_max, steps, width=32, input_size=4, input_scale=0.1,
     _checks.number("sigma_max", sigma_max, minimum=0, strict_minimum=True)
     _checks.integer("steps", steps, minimum=1)
     _checks.integer("width", width, minimum=1)
-    _checks.integer("input_size", input_size, minimum=1)
+    _checks.integer("in_features", in_features, minimum=1)
     _checks.number("input_scale", input_scale, minimum=0)
     _checks.integer("seed", seed, minimum=0)
     g = torch.Generator().manual_seed(seed)
     Q, _ = torch.linalg.qr(torch.randn(width, width, generator=g, dtype=torch.float64))
-    U = input_scale * torch.randn(width, input_size, generator=g, dtype=torch.float64)
-    inputs = torch.randn(steps, input_size, generator=g, dtype=torch.float64)
+    U = input_scale * torch.randn(width, in_features, generator=g, dtype=torch.float64)
+    inputs = torch.randn(steps, in_features, generator=g, dtype=torch.float64)
     return sigma_max * Q, U, inputs

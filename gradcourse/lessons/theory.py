@@ -16,6 +16,11 @@ import torch
 from ..core import _checks
 from ..core.models import ACTIVATIONS
 
+__all__ = ["activation_derivative", "activation_table", "chain_product", "derivative_bound", "max_derivative",
+           "power_or_inf", "RECURRENT_ACTIVATIONS", "recurrent_derivative_bound", "recurrent_final_state",
+           "recurrent_jacobian_norms", "scalar_chain", "ScalarChain", "sigmoid", "sigmoid_derivative",
+           "sigmoid_derivative_from_output", "sigmoid_network_loss"]
+
 
 def sigmoid(z):
     """The logistic function ``sigma(z) = 1 / (1 + exp(-z))`` (float or tensor)."""

@@ -25,12 +25,12 @@ ReZero block is written out, because its ``alpha`` is the point.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from tqdm.auto import tqdm
 
 from ..core import _checks
 from ..core.monitor.monitor import GradientMonitor
@@ -38,7 +38,12 @@ from .optimization import linear_warmup
 from ..core.probes import layer_gradient_norms
 from ..core.runtime import set_seed
 from ..core.scoring import accuracy
-from ..core.train.loop import fit
+from ..core.train import ProgressBar, Scheduler, fit
+from .training_runs import TrainedRun, train_each
+
+__all__ = ["block_by_the_formula", "block_gradient_norms", "gpt2_residual_scale", "gradient_norms_at_init",
+           "growth_towards_output", "last_block_gradient_by_depth", "PLACEMENTS", "ReZeroBlock", "RowTransformer",
+           "seeded_transformer", "train_transformer", "train_variants", "VARIANTS"]
 
 PLACEMENTS = ("post", "pre", "rezero")
 """Where the normalization goes: after the residual sum (``"post"``, Vaswani et al. 2017), before
@@ -150,11 +155,11 @@ def block_by_the_formula(block, x):
     return block.norm2(x + ffn(x))
 
 
-def seeded_transformer(seed=0, **options):
-    """``set_seed(seed)``, then ``RowTransformer(**options)``: the network a seed names."""
+def seeded_transformer(seed=0, **model_options):
+    """``set_seed(seed)``, then ``RowTransformer(**model_options)``: the network a seed names."""
     _checks.integer("seed", seed, minimum=0)
     set_seed(seed)
-    return RowTransformer(**options)
+    return RowTransformer(**model_options)
 
 
 def gpt2_residual_scale(depth):
@@ -173,12 +178,12 @@ def block_gradient_norms(model, X, y):
     return layer_gradient_norms(model, X, y, layers=model.ffn_outputs())
 
 
-def gradient_norms_at_init(X, y, *, seeds=(0,), **options):
+def gradient_norms_at_init(X, y, *, seeds=(0,), **model_options):
     """Per-block gradient norms (:func:`block_gradient_norms`) of fresh seeded networks, one row
-    per seed: a ``torch.float64`` tensor of shape (len(seeds), depth). ``options`` go to
+    per seed: a ``torch.float64`` tensor of shape (len(seeds), depth). ``model_options`` go to
     :class:`RowTransformer`."""
     seeds = _seed_list(seeds)
-    return torch.tensor([block_gradient_norms(seeded_transformer(seed, **options), X, y) for seed in seeds],
+    return torch.tensor([block_gradient_norms(seeded_transformer(seed, **model_options), X, y) for seed in seeds],
                         dtype=torch.float64)
 
 
@@ -195,14 +200,15 @@ def growth_towards_output(norms):
     return norms[:, -1] / norms[:, 0]
 
 
-def last_block_gradient_by_depth(X, y, depths, *, seeds=(0,), **options):
+def last_block_gradient_by_depth(X, y, depths, *, seeds=(0,), **model_options):
     """Xiong et al.'s Theorem 1 measured: ``{depth: [||dL/dW^{2,L}|| for each seed]}``, the last
     block's gradient norm of fresh networks at each depth."""
     if not isinstance(depths, (list, tuple)) or not depths:
         raise ValueError(f"depths={_checks.describe(depths)} is not allowed; it must be a non-empty list of depths")
     for depth in depths:
         _checks.integer("depths[i]", depth, minimum=1)
-    return {depth: gradient_norms_at_init(X, y, seeds=seeds, depth=depth, **options)[:, -1].tolist() for depth in depths}
+    return {depth: gradient_norms_at_init(X, y, seeds=seeds, depth=depth, **model_options)[:, -1].tolist()
+            for depth in depths}
 
 
 def _seed_list(seeds):
@@ -220,33 +226,14 @@ VARIANTS = {
 """The four runs the notebook compares: the model options of each, and whether it warms up."""
 
 
-class TrainedTransformer:
-    """A trained :class:`RowTransformer` with its :class:`~gradcourse.core.train.History`, the
-    :class:`~gradcourse.core.monitor.GradientMonitor` of its blocks' ``W^{2,l}``, and its test accuracy."""
-
-    def __init__(self, model, history, monitor, test_accuracy):
-        self.model, self.history, self.monitor, self.test_accuracy = model, history, monitor, test_accuracy
-
-    def __repr__(self):
-        return f"TrainedTransformer({self.history!r}, test accuracy {self.test_accuracy:.3f})"
-
-    def summary(self, steps=10):
-        """One line: the mean training loss of the first and of the last ``steps`` steps, and the test accuracy."""
-        _checks.integer("steps", steps, minimum=1)
-        loss = self.history.loss
-        first, last = loss[:steps], loss[-steps:]
-        return (f"training loss, mean of the first/last {steps} steps {sum(first) / len(first):.2f} -> "
-                f"{sum(last) / len(last):.2f}; test accuracy {self.test_accuracy:.3f}")
-
-
-def train_transformer(X, y, validation, *, seed=0, lr, epochs, batch_size=64, warmup=False, warmup_steps=None,
-                      monitor_every=1, **options):
-    """Seed, build a :class:`RowTransformer` (``options``) and train it with Adam at ``lr``.
+def train_transformer(X, y, *, validation, seed=0, lr, epochs, batch_size=64, warmup=False, warmup_steps=None,
+                      monitor_every=1, **model_options):
+    """Seed, build a :class:`RowTransformer` (``model_options``) and train it with Adam at ``lr``.
 
     ``warmup=True`` raises the learning rate linearly from ``lr / 100`` over ``warmup_steps``
     steps (default: the first epoch), :func:`~gradcourse.lessons.optimization.linear_warmup`. A
     :class:`~gradcourse.core.monitor.GradientMonitor` records each block's ``W^{2,l}`` every
-    ``monitor_every``-th step. Returns a :class:`TrainedTransformer`, scored on ``validation``.
+    ``monitor_every``-th step. Returns a :class:`~gradcourse.lessons.training_runs.TrainedRun`, scored on ``validation``.
     """
     _checks.features_and_labels(X, y)
     _checks.features_and_labels(*validation, x_name="validation[0]", y_name="validation[1]")
@@ -256,19 +243,20 @@ def train_transformer(X, y, validation, *, seed=0, lr, epochs, batch_size=64, wa
                          "warmup_steps None")
     steps_per_epoch = math.ceil(len(X) / _checks.integer("batch_size", batch_size, minimum=1))
     warmup_steps = steps_per_epoch if warmup_steps is None else _checks.integer("warmup_steps", warmup_steps, minimum=1)
-    model = seeded_transformer(seed, **options)
+    model = seeded_transformer(seed, **model_options)
     monitor = GradientMonitor(model, layers=model.ffn_outputs(), every=monitor_every)
-    history = fit(model, X, y, epochs=epochs, batch_size=batch_size, optimizer="adam", lr=lr, monitor=monitor,
-                  seed=seed, progress=False, scheduler=linear_warmup(warmup_steps) if warmup else None)
-    return TrainedTransformer(model, history, monitor, accuracy(model, *validation))
+    callbacks = [monitor, ProgressBar(show=False)] + ([Scheduler(linear_warmup(warmup_steps))] if warmup else [])
+    history = fit(model, X, y, epochs=epochs, batch_size=batch_size, optimizer="adam", lr=lr, seed=seed,
+                  callbacks=callbacks)
+    return TrainedRun(model, history, monitor, accuracy(model, *validation))
 
 
-def train_variants(X, y, validation, *, variants=None, progress=True, **shared):
+def train_variants(X, y, *, validation, variants=None, progress=True, **shared):
     """One :func:`train_transformer` run per entry of ``variants``, each with the ``shared``
-    options overridden by its own. ``variants`` is a dict ``{label: {option: value}}``, a list of
-    labels of :data:`VARIANTS` (e.g. ``["Pre-LN", "ReZero"]``), or None for all of
-    :data:`VARIANTS`. ``progress=True`` shows one ``tqdm.auto`` bar over the runs. Returns
-    ``{label: TrainedTransformer}``."""
+    options overridden by its own, as :func:`~gradcourse.lessons.training_runs.train_each` runs them.
+    ``variants`` is a dict ``{label: {option: value}}``, a list of labels of :data:`VARIANTS` (e.g.
+    ``["Pre-LN", "ReZero"]``), or None for all of :data:`VARIANTS`. ``progress=True`` shows one
+    ``tqdm.auto`` bar over the runs. Returns ``{label: TrainedRun}``."""
     if variants is None:
         variants = VARIANTS
     elif isinstance(variants, (list, tuple)) and variants and all(label in VARIANTS for label in variants):
@@ -276,7 +264,5 @@ def train_variants(X, y, validation, *, variants=None, progress=True, **shared):
     if not isinstance(variants, dict) or not variants or not all(isinstance(v, dict) for v in variants.values()):
         raise ValueError(f"variants={_checks.describe(variants)} is not allowed; it must be a non-empty dict "
                          f"{{label: {{option: value}}}} or a list of labels from {list(VARIANTS)}")
-    _checks.boolean("progress", progress)
-    return {label: train_transformer(X, y, validation, **{**shared, **options})
-            for label, options in tqdm(variants.items(), desc=f"training {len(variants)} Transformers",
-                                       disable=not progress)}
+    return train_each(partial(train_transformer, X, y, validation=validation), variants, progress=progress,
+                      what="Transformers", **shared)

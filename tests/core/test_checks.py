@@ -1,7 +1,8 @@
-"""gradcourse.core._checks: the argument checks behind every public function, and set_seed/device."""
+"""gradcourse.core._checks: the argument checks behind every public function, on their own, and the messages
+the public functions give with them: each mistake a ValueError that says what to change. (Each public function's
+checks over whole ranges of bad values are tested with its module.)"""
 
 import math
-import random
 import re
 
 import numpy as np
@@ -107,25 +108,6 @@ def test_describe_shortens_long_values():
     assert _checks.describe("sigmod") == "'sigmod'"
 
 
-def test_set_seed_repeats_every_generator():
-    draws = []
-    for _ in range(2):
-        assert gradcourse.set_seed(7) == 7
-        draws.append((np.random.rand(), torch.rand(3).tolist(), random.random()))
-    assert draws[0] == draws[1]
-
-
-@pytest.mark.parametrize("seed", [-1, 1.5, True, "0"])
-def test_set_seed_rejects_bad_seeds(seed, raises_bad):
-    with raises_bad("seed", seed):
-        gradcourse.set_seed(seed)
-
-
-def test_device_is_a_torch_device():
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert gradcourse.device() == torch.device(expected)
-
-
 @pytest.mark.parametrize("value", [(0, 1), [-2.5, 3], (1e-3, 1e-2)])
 def test_interval_returns_two_floats(value):
     assert _checks.interval("histogram_range", value) == (float(value[0]), float(value[1]))
@@ -135,3 +117,33 @@ def test_interval_returns_two_floats(value):
 def test_interval_rejects_anything_else(value):
     with pytest.raises(ValueError, match=r"histogram_range=.* is not allowed; it must be \(low, high\)"):
         _checks.interval("histogram_range", value)
+
+
+# ---------------------------------------------------------------- errors a learner can act on
+
+def _small_mlp():
+    gradcourse.set_seed(0)
+    return gradcourse.MLP(in_features=6, width=8, depth=2, out_features=3)
+
+
+_X9, _Y9 = torch.randn(32, 6), torch.arange(32) % 3
+_FIT = dict(epochs=1, batch_size=8, lr=0.1)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: gradcourse.fit(_small_mlp(), _X9.double(), _Y9, **_FIT), r"X=<tensor shape=\(8, 6\) dtype=torch.float64>"),
+    (lambda: gradcourse.fit(_small_mlp(), torch.randn(32, 5), _Y9, **_FIT), "the model cannot take X="),
+    (lambda: gradcourse.fit(_small_mlp(), _X9, _Y9.int(), **_FIT), r"y\.long\(\) converts"),
+    (lambda: gradcourse.fit(_small_mlp().requires_grad_(False), _X9, _Y9, **_FIT), "nothing to train"),
+    (lambda: gradcourse.diagnose(_small_mlp(), _X9.double(), _Y9), "dtype=torch.float64"),
+    (lambda: gradcourse.layer_gradient_norms(_small_mlp(), torch.randn(32, 5), _Y9), "the model cannot take X="),
+    (lambda: gradcourse.diagnose(torch.nn.LSTM(6, 3, batch_first=True), _X9.unsqueeze(1), _Y9), "pass compute_loss="),
+    (lambda: gradcourse.diagnose(_small_mlp(), _X9, _Y9, optimizer=torch.optim.LBFGS(_small_mlp().parameters())),
+     "optimizer=LBFGS is not allowed"),
+    (lambda: gradcourse.GradientMonitor(_small_mlp(), layers=torch.nn.Linear(2, 2)), r"layers=\[module\]"),
+    (lambda: gradcourse.set_seed(2**33), "seed=8589934592"),
+    (lambda: gradcourse.MLP(init_scale=1e300), r"init_scale=1e\+300 is not allowed"),
+])
+def test_mistakes_raise_a_value_error_that_says_what_to_change(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

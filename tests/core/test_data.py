@@ -1,15 +1,21 @@
-"""gradcourse.core.data: load_mnist (bundled, and torchvision from local IDX files) and batches."""
+"""gradcourse.core.data: load_mnist (bundled; torchvision's files, local, corrupted or downloaded over a network
+that fails) and batches, the adding problem, and the digits as images for image models."""
 
 import gzip
 import hashlib
 import re
+import socket
 import struct
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
 
 import gradcourse
 from gradcourse.core import data
@@ -138,6 +144,15 @@ def test_load_mnist_rejects_bad_arguments(kwargs, name, value, raises_bad):
         gradcourse.load_mnist(**kwargs)
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.integers(max_value=0))
+def test_load_mnist_and_batches_reject_nonpositive_sizes(n):
+    with pytest.raises(ValueError, match=rf"limit={n} is not allowed"):
+        gradcourse.load_mnist(limit=n, source="bundled")
+    with pytest.raises(ValueError, match=rf"batch_size={n} is not allowed"):
+        gradcourse.batches(torch.zeros(4, 2), torch.zeros(4), batch_size=n)
+
+
 # ---------------------------------------------------------------- torchvision source, offline
 
 def _write_idx(raw, prefix, images, labels):
@@ -222,6 +237,102 @@ def test_unreadable_torchvision_files_raise_a_helpful_error(tmp_path, monkeypatc
 def test_default_root_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("GRADCOURSE_DATA", str(tmp_path))
     assert data.default_root() == tmp_path
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_corrupted_cache_is_detected_with_a_clear_message(tmp_path, monkeypatch, damage, capsys):
+    monkeypatch.setattr(data, "_cache", {})
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", 6), ("t10k", 4)):
+        _write_idx(raw, prefix, np.zeros((n, 28, 28), np.uint8), np.zeros(n, np.uint8))
+    broken = raw / "train-images-idx3-ubyte"
+    broken.write_bytes(broken.read_bytes()[:1000] if damage == "truncated" else b"not an idx file at all")
+    with pytest.raises(RuntimeError, match="truncated|not an MNIST IDX file") as error:
+        gradcourse.load_mnist(root=tmp_path, source="torchvision")
+    assert "Delete the folder" in str(error.value)
+    X, _ = gradcourse.load_mnist(root=tmp_path)            # the course's digits do not depend on the cache
+    assert len(X) == 4000 and capsys.readouterr().out == ""
+
+
+# ---------------------------------------------------------------- no network, or a network that fails
+
+@pytest.fixture
+def empty_cache(monkeypatch, tmp_path):
+    """An empty cache folder, and nothing read yet in this process."""
+    monkeypatch.setattr(data, "_cache", {})
+    return tmp_path
+
+
+def test_the_default_source_makes_no_network_access(empty_cache, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network was used")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    X, _ = gradcourse.load_mnist(root=empty_cache)
+    assert len(X) == 4000
+
+
+def test_dns_failure_of_the_full_download_is_reported_at_once(empty_cache, monkeypatch):
+    import torchvision
+
+    lookups = []
+
+    def no_dns(host, *args, **kwargs):
+        lookups.append(host)
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(RuntimeError, match="full MNIST could not be downloaded.*source='bundled'"):
+        gradcourse.load_mnist(root=empty_cache, source="torchvision")
+    assert 1 <= len(lookups) <= len(torchvision.datasets.MNIST.mirrors)   # each mirror looked up once, no retries
+
+
+def test_a_server_that_never_answers_is_given_up_within_the_time_bound(empty_cache, monkeypatch):
+    """Each connection waits DOWNLOAD_TIMEOUT_S at most, and each mirror gets one: the download gives up
+    within (mirrors x DOWNLOAD_TIMEOUT_S) plus the work between them."""
+    import torchvision
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    accepted = []
+    stop = threading.Event()
+
+    def accept_and_stay_silent():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                pass
+
+    connect, timeouts = socket.socket.connect, []
+
+    def connect_recording_the_timeout(self, address):
+        timeouts.append(self.gettimeout())
+        return connect(self, address)
+
+    thread = threading.Thread(target=accept_and_stay_silent, daemon=True)
+    thread.start()
+    mirrors = [f"http://127.0.0.1:{server.getsockname()[1]}/"]
+    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", mirrors)
+    monkeypatch.setattr(data, "DOWNLOAD_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(socket.socket, "connect", connect_recording_the_timeout)
+    default_timeout = socket.getdefaulttimeout()
+    try:
+        with pytest.raises(RuntimeError, match="full MNIST could not be downloaded .*timed out"):
+            gradcourse.load_mnist(root=empty_cache, source="torchvision")
+    finally:
+        stop.set()
+        thread.join()
+        for connection in accepted:
+            connection.close()
+        server.close()
+    assert accepted, "the download never reached the silent server"
+    assert 1 <= len(timeouts) <= len(mirrors) and all(t == data.DOWNLOAD_TIMEOUT_S for t in timeouts)
+    assert socket.getdefaulttimeout() == default_timeout    # the bound applied to the download only
 
 
 # ---------------------------------------------------------------- batches
@@ -414,3 +525,20 @@ def test_files_with_a_valid_header_and_no_digits_are_refused_with_what_to_do(idx
         gradcourse.load_mnist(split, source="torchvision", root=root)
     with pytest.raises(RuntimeError, match="holds 0 images"):
         gradcourse.load_mnist(split, limit=5, source="torchvision", root=root)
+
+
+# ---------------------------------------------------------------- the digits as images for image models
+
+def test_mnist_images_for_image_models(mnist_small, raises_bad):
+    X, _ = mnist_small
+    images = gradcourse.core.data.mnist_images(X[:4], size=32, channels=3)
+    assert images.shape == (4, 3, 32, 32)
+    assert torch.equal(images[:, 0], images[:, 2])
+    same_size = gradcourse.core.data.mnist_images(X[:2], size=28, channels=1)
+    assert torch.allclose(same_size.reshape(2, 784), X[:2], atol=1e-6)
+    with raises_bad("size", 4):
+        gradcourse.core.data.mnist_images(X, size=4)
+    with raises_bad("factor", float("inf")):
+        gradcourse.core.models.scale_weights_(nn.Linear(2, 2), float("inf"))
+    with raises_bad("model", "resnet"):
+        gradcourse.core.models.remove_batchnorm_("resnet")

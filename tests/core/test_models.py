@@ -1,16 +1,18 @@
-"""gradcourse.core.models: MLP structure, initialization schemes, norms, residual skips, seeding."""
+"""gradcourse.core.models: MLP structure, initialization schemes, norms, residual skips, seeding, bad arguments
+(over whole ranges of values too), and remove_batchnorm_ and scale_weights_ on a torchvision ResNet."""
 
 import math
 
 import pytest
 import torch
+import torchvision
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
 import gradcourse
-from gradcourse.core.data import adding_problem
-from gradcourse.core.layers import named_layers
-from gradcourse.core.models import ACTIVATIONS, MLP, HiddenBlock, SequenceRegressor, init_linear_
-from gradcourse.lessons.sequences import lstm_gates
+from gradcourse.core.models import ACTIVATIONS, MLP, HiddenBlock, init_linear_
+from helpers import FAST
 
 
 def test_forward_gives_logits_per_row():
@@ -194,6 +196,27 @@ def test_mlp_rejects_bad_arguments(kwargs, name, value, raises_bad):
         MLP(**kwargs)
 
 
+@FAST
+@given(st.integers(max_value=0))
+def test_depth_below_one_is_rejected_by_name(depth):
+    with pytest.raises(ValueError, match=rf"depth={depth} is not allowed"):
+        gradcourse.MLP(depth=depth)
+
+
+@FAST
+@given(st.one_of(st.floats(max_value=0.0), st.just(math.nan), st.just(math.inf)))
+def test_nonpositive_or_nonfinite_init_scale_is_rejected(scale):
+    with pytest.raises(ValueError, match="init_scale="):
+        gradcourse.MLP(depth=1, init_scale=scale)
+
+
+@FAST
+@given(st.text(min_size=1, max_size=12).filter(lambda s: s not in gradcourse.core.models.ACTIVATIONS))
+def test_unknown_activation_names_list_the_allowed_ones(name):
+    with pytest.raises(ValueError, match="activation=.*choose one of: 'sigmoid'"):
+        gradcourse.MLP(activation=name)
+
+
 def test_output_scale_multiplies_only_the_output_weights():
     gradcourse.set_seed(3)
     plain = MLP(in_features=6, width=8, depth=2, init="kaiming")
@@ -214,59 +237,14 @@ def test_init_linear_rejects_bad_arguments(kwargs, name, value, raises_bad):
         init_linear_(nn.Linear(3, 3), **kwargs)
 
 
-def _model(cell="lstm", **kwargs):
-    gradcourse.set_seed(0)
-    return SequenceRegressor(cell, **{"hidden": 8, **kwargs})
+# ---------------------------------------------------------------- on models nobody in this project wrote
 
-
-@pytest.mark.parametrize("cell, module", [("rnn", torch.nn.RNN), ("lstm", torch.nn.LSTM), ("gru", torch.nn.GRU)])
-def test_sequence_regressor_predicts_one_number_per_sequence(cell, module):
-    model = _model(cell)
-    assert isinstance(model.rnn, module) and model.rnn.batch_first
-    X, _ = adding_problem(7, 12)
-    out = model(X)
-    assert out.shape == (7,)
-    full, _ = model.rnn(X)
-    assert torch.allclose(out, model.output(full[:, -1]).squeeze(-1))
-
-
-def test_forget_bias_sets_the_forget_gate_slice_only():
-    model = _model("lstm", forget_bias=1.0)
-    H = 8
-    assert torch.all(model.rnn.bias_ih_l0[H:2 * H] == 1.0) and torch.all(model.rnn.bias_hh_l0[H:2 * H] == 0.0)
-    default = _model("lstm")
-    for name in ("bias_ih_l0", "bias_hh_l0"):
-        for gate in (slice(0, H), slice(2 * H, 4 * H)):  # input, candidate and output gates untouched
-            assert torch.equal(getattr(model.rnn, name)[gate], getattr(default.rnn, name)[gate])
-
-
-def test_forget_bias_makes_the_forget_gate_start_near_sigmoid_of_it():
-    X, _ = adding_problem(64, 10)
-    for bias in (0.0, 1.0, 3.0):
-        forget = lstm_gates(_model("lstm", hidden=32, forget_bias=bias), X)["forget"].mean().item()
-        assert forget == pytest.approx(1 / (1 + math.exp(-bias)), abs=0.03)
-
-
-def test_recurrent_scale_multiplies_the_recurrent_weights():
-    scaled, plain = _model("gru", recurrent_scale=3.0), _model("gru")
-    assert torch.allclose(scaled.rnn.weight_hh_l0, 3.0 * plain.rnn.weight_hh_l0)
-    assert torch.equal(scaled.rnn.weight_ih_l0, plain.rnn.weight_ih_l0)
-
-
-@pytest.mark.parametrize("kwargs, name, value", [
-    (dict(cell="transformer"), "cell", "transformer"),
-    (dict(hidden=0), "hidden", 0),
-    (dict(input_size=0), "input_size", 0),
-    (dict(cell="lstm", forget_bias=math.inf), "forget_bias", math.inf),
-    (dict(cell="rnn", forget_bias=1.0), "forget_bias", 1.0),
-    (dict(recurrent_scale=0.0), "recurrent_scale", 0.0),
-])
-def test_sequence_regressor_rejects_bad_arguments(kwargs, name, value, raises_bad):
-    with raises_bad(name, value):
-        SequenceRegressor(**kwargs)
-
-
-def test_sequence_regressor_names_its_layers():
-    model = _model("gru")
-    assert [name for name, _ in named_layers(model)] == ["GRU layer", "output layer"]
-    assert "cell='gru'" in repr(model)
+def test_remove_batchnorm_and_scale_weights():
+    torch.manual_seed(0)
+    resnet = torchvision.models.resnet18(weights=None, num_classes=10)
+    conv = resnet.conv1.weight.detach().clone()
+    bias = resnet.fc.bias.detach().clone()
+    gradcourse.core.models.scale_weights_(gradcourse.core.models.remove_batchnorm_(resnet), 2.0)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in resnet.modules())
+    assert torch.equal(resnet.conv1.weight, 2 * conv) and torch.equal(resnet.fc.bias, bias)
+    assert resnet(torch.randn(2, 3, 32, 32)).shape == (2, 10)

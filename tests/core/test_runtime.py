@@ -1,13 +1,43 @@
-"""gradcourse.core.runtime: the CPUs a process may use (cgroup quota, affinity mask, cores) and the
-thread count the notebooks set from them."""
+"""gradcourse.core.runtime: seeds and the device, the CPUs a process may use (cgroup quota, affinity mask, cores)
+and the thread count the notebooks set from them."""
 
 import os
+import random
 
+import numpy as np
 import pytest
 import torch
 
 import gradcourse
 from gradcourse.core import runtime
+
+
+def test_set_seed_repeats_every_generator():
+    draws = []
+    for _ in range(2):
+        assert gradcourse.set_seed(7) == 7
+        draws.append((np.random.rand(), torch.rand(3).tolist(), random.random()))
+    assert draws[0] == draws[1]
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "0"])
+def test_set_seed_rejects_bad_seeds(seed, raises_bad):
+    with raises_bad("seed", seed):
+        gradcourse.set_seed(seed)
+
+
+def test_device_is_a_torch_device():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert gradcourse.device() == torch.device(expected)
+
+
+def test_a_refused_seed_reseeds_no_generator():
+    random.seed(5)
+    expected = random.random()
+    random.seed(5)
+    with pytest.raises(ValueError):
+        gradcourse.set_seed(2**33)
+    assert random.random() == expected
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import gradcourse
+
 PACKAGE = Path(__file__).resolve().parents[2] / "gradcourse"
 MODULES = sorted(PACKAGE.rglob("*.py"))
 LAYERS = ("core", "lessons", "display", "exercises")
@@ -151,3 +153,74 @@ def test_the_private_name_check_finds_one(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text("from . import _checks, plots\nfrom .train import _first\nplots._finish(1)\n_checks.describe(2)\n")
     assert _private_uses(sample) == [(2, "from .train import _first"), (3, "plots._finish")]
+
+
+LIMITS = {"module lines": 300, "function lines": 60}
+"""Small modules with one job: no module over 300 lines, no function over 60 (docstrings count)."""
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_modules_and_functions_stay_small(path):
+    source = path.read_text()
+    assert len(source.splitlines()) <= LIMITS["module lines"]
+    long = [(node.name, node.end_lineno - node.lineno + 1) for node in ast.walk(ast.parse(source))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > LIMITS["function lines"]]
+    assert long == []
+
+
+def _public_definitions(tree):
+    """The names a module defines at its top level without a leading underscore."""
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return {name for name in names if not name.startswith("_")}
+
+
+def _declared_all(tree):
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            return ast.literal_eval(node.value)
+    return None
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if p.name != "__init__.py" or p.parent == PACKAGE
+                                  or _declared_all(ast.parse(p.read_text())) is not None
+                                  or any(isinstance(n, ast.ImportFrom) for n in ast.parse(p.read_text()).body)],
+                         ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_every_module_lists_its_public_names_in_all(path):
+    tree = ast.parse(path.read_text())
+    declared = _declared_all(tree)
+    assert declared is not None, "no __all__"
+    assert len(declared) == len(set(declared)), "a name listed twice"
+    module = __import__(_dotted(path), fromlist=["_"])
+    assert [name for name in declared if not hasattr(module, name)] == []
+    if path.name != "__init__.py":   # a subpackage's __init__ re-exports; a module lists what it defines
+        assert sorted(_public_definitions(tree) - set(declared)) == []
+
+
+def test_fit_has_at_most_eight_options_of_its_own():
+    import inspect
+
+    from gradcourse import fit
+    options = [name for name in inspect.signature(fit).parameters if name not in ("model", "X", "y")]
+    assert len(options) <= 8, options
+    assert "callbacks" in options
+
+
+def test_the_package_never_unpickles_or_evaluates_data():
+    package = Path(gradcourse.__file__).parent
+    modules = sorted(package.rglob("*.py"))
+    assert len(modules) > 20                                 # every subpackage's modules, not the top level's alone
+    for path in modules:
+        text = path.read_text()
+        assert "weights_only=False" not in text, path
+        assert "pickle" not in text, path
+        for call in ("eval(", "exec("):
+            assert not any(call in line and not line.lstrip().startswith("#") and f".{call}" not in line
+                           for line in text.splitlines()), (path, call)

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import nbformat
@@ -68,3 +69,10 @@ def test_the_wheel_carries_the_package_and_nothing_of_the_checkout(wheel_site):
     installed = {p.relative_to(wheel_site).parts[0] for p in wheel_site.rglob("*") if p.is_file()}
     assert installed <= {"gradcourse", *(p.name for p in wheel_site.glob("gradcourse-*.dist-info"))}, installed
     assert os.path.getsize(wheel_site / "gradcourse" / "data.py") > 0
+
+
+def test_the_wheel_lists_every_subpackage():
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    package = ROOT / "gradcourse"
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in package.rglob("__init__.py")}
+    assert found == listed

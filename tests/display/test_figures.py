@@ -105,7 +105,7 @@ def test_clipping_figure_counts_the_share():
 
 
 def test_timestep_gradient_figure_plots_a_fresh_network():
-    fig = figures.timestep_gradient_figure(length=12, cell="gru", hidden=8, batch=16, seed=2)
+    fig = figures.timestep_gradient_figure(length=12, cell="gru", width=8, batch_size=16, seed=2)
     X, y = adding_problem(16, 12, seed=2)
     gradcourse.set_seed(2)
     expected = timestep_gradient_norms(SequenceRegressor("gru", 8), X, y)

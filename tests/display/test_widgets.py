@@ -215,7 +215,7 @@ def test_clipping_explorer_rejects_bad_input(norms, max_norm, match):
 
 def test_timestep_gradient_explorer_redraws_on_change(monkeypatch, capsys):
     drawn = record_calls(monkeypatch, figures, "timestep_gradient_figure", "length", "cell", "forget_bias")
-    explorer = widgets.timestep_gradient_explorer(length=10, cell="lstm", forget_bias=1.0, hidden=4, batch=8)
+    explorer = widgets.timestep_gradient_explorer(length=10, cell="lstm", forget_bias=1.0, width=4, batch_size=8)
     assert isinstance(explorer, ipywidgets.VBox)
     (length,) = find_widgets(explorer, ipywidgets.IntSlider)
     (cell,) = find_widgets(explorer, ipywidgets.Dropdown)

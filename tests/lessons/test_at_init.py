@@ -57,29 +57,29 @@ def test_product_condition_number_rejects_bad_arguments(raises_bad):
 
 def test_gradient_norms_in_float64_are_those_of_a_float64_copy(mnist_small):
     X, y = mnist_small
-    norms = at_init.gradient_norms(X, y, signal="weights", dtype="float64", width=8, depth=3, seed=2)
+    norms = at_init.gradient_norms(X, y, wrt="weights", dtype="float64", width=8, depth=3, seed=2)
     gradcourse.set_seed(2)
     model = MLP(width=8, depth=3).double()
     assert norms == pytest.approx(gradcourse.layer_gradient_norms(model, X.double(), y), rel=1e-12)
-    activations = at_init.gradient_norms(X, y, signal="activations", dtype="float64", width=8, depth=3, seed=2)
+    activations = at_init.gradient_norms(X, y, wrt="activations", dtype="float64", width=8, depth=3, seed=2)
     assert activations == pytest.approx(gradcourse.activation_gradient_norms(model, X.double(), y), rel=1e-12)
 
 
 def test_float64_keeps_gradients_that_underflow_in_float32(mnist_small):
     X, y = mnist_small
-    norms = at_init.gradient_norms(X, y, signal="activations", dtype="float64", width=16, depth=60, activation="sigmoid")
+    norms = at_init.gradient_norms(X, y, wrt="activations", dtype="float64", width=16, depth=60, activation="sigmoid")
     assert 0 < norms[0] < 1e-45  # below float32's smallest subnormal
 
 
 def test_the_skip_carries_the_signal(mnist_small):
-    plain, residual = (at_init.gradient_norms(*mnist_small, signal="activations", dtype="float64", width=16, depth=30,
+    plain, residual = (at_init.gradient_norms(*mnist_small, wrt="activations", dtype="float64", width=16, depth=30,
                                               activation="sigmoid", residual=r)
                        for r in (False, True))
     assert plain[0] / plain[-1] < 1e-15 and residual[0] / residual[-1] > 0.5
 
 
 @pytest.mark.parametrize("kwargs, name, value", [
-    (dict(signal="biases"), "signal", "biases"),
+    (dict(wrt="biases"), "wrt", "biases"),
     (dict(dtype="float16"), "dtype", "float16"),
     (dict(seed=1.5), "seed", 1.5),
     (dict(epochs=2), "epochs", 2),
@@ -100,9 +100,9 @@ def test_scale_sweep_per_layer_factor_is_the_gain(mnist_small):
 
 def test_scale_sweep_rejects_bad_scales(mnist_small, raises_bad):
     X, y = mnist_small
-    with pytest.raises(ValueError, match="scales"):
+    with pytest.raises(ValueError, match="init_scales=\\[\\] is not allowed"):
         at_init.scale_sweep(X, y, [])
-    with raises_bad("scales[i]", -1.0):
+    with raises_bad("init_scales[i]", -1.0):
         at_init.scale_sweep(X, y, [-1.0])
 
 

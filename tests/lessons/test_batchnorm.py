@@ -208,12 +208,12 @@ def test_train_mode_accuracy_leaves_the_running_statistics(mnist_small):
 def test_stale_statistics_hurt_eval_mode_only_and_recomputing_repairs_them():
     X, y = gradcourse.load_mnist()
     X_test, y_test = gradcourse.load_mnist("test")
-    result = stale_statistics_experiment(X, y, X_test, y_test, seed=0)
+    result = stale_statistics_experiment(X, y, validation=(X_test, y_test), seed=0)
     assert result["train_mode"] > 0.85 and abs(result["eval"] - result["train_mode"]) < 0.03
     assert result["eval_stale"] < result["train_mode"] - 0.1
     assert abs(result["eval_recomputed"] - result["train_mode"]) < 0.03
     assert result["stale_weight"] == pytest.approx(1 - 0.9 ** 20)
-    none = stale_statistics_experiment(X, y, X_test, y_test, seed=0, stale_batches=0)
+    none = stale_statistics_experiment(X, y, validation=(X_test, y_test), seed=0, stale_batches=0)
     assert none["eval_stale"] == result["eval"]
 
 
@@ -222,8 +222,10 @@ def test_stale_statistics_hurt_eval_mode_only_and_recomputing_repairs_them():
     (dict(stale_batches=-1), "stale_batches=-1 is not allowed"),
     (dict(batch_size=1), "batch_size=1 is not allowed"),
     (dict(lr=0), "lr=0 is not allowed"),
+    (dict(validation=None), r"validation=None is not allowed; it must be \(X_val, y_val\)"),
+    (dict(validation=("X", "y")), r"validation\[0\]="),
 ])
 def test_stale_statistics_experiment_rejects_bad_arguments(mnist_small, change, message):
     X, y = mnist_small
     with pytest.raises(ValueError, match=message):
-        stale_statistics_experiment(X, y, X, y, **change)
+        stale_statistics_experiment(X, y, **{"validation": (X, y), **change})

@@ -4,10 +4,13 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 import gradcourse
 from gradcourse import MLP
 from gradcourse.lessons import initialization
+from gradcourse.lessons.initialization import first_loss
+from helpers import batchnorm_mlp, buffer_copies, same_buffers
 
 
 # ---------------------------------------------------------------- symmetry
@@ -50,6 +53,17 @@ def test_first_loss_is_ln_10_for_a_small_output_layer_and_above_for_a_large_one(
     large = gradcourse.core.models.seeded_mlp(X, 0, depth=3, width=32, activation="relu", init="kaiming", output_scale=10)
     assert initialization.first_loss(small, X, y) == pytest.approx(math.log(10), rel=0.01)
     assert initialization.first_loss(large, X, y) > 2 * math.log(10)
+
+
+def test_first_loss_leaves_batchnorm_statistics_and_the_random_generator_alone(mnist_small):
+    model = batchnorm_mlp().train()
+    model.blocks[0].activation = nn.Sequential(nn.ReLU(), nn.Dropout(0.5))   # its forward pass draws random numbers
+    buffers, generator = buffer_copies(model), torch.get_rng_state()
+    loss = first_loss(model, *mnist_small)
+    assert same_buffers(buffers, model)
+    assert torch.equal(torch.get_rng_state(), generator)
+    assert first_loss(model, *mnist_small) == loss        # the same dropout mask again: nothing moved
+    assert model.training
 
 
 def test_output_scale_runs_train_the_same_network_at_each_scale(Xy):
@@ -100,7 +114,7 @@ def test_signal_std_follows_the_gain():
 def test_lsuv_brings_every_layer_to_unit_variance(mnist_small):
     X, _ = mnist_small
     model = gradcourse.core.models.seeded_mlp(X, 0, depth=8, width=32, activation="relu")
-    record = initialization.lsuv_(model, X, tol=0.05)
+    record = initialization.lsuv_(model, X, tolerance=0.05)
     assert [name for name, _, _ in record] == [f"hidden layer {i}" for i in range(1, 9)] + ["output layer"]
     assert all(abs(v - 1) < 0.05 and 0 <= n <= 10 for _, n, v in record)
     assert all(abs(s ** 2 - 1) < 0.05 for s in initialization.layer_output_std(model, X))
@@ -120,7 +134,7 @@ def test_lsuv_stops_after_max_iter():
     gradcourse.set_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh(), torch.nn.Linear(4, 4))
     X = 100 * torch.randn(64, 4)
-    record = initialization.lsuv_(model, X, tol=1e-9, max_iter=2)
+    record = initialization.lsuv_(model, X, tolerance=1e-9, max_iter=2)
     assert all(n <= 2 for _, n, _ in record)
 
 
@@ -139,7 +153,7 @@ def test_lsuv_refuses_a_batch_without_variance():
     (lambda: initialization.row_spread([1.0, 2.0]), "weight", [1.0, 2.0]),
     (lambda: initialization.second_moment_gain("sigmod"), "activation", "sigmod"),
     (lambda: initialization.second_moment_gain("relu", points=2), "points", 2),
-    (lambda: initialization.mean_field("tanh", 0), "gain", 0),
+    (lambda: initialization.mean_field("tanh", 0), "init_scale", 0),
     (lambda: initialization.signal_std("tanh", 1.0, depth=0), "depth", 0),
     (lambda: initialization.signal_std("gelu", 1.0), "activation", "gelu"),
     (lambda: initialization.steps_to_loss([1.0], 0.5, window=0), "window", 0),
@@ -148,7 +162,7 @@ def test_lsuv_refuses_a_batch_without_variance():
     (lambda: initialization.steps_to_loss([], 0.5), "losses", []),
     (lambda: initialization.steps_to_loss([1.0, math.nan], 0.5), "losses[i]", math.nan),
     (lambda: initialization.first_loss("x", torch.randn(2, 3), torch.tensor([0, 1])), "model", "x"),
-    (lambda: initialization.lsuv_(torch.nn.Linear(3, 3), torch.randn(4, 3), tol=0), "tol", 0),
+    (lambda: initialization.lsuv_(torch.nn.Linear(3, 3), torch.randn(4, 3), tolerance=0), "tolerance", 0),
     (lambda: initialization.lsuv_(torch.nn.Linear(3, 3), torch.randn(4, 3), max_iter=0), "max_iter", 0),
     (lambda: initialization.lsuv_(torch.nn.ReLU(), torch.randn(4, 3)), "model", torch.nn.ReLU()),
 ])

@@ -1,16 +1,14 @@
-"""gradcourse.lessons.normalization: quantile recorder, BatchNorm scale invariance, weight constraints, norm statistics."""
+"""gradcourse.lessons.normalization: quantile recorder, accuracy over steps, BatchNorm scale invariance, norm statistics."""
 
 import math
 
 import pytest
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 import gradcourse
-from gradcourse import MLP, fit
-from gradcourse.lessons.normalization import (AccuracyOverSteps, MaxNorm, PreactivationQuantiles, constrain_weights_,
-                                              norm_statistics, scale_invariance, weight_norms)
+from gradcourse import MLP, ProgressBar, fit
+from gradcourse.lessons.normalization import AccuracyOverSteps, PreactivationQuantiles, norm_statistics, scale_invariance
 
 
 def _model(**kwargs):
@@ -39,7 +37,7 @@ def test_quantile_recorder_counts_training_passes_only_and_removes_its_hook(mnis
     recorder = PreactivationQuantiles(model)
     with recorder:
         assert recorder.active
-        history = fit(model, X, y, epochs=1, batch_size=64, lr=0.1, progress=False)  # accuracy runs under no_grad
+        history = fit(model, X, y, epochs=1, batch_size=64, lr=0.1, callbacks=[ProgressBar(show=False)])  # accuracy runs under no_grad
         with torch.no_grad():
             model(X)
     assert not recorder.active
@@ -116,7 +114,7 @@ def test_accuracy_is_scored_every_few_steps_and_at_the_end(mnist_small):
     model = _model(norm="batch")
     with AccuracyOverSteps(model, X[:100], y[:100], every=2) as accuracy:
         assert accuracy.active
-        history = fit(model, X, y, epochs=1, batch_size=50, lr=0.5, progress=False)  # 6 steps
+        history = fit(model, X, y, epochs=1, batch_size=50, lr=0.5, callbacks=[ProgressBar(show=False)])  # 6 steps
     assert not accuracy.active and history.steps == 6
     assert accuracy.steps == [0, 2, 4, 6]
     model.eval()
@@ -133,7 +131,7 @@ def test_accuracy_recorder_scores_in_eval_mode_and_leaves_training_mode_alone(mn
     seen = []
     model.output.register_forward_hook(lambda module, inputs, output: seen.append(module.training))
     with AccuracyOverSteps(model, X[:64], y[:64], every=1):
-        fit(model, X, y, epochs=1, batch_size=128, lr=0.1, progress=False)
+        fit(model, X, y, epochs=1, batch_size=128, lr=0.1, callbacks=[ProgressBar(show=False)])
     assert model.training
     assert seen[:2] == [True, False]          # the step's pass, then the scoring pass
     running = model.blocks[0].norm.running_mean.clone()
@@ -201,71 +199,6 @@ def test_scale_invariance_leaves_the_model_alone(mnist_small):
 def test_scale_invariance_rejects_bad_arguments(mnist_small, kwargs, name, value, raises_bad):
     with raises_bad(name, value):
         scale_invariance(_model(norm="batch"), *mnist_small, **kwargs)
-
-
-# ---------------------------------------------------------------- weight constraints
-
-def test_max_norm_rescales_long_rows_only():
-    weight = torch.tensor([[3.0, 4.0], [0.3, 0.4]])
-    projected = MaxNorm(1.0)(weight)
-    assert torch.allclose(projected, torch.tensor([[0.6, 0.8], [0.3, 0.4]]))
-    assert "max_norm=1.0" in repr(MaxNorm(1.0))
-
-
-def test_max_norm_constraint_holds_through_training(mnist_small):
-    model = constrain_weights_(_model(activation="relu", init="kaiming", init_scale=2.0), "max_norm", max_norm=0.5)
-    assert all(parametrize.is_parametrized(layer, "weight") for layer in model.hidden_linears())
-    assert not parametrize.is_parametrized(model.output, "weight")
-    fit(model, *mnist_small, epochs=2, batch_size=32, lr=0.5, progress=False)
-    assert max(weight_norms(model)["max_row_norm"]) <= 0.5 + 1e-6
-
-
-def test_weight_norm_rows_have_length_g(mnist_small):
-    model = constrain_weights_(_model(), "weight_norm")
-    fit(model, *mnist_small, epochs=1, batch_size=64, lr=0.5, progress=False)
-    for layer in model.hidden_linears():
-        g = layer.parametrizations.weight.original0.detach().flatten()
-        assert torch.allclose(layer.weight.detach().norm(dim=1), g.abs(), rtol=1e-5)
-
-
-def test_spectral_norm_keeps_every_largest_singular_value_near_one(mnist_small):
-    model = _model(activation="relu", init="kaiming", init_scale=3.0)
-    assert min(weight_norms(model)["spectral_norm"]) > 2
-    constrain_weights_(model, "spectral_norm")
-    fit(model, *mnist_small, epochs=1, batch_size=32, lr=0.1, progress=False)
-    # sigma_max is estimated by power iteration (one step per training forward pass), so it is near 1, not exactly 1
-    assert all(abs(s - 1) < 0.1 for s in weight_norms(model)["spectral_norm"])
-
-
-def test_weight_norms_are_exact():
-    model = _model()
-    w = model.hidden_linears()[1].weight.detach().double()
-    norms = weight_norms(model)
-    assert norms["max_row_norm"][1] == pytest.approx(w.norm(dim=1).max().item())
-    assert norms["spectral_norm"][1] == pytest.approx(torch.linalg.svdvals(w)[0].item())
-    assert len(norms["spectral_norm"]) == 3
-
-
-@pytest.mark.parametrize("kwargs, name, value", [
-    (dict(constraint="unit_norm"), "constraint", "unit_norm"),
-    (dict(constraint="max_norm"), "max_norm", None),
-    (dict(constraint="max_norm", max_norm=0.0), "max_norm", 0.0),
-    (dict(constraint="spectral_norm", max_norm=2.0), "max_norm", 2.0),
-])
-def test_constrain_weights_rejects_bad_arguments(kwargs, name, value, raises_bad):
-    with raises_bad(name, value):
-        constrain_weights_(_model(), **kwargs)
-
-
-def test_constraints_do_not_stack():
-    model = constrain_weights_(_model(), "max_norm", max_norm=1.0)
-    with pytest.raises(ValueError, match="already constrained"):
-        constrain_weights_(model, "spectral_norm")
-
-
-def test_max_norm_rejects_a_bad_bound(raises_bad):
-    with raises_bad("max_norm", -1.0):
-        MaxNorm(-1.0)
 
 
 # ---------------------------------------------------------------- norm_statistics

@@ -133,7 +133,8 @@ def test_adam_ratio_ceiling_bounds_adams_measured_ratios(mnist_small):
     model = _model(width=32, depth=3)
     ceiling = adam_ratio_ceiling(model, lr=1e-3)
     monitor = gradcourse.GradientMonitor(model)
-    gradcourse.fit(model, X, y, epochs=1, batch_size=32, optimizer="adam", lr=1e-3, monitor=monitor, progress=False)
+    gradcourse.fit(model, X, y, epochs=1, batch_size=32, optimizer="adam", lr=1e-3,
+                   callbacks=[monitor, gradcourse.ProgressBar(show=False)])
     measured = monitor.mean("update_ratio")
     assert all(c / 20 < m <= c * 1.01 for m, c in zip(measured, ceiling)), (measured, ceiling)
 

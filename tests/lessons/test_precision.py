@@ -39,7 +39,7 @@ def test_spacing_matches_finfo():
 
 
 def test_grad_scaler_trace_backs_off_and_grows():
-    trace = precision.grad_scaler_trace(steps=10, overflow_steps=(2, 3), init_scale=1024.0, growth_interval=3)
+    trace = precision.grad_scaler_trace(steps=10, overflow_steps=(2, 3), loss_scale=1024.0, growth_interval=3)
     assert [row["skipped"] for row in trace] == [False, False, True, True] + [False] * 6
     scales = [row["scale"] for row in trace]
     assert scales[:5] == [1024.0, 1024.0, 1024.0, 512.0, 256.0] and scales[7] == 512.0
@@ -69,8 +69,8 @@ def test_bad_arguments(raises_bad):
         precision.dot_product(torch.ones(2), torch.ones(3))
     model = gradcourse.MLP(depth=1, width=4)
     X, y = torch.zeros(8, 784), torch.zeros(8, dtype=torch.long)
-    with raises_bad("precision", "float8"):
-        precision.train_mixed_precision(model, X, y, precision="float8")
+    with raises_bad("dtype", "float8"):
+        precision.train_mixed_precision(model, X, y, dtype="float8")
     with raises_bad("loss_weight", 0):
         precision.train_mixed_precision(model, X, y, loss_weight=0)
     with raises_bad("loss_scaling", 1):
@@ -108,8 +108,8 @@ def test_loss_weight_is_the_same_training_in_float32(mnist_small):
     X, y = mnist_small
     model = _tiny_net()
     before = [p.detach().clone() for p in model.parameters()]
-    plain = precision.train_mixed_precision(model, X, y, precision="float32", loss_scaling=False, steps=6, batch_size=32)
-    weighted = precision.train_mixed_precision(model, X, y, precision="float32", loss_scaling=False, steps=6,
+    plain = precision.train_mixed_precision(model, X, y, dtype="float32", loss_scaling=False, steps=6, batch_size=32)
+    weighted = precision.train_mixed_precision(model, X, y, dtype="float32", loss_scaling=False, steps=6,
                                                batch_size=32, loss_weight=2.0**-18)
     assert plain["loss"] == weighted["loss"] and plain["loss"][-1] < plain["loss"][0]
     assert all(torch.equal(p, q) for p, q in zip(plain["model"].parameters(), weighted["model"].parameters()))
@@ -121,27 +121,27 @@ def test_float16_gradients_below_2_to_the_minus_25_flush_and_scaling_rescues_the
     X, y = mnist_small
     model = _tiny_net()
     options = dict(steps=8, batch_size=32, loss_weight=2.0**-20)   # |dL/dlogit| <= 2^-20 / 2^5 = 2^-25
-    reference = precision.train_mixed_precision(model, X, y, precision="float32", loss_scaling=False, **options)
-    unscaled = precision.train_mixed_precision(model, X, y, precision="float16", loss_scaling=False, **options)
-    scaled = precision.train_mixed_precision(model, X, y, precision="float16", loss_scaling=True, growth_interval=3, **options)
+    reference = precision.train_mixed_precision(model, X, y, dtype="float32", loss_scaling=False, **options)
+    unscaled = precision.train_mixed_precision(model, X, y, dtype="float16", loss_scaling=False, **options)
+    scaled = precision.train_mixed_precision(model, X, y, dtype="float16", loss_scaling=True, growth_interval=3, **options)
     assert unscaled["zero_share"] == [1.0, 1.0, 1.0] and unscaled["moved"] == [0.0, 0.0, 0.0]
     assert max(scaled["zero_share"]) < 0.01 and all(m > 0 for m in scaled["moved"])
     assert scaled["loss"][-1] == pytest.approx(reference["loss"][-1], rel=0.02)
     assert scaled["scale"][:4] == [2.0**16] * 3 + [2.0**17] and scaled["skipped"] == []   # doubled after 3 clean steps
     assert unscaled["scale"] == [1.0] * 8
-    bf16 = precision.train_mixed_precision(model, X, y, precision="bfloat16", loss_scaling=False, **options)
+    bf16 = precision.train_mixed_precision(model, X, y, dtype="bfloat16", loss_scaling=False, **options)
     assert max(bf16["zero_share"]) < 0.01 and bf16["loss"][-1] == pytest.approx(reference["loss"][-1], rel=0.02)
 
 
 def test_grad_scaler_skips_an_overflowing_step_and_halves_its_scale(mnist_small):
     X, y = mnist_small
     model = _tiny_net()
-    run = precision.train_mixed_precision(model, X, y, precision="float16", steps=30, batch_size=32, init_scale=2.0**40)
+    run = precision.train_mixed_precision(model, X, y, dtype="float16", steps=30, batch_size=32, loss_scale=2.0**40)
     skipped = run["skipped"]
     assert skipped == list(range(len(skipped))) and 0 < len(skipped) < 30   # backs off until the gradients fit
     assert run["scale"][:len(skipped) + 1] == [2.0 ** (40 - k) for k in range(len(skipped) + 1)]
     assert run["loss"][-1] < run["loss"][0]                                   # then it trains
-    one = precision.train_mixed_precision(model, X, y, precision="float16", steps=1, batch_size=32, init_scale=2.0**40)
+    one = precision.train_mixed_precision(model, X, y, dtype="float16", steps=1, batch_size=32, loss_scale=2.0**40)
     assert one["skipped"] == [0] and one["moved"] == [0.0, 0.0, 0.0]          # a skipped step leaves the weights alone
 
 
@@ -155,20 +155,20 @@ def test_train_mixed_precision_trains_a_row_transformer(mnist_small):
     X, y = mnist_small
     model = _row_transformer()
     before = [p.detach().clone() for p in model.parameters()]
-    run = precision.train_mixed_precision(model, X, y, precision="float16", steps=4, batch_size=64, lr=0.1)
+    run = precision.train_mixed_precision(model, X, y, dtype="float16", steps=4, batch_size=64, lr=0.1)
     assert "blocks.0.self_attn" in run["layers"] and run["layers"][-1] == "head"
     assert len(run["zero_share"]) == len(run["moved"]) == len(run["layers"])
     assert max(run["zero_share"]) < 0.01 and all(0 < m < math.inf for m in run["moved"])
     assert run["skipped"] == [] and run["loss"][-1] < run["loss"][0]
     assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))   # the model itself is untouched
-    flushed = precision.train_mixed_precision(model, X, y, precision="float16", loss_scaling=False, steps=2,
+    flushed = precision.train_mixed_precision(model, X, y, dtype="float16", loss_scaling=False, steps=2,
                                               batch_size=64, loss_weight=2.0**-20)   # |dL/dlogit| <= 2^-26
     assert flushed["zero_share"] == [1.0] * len(flushed["layers"]) and flushed["moved"] == [0.0] * len(flushed["layers"])
 
 
 def test_train_mixed_precision_reports_a_weight_that_starts_at_zero_as_moved_infinitely(mnist_small):
     X, y = mnist_small
-    run = precision.train_mixed_precision(_row_transformer("rezero"), X, y, precision="float32", loss_scaling=False,
+    run = precision.train_mixed_precision(_row_transformer("rezero"), X, y, dtype="float32", loss_scaling=False,
                                           steps=2, batch_size=64)
     moved = dict(zip(run["layers"], run["moved"]))
     assert moved["blocks.0"] == math.inf                       # the ReZero gain alpha, 0 at initialization
@@ -179,5 +179,5 @@ def test_a_frozen_layer_is_reported_as_unmoved(mnist_small):
     X, y = mnist_small
     model = _tiny_net()
     model.hidden_linears()[0].requires_grad_(False)
-    run = precision.train_mixed_precision(model, X, y, precision="float32", loss_scaling=False, steps=2, batch_size=32)
+    run = precision.train_mixed_precision(model, X, y, dtype="float32", loss_scaling=False, steps=2, batch_size=32)
     assert run["zero_share"][0] == 1.0 and run["moved"][0] == 0.0 and all(m > 0 for m in run["moved"][1:])

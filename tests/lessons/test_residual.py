@@ -68,8 +68,8 @@ def test_gradient_monitor_watches_a_pre_activation_model(mnist_small):
     X, y = mnist_small
     gradcourse.set_seed(0)
     model = MLP(width=16, depth=4, norm="batch", residual="pre")
-    history = gradcourse.fit(model, X, y, epochs=1, batch_size=64, lr=0.05, progress=False,
-                             monitor=gradcourse.GradientMonitor(model))
+    history = gradcourse.fit(model, X, y, epochs=1, batch_size=64, lr=0.05,
+                             callbacks=[gradcourse.GradientMonitor(model), gradcourse.ProgressBar(show=False)])
     assert not history.diverged and history.steps == 4
 
 

@@ -12,16 +12,16 @@ from gradcourse.lessons.sequences import (first_step_below, gate_saturation, lat
                                           timestep_gradient_norms, unrolled_states)
 
 
-def _model(cell="lstm", **kwargs):
+def _model(cell="lstm", width=8, **kwargs):
     gradcourse.set_seed(0)
-    return SequenceRegressor(cell, **{"hidden": 8, **kwargs})
+    return SequenceRegressor(cell, width, **kwargs)
 
 
 def test_random_recurrence_has_every_singular_value_equal_to_sigma_max():
-    W, U, inputs = sequences.random_recurrence(1.7, 5, width=10, input_size=3, input_scale=0.2, seed=2)
+    W, U, inputs = sequences.random_recurrence(1.7, 5, width=10, in_features=3, input_scale=0.2, seed=2)
     assert torch.allclose(torch.linalg.svdvals(W), torch.full((10,), 1.7, dtype=torch.float64))
     assert U.shape == (10, 3) and inputs.shape == (5, 3)
-    same = sequences.random_recurrence(1.7, 5, width=10, input_size=3, input_scale=0.2, seed=2)
+    same = sequences.random_recurrence(1.7, 5, width=10, in_features=3, input_scale=0.2, seed=2)
     assert all(torch.equal(a, b) for a, b in zip((W, U, inputs), same))
 
 
@@ -63,7 +63,7 @@ def test_input_gradients_match_a_plain_backward_pass():
 
 def test_rnn_gradient_per_step_obeys_the_jacobian_bound():
     """||dL/dh_t|| <= ||W_hh||_2^(T - t) ||dL/dh_T|| since tanh' <= 1."""
-    model = _model("rnn", hidden=16)
+    model = _model("rnn", width=16)
     X, y = adding_problem(32, 20)
     norms = timestep_gradient_norms(model, X, y)
     sigma = torch.linalg.matrix_norm(model.rnn.weight_hh_l0.detach().double(), ord=2).item()
@@ -73,8 +73,8 @@ def test_rnn_gradient_per_step_obeys_the_jacobian_bound():
 
 def test_forget_bias_one_carries_far_more_gradient_back_than_zero():
     X, y = adding_problem(64, 40)
-    zero = timestep_gradient_norms(_model("lstm", hidden=32, forget_bias=0.0), X, y)
-    one = timestep_gradient_norms(_model("lstm", hidden=32, forget_bias=1.0), X, y)
+    zero = timestep_gradient_norms(_model("lstm", width=32, forget_bias=0.0), X, y)
+    one = timestep_gradient_norms(_model("lstm", width=32, forget_bias=1.0), X, y)
     assert one[0] / one[-1] > 100 * zero[0] / zero[-1]
 
 

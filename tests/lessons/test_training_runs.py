@@ -5,22 +5,24 @@ import math
 import pytest
 import torch
 
+from gradcourse import ProgressBar
 import gradcourse
 from gradcourse import MLP, GradientMonitor
 from gradcourse.lessons import training_runs
-from gradcourse.lessons.training_runs import TrainedMLP, train_mlp, train_mlps
+from gradcourse.lessons.training_runs import TrainedRun, train_mlp, train_mlps, unit_activity
+from helpers import buffer_copies, frozen_batchnorm_mlp, modes, same_buffers
 
 
 def test_train_mlp_builds_trains_and_monitors(mnist_small):
     X, y = mnist_small
     run = train_mlp(X, y, width=8, depth=3, epochs=2, batch_size=64, lr=0.1, validation=(X[:50], y[:50]))
-    assert isinstance(run, TrainedMLP) and isinstance(run.monitor, GradientMonitor)
+    assert isinstance(run, TrainedRun) and isinstance(run.monitor, GradientMonitor)
     assert run.model.blocks[0].linear.in_features == 784 and len(run.model.blocks) == 3
     assert run.history.steps == 8 and run.monitor.steps("update_ratio") == 8
     assert not run.monitor.active
     assert run.train_error == pytest.approx(1 - run.history.train_accuracy[-1])
     assert run.test_error == pytest.approx(1 - run.history.val_accuracy[-1])
-    assert "TrainedMLP(History(steps=8" in repr(run)
+    assert "TrainedRun(History(steps=8" in repr(run)
 
 
 def test_train_mlp_records_histograms_when_asked(mnist_small):
@@ -35,7 +37,7 @@ def test_train_mlp_equals_a_seeded_fit(mnist_small):
     run = train_mlp(X, y, width=8, depth=2, epochs=1, batch_size=64, lr=0.1, seed=3)
     gradcourse.set_seed(3)
     model = MLP(width=8, depth=2)
-    history = gradcourse.fit(model, X, y, epochs=1, batch_size=64, lr=0.1, seed=3, progress=False)
+    history = gradcourse.fit(model, X, y, epochs=1, batch_size=64, lr=0.1, seed=3, callbacks=[ProgressBar(show=False)])
     assert run.history.loss == history.loss
 
 
@@ -91,6 +93,17 @@ def test_unit_activity_sees_leaky_units_keep_a_gradient(mnist_small):
     assert activity["inactive"] == [1.0] and activity["no_gradient"] == [0.0]
 
 
+@pytest.mark.parametrize("measure", [
+    lambda model, X, y: unit_activity(model, X),
+], ids=["unit_activity"])
+def test_measurements_give_every_module_its_own_mode_back(measure, mnist_small):
+    model = frozen_batchnorm_mlp()
+    before, buffers = modes(model), buffer_copies(model)
+    measure(model, *mnist_small)
+    assert modes(model) == before
+    assert same_buffers(buffers, model)
+
+
 def test_dying_units_experiment_freezes_a_dead_relu_network(mnist_small):
     X, y = mnist_small
     relu = training_runs.dying_units_experiment(X, y, "relu", bias_shift=50.0, recovery_epochs=1, width=16, depth=2)
@@ -112,11 +125,11 @@ def test_dying_units_experiment_rejects_bad_arguments(mnist_small, raises_bad):
 
 def test_train_and_diagnose_reports_then_trains(mnist_small):
     X, y = mnist_small
-    result = gradcourse.lessons.training_runs.train_and_diagnose(X, y, (X, y), lr=0.05, epochs=1, probe=64, depth=2, width=16,
+    result = gradcourse.lessons.training_runs.train_and_diagnose(X, y, validation=(X, y), lr=0.05, epochs=1, probe=64, depth=2, width=16,
                                                        activation="relu", init="kaiming")
     assert result["report"].healthy and result["history"].steps == 4
     assert result["accuracy"] == result["history"].val_accuracy[-1]
-    blown = gradcourse.lessons.training_runs.train_and_diagnose(X, y, (X, y), lr=50.0, epochs=1, depth=8, width=16,
+    blown = gradcourse.lessons.training_runs.train_and_diagnose(X, y, validation=(X, y), lr=50.0, epochs=1, depth=8, width=16,
                                                       activation="relu", init="kaiming", init_scale=3.0)
     assert blown["history"].diverged and blown["accuracy"] is None
 
@@ -124,14 +137,14 @@ def test_train_and_diagnose_reports_then_trains(mnist_small):
 def test_train_and_diagnose_small_output_layer_starts_at_ln_c(mnist_small, raises_bad):
     X, y = mnist_small
     for seed in range(2):
-        plain, small = (gradcourse.lessons.training_runs.train_and_diagnose(X, y, (X, y), lr=0.05, epochs=1, seed=seed, depth=8,
+        plain, small = (gradcourse.lessons.training_runs.train_and_diagnose(X, y, validation=(X, y), lr=0.05, epochs=1, seed=seed, depth=8,
                                                                   width=64, activation="relu", init="kaiming",
                                                                   output_scale=scale)["report"] for scale in (1.0, 0.1))
         assert abs(small.loss - math.log(10)) < 0.1 < plain.loss - math.log(10)
         # the hidden layers' gradients pass through the output weights: they shrink with them
         assert all(s < 0.2 * p for s, p in zip(small.grad_norms, plain.grad_norms))
     with raises_bad("output_scale", 0):
-        gradcourse.lessons.training_runs.train_and_diagnose(X, y, (X, y), lr=0.05, output_scale=0, depth=2, width=8)
+        gradcourse.lessons.training_runs.train_and_diagnose(X, y, validation=(X, y), lr=0.05, output_scale=0, depth=2, width=8)
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -139,7 +152,7 @@ def test_train_and_diagnose_small_output_layer_starts_at_ln_c(mnist_small, raise
     (dict(lr=-1.0), r"configs\['c'\].*lr=-1\.0 is not allowed"),
     (dict(activation="sigmod"), r"configs\['c'\].*activation='sigmod' is not allowed"),
     (dict(out_features=5), r"configs\['c'\].*y holds labels from 0 to 9, but the model has 5 outputs"),
-    (dict(lr=None, momentum=None), r"configs\['c'\].*lr=None is not allowed"),
+    (dict(lr=None), r"configs\['c'\].*lr=None is not allowed"),
 ], ids=["unknown option", "fit value", "MLP value", "labels", "lr None"])
 def test_train_mlps_checks_every_config_before_training_any(mnist_small, monkeypatch, bad, message):
     from helpers import record_calls

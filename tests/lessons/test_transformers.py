@@ -89,7 +89,7 @@ def test_measurements_at_initialization_are_seeded_and_shaped():
 
 def test_training_runs_keep_model_history_monitor_and_score():
     X, y = data(64)
-    runs = T.train_variants(X, y, (X, y), lr=1e-3, epochs=1, batch_size=32, depth=2, monitor_every=1, progress=False, **SMALL)
+    runs = T.train_variants(X, y, validation=(X, y), lr=1e-3, epochs=1, batch_size=32, depth=2, monitor_every=1, progress=False, **SMALL)
     assert list(runs) == list(T.VARIANTS)
     for name, run in runs.items():
         assert run.history.steps == 2 and 0 <= run.test_accuracy <= 1
@@ -99,7 +99,7 @@ def test_training_runs_keep_model_history_monitor_and_score():
     assert torch.equal(runs["Post-LN"].monitor.series("grad_norm")[0], runs["Post-LN + warmup"].monitor.series("grad_norm")[0])
     assert runs["Post-LN"].history.loss[0] == runs["Post-LN + warmup"].history.loss[0]
     assert runs["Post-LN"].history.loss[1] != runs["Post-LN + warmup"].history.loss[1]
-    assert "TrainedTransformer" in repr(runs["Pre-LN"])
+    assert "TrainedRun(History" in repr(runs["Pre-LN"])
     loss = runs["Pre-LN"].history.loss
     assert runs["Pre-LN"].summary(steps=1) == (f"training loss, mean of the first/last 1 steps {loss[0]:.2f} -> {loss[-1]:.2f}; "
                                              f"test accuracy {runs['Pre-LN'].test_accuracy:.3f}")
@@ -107,10 +107,10 @@ def test_training_runs_keep_model_history_monitor_and_score():
 
 def test_a_list_of_labels_picks_those_variants_in_its_order():
     X, y = data(64)
-    runs = T.train_variants(X, y, (X, y), variants=["ReZero", "Post-LN"], lr=1e-3, epochs=1, batch_size=32, depth=2,
+    runs = T.train_variants(X, y, validation=(X, y), variants=["ReZero", "Post-LN"], lr=1e-3, epochs=1, batch_size=32, depth=2,
                             progress=False, **SMALL)
     assert list(runs) == ["ReZero", "Post-LN"]
-    alone = T.train_variants(X, y, (X, y), lr=1e-3, epochs=1, batch_size=32, depth=2, progress=False, **SMALL)
+    alone = T.train_variants(X, y, validation=(X, y), lr=1e-3, epochs=1, batch_size=32, depth=2, progress=False, **SMALL)
     assert runs["Post-LN"].history.loss == alone["Post-LN"].history.loss
 
 
@@ -126,9 +126,9 @@ def test_a_list_of_labels_picks_those_variants_in_its_order():
     (lambda v: T.gradient_norms_at_init(*data(), seeds=v, **SMALL), "seeds", []),
     (lambda v: T.last_block_gradient_by_depth(*data(), v, **SMALL), "depths", []),
     (lambda v: T.growth_towards_output(v), "norms", torch.ones(3)),
-    (lambda v: T.train_transformer(*data(), data(), lr=1e-3, epochs=1, warmup_steps=v, **SMALL), "warmup_steps", 5),
-    (lambda v: T.train_variants(*data(), data(), variants=v, lr=1e-3, epochs=1), "variants", {}),
-    (lambda v: T.train_variants(*data(), data(), variants=v, lr=1e-3, epochs=1), "variants", ["Pre-LN", "Post-LM"]),
+    (lambda v: T.train_transformer(*data(), validation=data(), lr=1e-3, epochs=1, warmup_steps=v, **SMALL), "warmup_steps", 5),
+    (lambda v: T.train_variants(*data(), validation=data(), variants=v, lr=1e-3, epochs=1), "variants", {}),
+    (lambda v: T.train_variants(*data(), validation=data(), variants=v, lr=1e-3, epochs=1), "variants", ["Pre-LN", "Post-LM"]),
 ])
 def test_bad_arguments_name_the_parameter(call, name, value, raises_bad):
     with raises_bad(name, value) if not isinstance(value, (nn.Module, torch.Tensor, list, dict)) else \
@@ -140,7 +140,7 @@ def test_warmup_makes_the_first_adam_step_a_hundred_times_smaller():
     X, y = data(32)
     moved = {}
     for warmup in (False, True):
-        run = T.train_transformer(X, y, (X, y), lr=1e-3, epochs=1, batch_size=32, warmup=warmup, depth=2, **SMALL)
+        run = T.train_transformer(X, y, validation=(X, y), lr=1e-3, epochs=1, batch_size=32, warmup=warmup, depth=2, **SMALL)
         fresh = T.seeded_transformer(0, depth=2, **SMALL)
         moved[warmup] = torch.cat([(a - b).detach().flatten() for a, b in zip(run.model.parameters(), fresh.parameters())]).norm()
     assert run.history.steps == 1 and moved[True] / moved[False] == pytest.approx(0.01, rel=0.02)

@@ -12,6 +12,9 @@ import math
 import torch
 from torch import nn
 
+__all__ = ["ACTIVATION_MODULES", "DEFAULT_HISTOGRAM_RANGE", "HISTOGRAM_RANGES", "SATURATION", "SATURATION_BY_TYPE",
+           "histogram_range", "histograms", "statistics"]
+
 ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
                       nn.SiLU, nn.Mish, nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardsigmoid, nn.Hardswish,
                       nn.Softplus, nn.Softsign, nn.LogSigmoid, nn.Tanhshrink)

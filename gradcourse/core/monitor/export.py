@@ -20,6 +20,8 @@ import torch
 
 from .. import _checks
 
+__all__ = ["COLUMNS", "to_dataframe", "to_tensorboard"]
+
 COLUMNS = ("step", "layer", "statistic", "value")
 """The columns of :func:`to_dataframe`'s table (``training_step`` follows ``step`` when ``every > 1``)."""
 
@@ -99,10 +101,10 @@ def to_dataframe(monitor):
     return pd.DataFrame(data)
 
 
-def to_tensorboard(monitor, writer_or_log_dir, *, tag_prefix="gradcourse"):
+def to_tensorboard(monitor, writer, *, tag_prefix="gradcourse"):
     """Write the monitor's records to TensorBoard event files.
 
-    ``writer_or_log_dir``: a :class:`torch.utils.tensorboard.SummaryWriter` (or any writer with its
+    ``writer``: a :class:`torch.utils.tensorboard.SummaryWriter` (or any writer with its
     ``add_scalar`` and ``add_histogram_raw``), which is flushed and left open; or a directory (``str`` or
     path), for which a SummaryWriter is created and closed. Then ``tensorboard --logdir DIR`` (in a
     notebook, ``%load_ext tensorboard`` and ``%tensorboard --logdir DIR``) shows:
@@ -128,20 +130,17 @@ def to_tensorboard(monitor, writer_or_log_dir, *, tag_prefix="gradcourse"):
     monitor = _monitor(monitor)
     if not isinstance(tag_prefix, str):
         raise ValueError(f"tag_prefix={tag_prefix!r} is not allowed; it must be a string ('' for none)")
-    is_writer = callable(getattr(writer_or_log_dir, "add_scalar", None)) and \
-        callable(getattr(writer_or_log_dir, "add_histogram_raw", None))
-    if not is_writer and not isinstance(writer_or_log_dir, (str, os.PathLike)):
-        raise ValueError(f"writer_or_log_dir={_checks.describe(writer_or_log_dir)} is not allowed; it must be a "
+    is_writer = callable(getattr(writer, "add_scalar", None)) and callable(getattr(writer, "add_histogram_raw", None))
+    if not is_writer and not isinstance(writer, (str, os.PathLike)):
+        raise ValueError(f"writer={_checks.describe(writer)} is not allowed; it must be a "
                          "torch.utils.tensorboard.SummaryWriter or a directory (str or path)")
-    if is_writer:
-        writer = writer_or_log_dir
-    else:
+    if not is_writer:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as error:
             raise ModuleNotFoundError("to_tensorboard needs TensorBoard, which is not installed: pip install tensorboard "
                                       "(Google Colab has it already)", name="tensorboard") from error
-        writer = SummaryWriter(log_dir=os.fspath(writer_or_log_dir))
+        writer = SummaryWriter(log_dir=os.fspath(writer))
     try:
         _write(monitor, writer, f"{tag_prefix}/" if tag_prefix else "")
     finally:

@@ -10,6 +10,8 @@ import torch
 from .activation_summary import SATURATION_BY_TYPE, histogram_range, histograms, statistics
 from ..norms import joint_norms
 
+__all__ = ["Row", "Rows", "STACK_LIMIT"]
+
 STACK_LIMIT = 2 ** 20
 """Activation outputs of one shape with at most this many entries each are stacked and summarized in
 one pass; larger ones, where the operations' own cost dominates, one by one without a copy."""

@@ -19,6 +19,8 @@ import torch
 from ..norms import group_norms, joint_norms
 from .update_step import StepReplay, plain_sgd_rates
 
+__all__ = ["LayerUpdates", "OptimizerSteps", "REPLAY_BELOW", "amp_scaling"]
+
 REPLAY_BELOW = 1e-5
 """Layers whose last ``||dW|| / ||W||`` was at most this (and every layer at the first step) are replayed."""
 

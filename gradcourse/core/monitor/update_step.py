@@ -20,6 +20,8 @@ import torch
 
 from ..norms import SAFE_FLOAT32_NORM, tensor_norms
 
+__all__ = ["StepReplay", "WEIGHT_FREE_STEPS", "plain_sgd_rates", "replayed_steps"]
+
 
 def replayed_steps(optimizer, params):
     """The update ``dW = step(W) - W`` that ``optimizer.step()`` is about to make to each of ``params``.

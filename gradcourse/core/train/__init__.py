@@ -3,7 +3,9 @@
 :mod:`~gradcourse.core.train.history` and :mod:`~gradcourse.core.train.optimizers`."""
 
 from .history import History
+from .callbacks import Callback, ClipNorm, ClipValue, EpochScores, FitState, NormalizeGradient, ProgressBar, Scheduler
 from .loop import SEEDS, check_fit, fit
 from .optimizers import OPTIMIZERS, make_optimizer
 
-__all__ = ["History", "OPTIMIZERS", "SEEDS", "check_fit", "fit", "make_optimizer"]
+__all__ = ["Callback", "ClipNorm", "ClipValue", "EpochScores", "FitState", "History", "NormalizeGradient", "OPTIMIZERS",
+           "ProgressBar", "SEEDS", "Scheduler", "check_fit", "fit", "make_optimizer"]

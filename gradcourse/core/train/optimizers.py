@@ -8,6 +8,8 @@ from torch import nn
 
 from .. import _checks
 
+__all__ = ["make_optimizer", "OPTIMIZERS", "refuse_sparse_gradients", "sparse_gradient_modules"]
+
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 
 

@@ -2,10 +2,12 @@
 
 Figures are closed in pyplot before they are returned, so a notebook shows each
 one exactly once (as the value of its cell) and no figure piles up in memory.
-No function calls ``plt.show()``. The figures live in three modules by what they show --
+No function calls ``plt.show()``. The figures live in four modules by what they show --
 :mod:`~gradcourse.display.plots.lines` (values against layers, depths, steps in time, scales),
-:mod:`~gradcourse.display.plots.training` (training runs) and :mod:`~gradcourse.display.plots.cliff`
-(Pascanu et al.'s cliff) -- and are all importable from here.
+:mod:`~gradcourse.display.plots.training` (training runs), :mod:`~gradcourse.display.plots.monitoring`
+(what a monitor records inside the network while it trains) and :mod:`~gradcourse.display.plots.cliff`
+(Pascanu et al.'s cliff) -- and are all importable from here; :mod:`~gradcourse.display.plots.common`
+holds what they share.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from .cliff import plot_cliff_descent, plot_cliff_section, plot_cliff_surface
 from .lines import (plot_activation_and_flow, plot_activation_curves, plot_gradient_flow, plot_layer_histograms,
                     plot_log_lines, plot_loss_scale_sweep, plot_per_layer, plot_per_layer_shares,
                     plot_timestep_gradients, plot_two_per_layer)
-from .training import (plot_accuracy_over_steps, plot_activation_stats, plot_gradient_norms, plot_histograms_over_steps,
-                       plot_history, plot_quantiles, plot_regression_history, plot_statistic_over_steps,
+from .monitoring import plot_activation_stats, plot_histograms_over_steps, plot_quantiles, plot_statistic_over_steps
+from .training import (plot_accuracy_over_steps, plot_gradient_norms, plot_history, plot_regression_history,
                        plot_training_and_layers)
 
 __all__ = ["plot_accuracy_over_steps", "plot_activation_and_flow", "plot_activation_stats", "plot_activation_curves",

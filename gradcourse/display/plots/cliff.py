@@ -8,8 +8,10 @@ import matplotlib.pyplot as plt
 import torch
 
 from ...core import _checks
-from ...lessons.clipping import CliffDescent, CliffSlice, CliffSurface, cliff_wall, unstable_weight
+from ...lessons.cliff import CliffDescent, CliffSlice, CliffSurface, cliff_wall, unstable_weight
 from .common import closes_on_error, finish, positive
+
+__all__ = ["plot_cliff_descent", "plot_cliff_section", "plot_cliff_surface"]
 
 
 def _cliff_background(ax, surface, show="loss"):
@@ -25,7 +27,7 @@ def _cliff_background(ax, surface, show="loss"):
 
 @closes_on_error
 def plot_cliff_surface(surface, title=None):
-    """The loss of :func:`gradcourse.lessons.clipping.cliff_surface` over the (w, b) grid (log10 colour scale),
+    """The loss of :func:`gradcourse.lessons.cliff.cliff_surface` over the (w, b) grid (log10 colour scale),
     with the wall ``b = x0 - w sigma(x0)``, where ``w sigma'(x0) > 1``, dashed in white."""
     if not isinstance(surface, CliffSurface):
         raise ValueError(f"surface={_checks.describe(surface)} is not allowed; it must be a CliffSurface")
@@ -45,7 +47,7 @@ def plot_cliff_surface(surface, title=None):
 
 @closes_on_error
 def plot_cliff_section(section, title=None):
-    """Loss (left) and gradient norm (right) of a :class:`~gradcourse.lessons.clipping.CliffSlice` against the
+    """Loss (left) and gradient norm (right) of a :class:`~gradcourse.lessons.cliff.CliffSlice` against the
     distance from the wall, log-log, one line for each side of the wall."""
     if not isinstance(section, CliffSlice):
         raise ValueError(f"section={_checks.describe(section)} is not allowed; it must be a CliffSlice")

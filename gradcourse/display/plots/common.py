@@ -12,6 +12,9 @@ import matplotlib.pyplot as plt
 
 from ...core import _checks
 
+__all__ = ["RUN_MARKERS", "as_histories", "as_runs", "as_styles", "closes_on_error", "finish", "plot_step_losses",
+           "positive", "ratio", "require_monitor", "run_marker"]
+
 
 def as_runs(values, name="values"):
     """Accept one sequence of per-layer numbers or a dict ``{label: sequence}``."""

@@ -13,6 +13,10 @@ from matplotlib.ticker import MaxNLocator
 from ...core import _checks
 from .common import as_runs, as_styles, closes_on_error, finish, positive, ratio
 
+__all__ = ["plot_activation_and_flow", "plot_activation_curves", "plot_gradient_flow", "plot_layer_histograms",
+           "plot_log_lines", "plot_loss_scale_sweep", "plot_per_layer", "plot_per_layer_shares",
+           "plot_timestep_gradients", "plot_two_per_layer"]
+
 
 @closes_on_error
 def plot_log_lines(x, values, xlabel, ylabel, title=None, references=None, hline=None, styles=None,

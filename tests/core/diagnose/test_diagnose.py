@@ -4,10 +4,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
 import gradcourse
-from gradcourse.core.diagnose.diagnose import THRESHOLDS, Report
+from gradcourse import ProgressBar
+from gradcourse.core.diagnose.report import Report
+from gradcourse.core.diagnose.symptoms import THRESHOLDS
+from helpers import FAST
 
 
 def _mlp(**kwargs):
@@ -156,30 +161,19 @@ def test_bad_arguments(mnist_small, raises_bad):
     assert set(THRESHOLDS) >= {"vanishing_ratio", "dead_share"}
 
 
-def test_remove_batchnorm_and_scale_weights():
-    torch.manual_seed(0)
-    resnet = torchvision.models.resnet18(weights=None, num_classes=10)
-    conv = resnet.conv1.weight.detach().clone()
-    bias = resnet.fc.bias.detach().clone()
-    gradcourse.core.models.scale_weights_(gradcourse.core.models.remove_batchnorm_(resnet), 2.0)
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in resnet.modules())
-    assert torch.equal(resnet.conv1.weight, 2 * conv) and torch.equal(resnet.fc.bias, bias)
-    assert resnet(torch.randn(2, 3, 32, 32)).shape == (2, 10)
-
-
-def test_mnist_images_for_image_models(mnist_small, raises_bad):
-    X, _ = mnist_small
-    images = gradcourse.core.data.mnist_images(X[:4], size=32, channels=3)
-    assert images.shape == (4, 3, 32, 32)
-    assert torch.equal(images[:, 0], images[:, 2])
-    same_size = gradcourse.core.data.mnist_images(X[:2], size=28, channels=1)
-    assert torch.allclose(same_size.reshape(2, 784), X[:2], atol=1e-6)
-    with raises_bad("size", 4):
-        gradcourse.core.data.mnist_images(X, size=4)
-    with raises_bad("factor", float("inf")):
-        gradcourse.core.models.scale_weights_(nn.Linear(2, 2), float("inf"))
-    with raises_bad("model", "resnet"):
-        gradcourse.core.models.remove_batchnorm_("resnet")
+@FAST
+@given(st.floats(min_value=-1e6, max_value=1e6).filter(lambda v: not 0 < v <= 1))
+def test_diagnose_thresholds_must_be_positive(value):
+    X, y = torch.randn(8, 4), torch.zeros(8, dtype=torch.long)
+    model = gradcourse.MLP(in_features=4, depth=1)
+    if value <= 0:
+        with pytest.raises(ValueError, match="thresholds\\['dead_share'\\]"):
+            gradcourse.diagnose(model, X, y, thresholds={"dead_share": value})
+    else:
+        # a share is at most 1, so a threshold at or above 1 can never be crossed
+        report = gradcourse.diagnose(model, X, y, thresholds={"dead_share": value})
+        assert len(report.dead) == len(report.activation_names) and all(0 <= d <= 1 for d in report.dead)
+        assert "dead units" not in report.symptom_names
 
 
 def test_diagnose_leaves_torchs_random_generator_as_it_was():
@@ -234,7 +228,7 @@ def test_fit_stops_cleanly_on_a_model_that_cannot_be_copied(capsys):
     with torch.no_grad():
         model[2].weight.fill_(1e38)                      # the output layer overflows to inf
     X, y = torch.randn(16, 4) * 10, torch.arange(16) % 3
-    history = gradcourse.fit(model, X, y, epochs=1, batch_size=8, lr=0.1, progress=False)
+    history = gradcourse.fit(model, X, y, epochs=1, batch_size=8, lr=0.1, callbacks=[ProgressBar(show=False)])
     assert history.diverged and history.stop_layer == "2" and "Training stopped at step 1" in capsys.readouterr().out
 
 

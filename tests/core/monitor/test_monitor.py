@@ -1,6 +1,6 @@
-"""gradcourse.core.monitor.monitor: gradient norms per layer and the GradientMonitor's recorded statistics."""
+"""gradcourse.core.monitor.monitor: the GradientMonitor's recorded statistics. (The one-shot gradient norms
+per layer are tested in tests/core/test_probes.py.)"""
 
-import copy
 import math
 
 import pytest
@@ -8,84 +8,14 @@ import torch
 import torch.nn.functional as F
 
 import gradcourse
-from gradcourse import GradientMonitor, MLP, activation_gradient_norms, layer_gradient_norms
+from gradcourse import GradientMonitor, ProgressBar
+from helpers import mlp_32x4 as _model
 
 
-def _model(**kwargs):
-    gradcourse.set_seed(0)
-    return MLP(**{"width": 32, "depth": 4, **kwargs})
-
-
-# ---------------------------------------------------------------- one-shot norms
-
-def test_layer_gradient_norms_match_a_manual_backward(mnist_small):
-    X, y = mnist_small
-    model = _model(activation="tanh")
-    reference = copy.deepcopy(model)
-    F.cross_entropy(reference(X), y).backward()
-    expected = [layer.weight.grad.norm().item() for layer in reference.hidden_linears()]
-    assert layer_gradient_norms(model, X, y) == pytest.approx(expected, rel=1e-5)
-
-
-def test_layer_gradient_norms_leave_grad_fields_untouched(mnist_small):
-    model = _model()
-    layer_gradient_norms(model, *mnist_small)
-    assert all(p.grad is None for p in model.parameters())
-
-
-def test_activation_gradient_norms_match_retained_grads(mnist_small):
-    X, y = mnist_small
-    model = _model(activation="sigmoid")
-    reference = copy.deepcopy(model)
-    outputs = []
-
-    def keep(module, inputs, out):
-        out.retain_grad()
-        outputs.append(out)
-
-    for block in reference.blocks:
-        block.register_forward_hook(keep)
-    F.cross_entropy(reference(X), y).backward()
-    expected = [out.grad.norm().item() for out in outputs]
-    norms = activation_gradient_norms(model, X, y)
-    assert len(norms) == 4
-    assert norms == pytest.approx(expected, rel=1e-5)
-    assert all(p.grad is None for p in model.parameters())
-    assert all(not block._forward_hooks for block in model.blocks)  # its hooks are gone
-
-
-def test_deep_sigmoid_network_vanishes(mnist_small):
-    # Measured: first/last is about 1e-16 to 1e-15 for seeds 0-3, widths 64 and 128.
-    model = _model(depth=20, width=64, activation="sigmoid")
-    for norms in (layer_gradient_norms(model, *mnist_small), activation_gradient_norms(model, *mnist_small)):
-        assert norms[0] / norms[-1] < 1e-6
-        assert all(math.isfinite(v) and v >= 0 for v in norms)
-
-
-def test_deep_relu_network_with_kaiming_init_keeps_its_gradient(mnist_small):
-    # Measured: first/last between 0.7 and 2.6 for seeds 0-3, widths 64 and 128.
-    model = _model(depth=20, width=64, activation="relu", init="kaiming")
-    for norms in (layer_gradient_norms(model, *mnist_small), activation_gradient_norms(model, *mnist_small)):
-        assert 0.1 < norms[0] / norms[-1] < 10
-
-
-@pytest.mark.parametrize("function", [layer_gradient_norms, activation_gradient_norms, GradientMonitor])
-def test_non_modules_are_rejected(function, mnist_small):
-    args = ("mlp", *mnist_small) if function is not GradientMonitor else ("mlp",)
+def test_non_modules_are_rejected():
     with pytest.raises(ValueError, match=r"model='mlp' is not allowed"):
-        function(*args)
+        GradientMonitor("mlp")
 
-
-@pytest.mark.parametrize("function", [layer_gradient_norms, activation_gradient_norms])
-def test_one_shot_norms_reject_bad_batches(function, raises_bad):
-    model = _model()
-    with pytest.raises(ValueError, match="y has 3 (labels|rows) but X has 4"):
-        function(model, torch.randn(4, 784), torch.zeros(3, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"y=<tensor shape=\(4,\) dtype=torch.float32>"):
-        function(model, torch.randn(4, 784), torch.zeros(4))
-
-
-# ---------------------------------------------------------------- GradientMonitor
 
 def _train_steps(model, X, y, steps=3, lr=0.1):
     """A hand-written SGD loop; returns the weight-gradient norms after each backward pass."""
@@ -138,7 +68,7 @@ def test_every_k_leaves_the_training_unchanged(mnist_small):
     for every in (1, 5):
         model = _model()
         with GradientMonitor(model, every=every):
-            losses.append(gradcourse.fit(model, *mnist_small, epochs=1, batch_size=32, lr=0.1, progress=False).loss)
+            losses.append(gradcourse.fit(model, *mnist_small, epochs=1, batch_size=32, lr=0.1, callbacks=[ProgressBar(show=False)]).loss)
     assert losses[0] == losses[1]
 
 

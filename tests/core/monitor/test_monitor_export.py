@@ -191,7 +191,7 @@ def test_to_tensorboard_says_how_to_install_tensorboard(every_step, tmp_path, mo
 @pytest.mark.parametrize("call, message", [
     (lambda m: to_dataframe("monitor"), "monitor='monitor' is not allowed"),
     (lambda m: to_tensorboard(object(), "runs"), "monitor=.* is not allowed"),
-    (lambda m: to_tensorboard(m, 3), "writer_or_log_dir=3 is not allowed"),
+    (lambda m: to_tensorboard(m, 3), "writer=3 is not allowed"),
     (lambda m: to_tensorboard(m, "runs", tag_prefix=None), "tag_prefix=None is not allowed"),
 ])
 def test_bad_arguments_are_value_errors(every_step, call, message):

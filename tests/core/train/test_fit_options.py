@@ -1,12 +1,13 @@
 """fit's normalize_grad, scheduler and score_training_set options (notebooks 08, 09, 10 and 13)."""
 
 import math
+import re
 
 import pytest
 import torch
 
 import gradcourse
-from gradcourse import MLP, fit
+from gradcourse import MLP, ClipNorm, ClipValue, EpochScores, NormalizeGradient, ProgressBar, Scheduler, fit
 from gradcourse.lessons.optimization import linear_warmup
 
 
@@ -24,7 +25,7 @@ def test_normalized_sgd_steps_have_length_lr(mnist_small, lr):
     X, y = mnist_small
     model = _model()
     before = _parameters(model)
-    history = fit(model, X, y, epochs=1, batch_size=len(X), lr=lr, normalize_grad=True, progress=False)
+    history = fit(model, X, y, epochs=1, batch_size=len(X), lr=lr, callbacks=[NormalizeGradient(), ProgressBar(show=False)])
     assert history.steps == 1
     assert torch.linalg.vector_norm(_parameters(model) - before).item() == pytest.approx(lr, rel=1e-4)
     assert history.grad_norm[0] != pytest.approx(1.0)  # the recorded norm is the raw one
@@ -34,7 +35,7 @@ def test_without_normalization_the_step_is_lr_times_the_gradient_norm(mnist_smal
     X, y = mnist_small
     model = _model()
     before = _parameters(model)
-    history = fit(model, X, y, epochs=1, batch_size=len(X), lr=0.1, progress=False)
+    history = fit(model, X, y, epochs=1, batch_size=len(X), lr=0.1, callbacks=[ProgressBar(show=False)])
     change = torch.linalg.vector_norm(_parameters(model) - before).item()
     assert change == pytest.approx(0.1 * history.grad_norm[0], rel=1e-4)
 
@@ -44,8 +45,8 @@ def test_scheduler_sets_the_learning_rate_of_each_step(mnist_small):
     model = _model()
     snapshots = [_parameters(model)]
     for _ in range(3):  # one step per call, so we can look between steps; fit builds a new scheduler each call
-        fit(model, X, y, epochs=1, batch_size=len(X), lr=0.2, normalize_grad=True, progress=False,
-            scheduler=linear_warmup(10, start_factor=0.05))
+        fit(model, X, y, epochs=1, batch_size=len(X), lr=0.2,
+            callbacks=[NormalizeGradient(), ProgressBar(show=False), Scheduler(linear_warmup(10, start_factor=0.05))])
         snapshots.append(_parameters(model))
     steps = [torch.linalg.vector_norm(b - a).item() for a, b in zip(snapshots, snapshots[1:])]
     assert steps == pytest.approx([0.01] * 3, rel=1e-4)  # 0.05 * 0.2 at the first step of each schedule
@@ -60,36 +61,33 @@ def test_scheduler_steps_after_every_optimizer_step(mnist_small):
     def recording(optimizer):
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: rates.append(step) or 0.0)
         return scheduler
-    history = fit(model, X, y, epochs=2, batch_size=64, lr=0.1, progress=False, scheduler=recording)
+    history = fit(model, X, y, epochs=2, batch_size=64, lr=0.1, callbacks=[ProgressBar(show=False), Scheduler(recording)])
     assert rates == list(range(history.steps + 1))  # at construction, then after each of the 8 steps
     assert torch.equal(_parameters(model), before)  # a learning rate of 0 never moves the weights
 
 
-@pytest.mark.parametrize("kwargs, name, value", [
-    (dict(normalize_grad=1), "normalize_grad", 1),
-    (dict(normalize_grad=True, max_norm=1.0), "normalize_grad", True),
-    (dict(normalize_grad=True, clip_value=0.5), "normalize_grad", True),
-    (dict(scheduler="warmup"), "scheduler", "warmup"),
-    (dict(score_training_set="no"), "score_training_set", "no"),
-])
-def test_fit_rejects_bad_step_options(mnist_small, kwargs, name, value, raises_bad):
-    with raises_bad(name, value):
-        fit(_model(), *mnist_small, epochs=1, batch_size=64, lr=0.1, progress=False, **kwargs)
+@pytest.mark.parametrize("clipping", [ClipNorm(1.0), ClipValue(0.5)], ids=repr)
+def test_normalizing_refuses_clipping_before_any_step(mnist_small, clipping):
+    model = _model()
+    before = _parameters(model)
+    with pytest.raises(ValueError, match=rf"NormalizeGradient\(\) is not allowed with {re.escape(repr(clipping))}"):
+        fit(model, *mnist_small, epochs=1, batch_size=64, lr=0.1, callbacks=[NormalizeGradient(), clipping])
+    assert torch.equal(_parameters(model), before)
 
 
 def test_fit_rejects_a_scheduler_that_returns_something_else(mnist_small):
-    with pytest.raises(ValueError, match="scheduler returned"):
-        fit(_model(), *mnist_small, epochs=1, batch_size=64, lr=0.1, progress=False, scheduler=lambda opt: None)
+    with pytest.raises(ValueError, match="make returned"):
+        fit(_model(), *mnist_small, epochs=1, batch_size=64, lr=0.1, callbacks=[ProgressBar(show=False), Scheduler(lambda opt: None)])
 
 
 def test_normalization_keeps_a_large_learning_rate_from_diverging(mnist_small):
     X, y = mnist_small
     gradcourse.set_seed(0)
     model = MLP(width=32, depth=8, activation="relu", init="kaiming", init_scale=1.5)
-    assert fit(model, X, y, epochs=2, batch_size=32, lr=0.5, progress=False).diverged
+    assert fit(model, X, y, epochs=2, batch_size=32, lr=0.5, callbacks=[ProgressBar(show=False)]).diverged
     gradcourse.set_seed(0)
     model = MLP(width=32, depth=8, activation="relu", init="kaiming", init_scale=1.5)
-    history = fit(model, X, y, epochs=2, batch_size=32, lr=0.5, normalize_grad=True, progress=False)
+    history = fit(model, X, y, epochs=2, batch_size=32, lr=0.5, callbacks=[NormalizeGradient(), ProgressBar(show=False)])
     assert not history.diverged and all(math.isfinite(v) for v in history.loss)
 
 
@@ -99,8 +97,8 @@ def test_not_scoring_the_training_set_leaves_its_list_empty_and_the_run_unchange
     runs = {}
     for score in (True, False):
         model = _model()
-        runs[score] = (fit(model, X, y, epochs=2, batch_size=16, lr=0.1, validation=validation, progress=False,
-                           score_training_set=score), _parameters(model))
+        runs[score] = (fit(model, X, y, epochs=2, batch_size=16, lr=0.1, validation=validation,
+                           callbacks=[ProgressBar(show=False), EpochScores(training_set=score)]), _parameters(model))
     (scored, scored_weights), (unscored, unscored_weights) = runs[True], runs[False]
     assert len(scored.train_accuracy) == 2 and unscored.train_accuracy == []
     assert unscored.loss == scored.loss and unscored.val_accuracy == scored.val_accuracy
@@ -112,14 +110,14 @@ def test_not_scoring_the_training_set_of_a_regression_keeps_the_validation_loss(
     X, y = torch.randn(40, 5, 2), torch.randn(40)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(10, 1), torch.nn.Flatten(0))
     history = fit(model, X, y, epochs=3, batch_size=8, lr=0.01, loss_fn="mse", validation=(X[:8], y[:8]),
-                  progress=False, score_training_set=False)
+                  callbacks=[ProgressBar(show=False), EpochScores(training_set=False)])
     assert history.train_loss == [] and len(history.val_loss) == 3
 
 
 def test_fit_refuses_a_scheduler_built_on_another_optimizer(mnist_small):
     model = _model()
     other = torch.optim.SGD(model.parameters(), lr=0.1)
-    expected = r"scheduler returned a LinearLR built on another optimizer.*optimizer it is given"
+    expected = r"make returned a LinearLR built on another optimizer.*optimizer it is given"
     with pytest.raises(ValueError, match=expected):
-        fit(model, *mnist_small, epochs=1, batch_size=64, lr=0.1, progress=False,
-            scheduler=lambda opt: torch.optim.lr_scheduler.LinearLR(other, start_factor=0.1))
+        fit(model, *mnist_small, epochs=1, batch_size=64, lr=0.1, callbacks=[
+            ProgressBar(show=False), Scheduler(lambda opt: torch.optim.lr_scheduler.LinearLR(other, start_factor=0.1))])

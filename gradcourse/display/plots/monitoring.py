@@ -1,0 +1,158 @@
+"""Figures of what is recorded inside a network while it trains: a
+:class:`~gradcourse.core.monitor.GradientMonitor`'s per-layer statistics at one step and over the steps,
+its activation histograms over the steps, and quantiles of a unit's input over the steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.colors import LogNorm
+
+from ...core import _checks
+from .common import closes_on_error, finish, require_monitor
+
+__all__ = ["plot_activation_stats", "plot_histograms_over_steps", "plot_quantiles", "plot_statistic_over_steps"]
+
+
+@closes_on_error
+def plot_activation_stats(monitor, step=-1, title=None):
+    """Per-layer activation mean and std, saturated share and dead share at one recorded step.
+
+    ``monitor`` is a :class:`~gradcourse.core.monitor.GradientMonitor`; ``step`` indexes its
+    recorded forward passes (default: the latest).
+    """
+    require_monitor(monitor)
+    stats = {name: monitor.series(name) for name in ("act_mean", "act_std", "saturated", "dead")}
+    steps = len(stats["act_mean"])
+    if steps == 0:
+        raise ValueError("the monitor has recorded no forward pass yet; run the model with gradients enabled")
+    _checks.integer("step", step, minimum=-steps, maximum=steps - 1)
+    layers = range(1, stats["act_mean"].shape[1] + 1)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    mean, std = stats["act_mean"][step], stats["act_std"][step]
+    axes[0].errorbar(layers, mean, yerr=std, marker="o", capsize=3)
+    axes[0].set_ylabel("activation mean ± std")
+    axes[1].plot(layers, stats["saturated"][step], marker="o", color="tab:red")
+    axes[1].set_ylabel("saturated share")
+    axes[2].plot(layers, stats["dead"][step], marker="o", color="tab:grey")
+    axes[2].set_ylabel("dead-unit share")
+    for ax in axes[1:]:
+        ax.set_ylim(-0.02, 1.02)
+    for ax in axes:
+        ax.set_xlabel("layer (1 = input side)")
+        ax.grid(True, alpha=0.3)
+    return finish(fig, title)
+
+
+@closes_on_error
+def plot_statistic_over_steps(monitor, name="act_mean", title=None, reference=None):
+    """One recorded statistic of a :class:`~gradcourse.core.monitor.GradientMonitor` against the training
+    step, one line per layer (``grad_norm``, ``update_ratio``) or activation call (the others), as
+    in Glorot & Bengio's (2010) Figure 2 of each layer's mean activation during training. Steps are
+    counted as the monitor records them: every ``monitor.every``-th training step. ``reference``
+    draws a dashed horizontal line, e.g. 1e-3 for ``update_ratio``, Karpathy's rule of thumb for SGD."""
+    require_monitor(monitor)
+    if reference is not None:
+        log_axis = name in ("grad_norm", "update_ratio")
+        reference = _checks.number("reference", reference, minimum=0 if log_axis else None, strict_minimum=log_axis)
+    values = monitor.series(name)
+    if len(values) == 0:
+        raise ValueError(f"the monitor has recorded no {name!r} yet; train the model while it is active")
+    labels = monitor.layer_names if name in ("grad_norm", "update_ratio") else monitor.activation_names
+    steps = [k * monitor.every for k in range(len(values))]
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    colors = plt.cm.viridis([i / max(1, values.shape[1] - 1) for i in range(values.shape[1])])
+    for column, (label, color) in enumerate(zip(labels, colors)):
+        ax.plot(steps, values[:, column], color=color, label=f"{column + 1}: {label}")
+    if reference is not None:
+        ax.axhline(reference, color="black", linestyle="--", linewidth=1, label=f"{reference:g}")
+    if name in ("grad_norm", "update_ratio"):
+        ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(name)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    return finish(fig, title)
+
+
+@closes_on_error
+def plot_histograms_over_steps(histograms, title=None, columns=4):
+    """Each activation's histogram against the training step, as an image: the step runs left to right,
+    the activation's value bottom to top, the colour is the share of its entries in that bin (log
+    scale; white where none). The picture of fastai's ``ActivationStats`` ("colorful dimension"): mass
+    piling up at a tanh's -1 and 1 is saturation, a ReLU's collapsing onto 0 is dying units.
+
+    Args:
+        histograms: ``{name: (shares, edges)}`` as :meth:`GradientMonitor.histograms
+            <gradcourse.core.monitor.GradientMonitor.histograms>` returns it: ``shares`` of shape
+            ``(steps, bins)``, ``edges`` the ``bins + 1`` bin edges.
+        columns: panels per row.
+    """
+    if not isinstance(histograms, dict) or not histograms:
+        raise ValueError(f"histograms={_checks.describe(histograms)} is not allowed; it must be a non-empty dict "
+                         "{name: (shares, edges)}, as GradientMonitor(..., histogram_bins=40).histograms() returns")
+    columns = _checks.integer("columns", columns, minimum=1)
+    panels = []
+    for name, value in histograms.items():
+        shares, edges = (torch.as_tensor(v, dtype=torch.float64) for v in value)
+        if shares.dim() != 2 or len(shares) == 0 or edges.shape != (shares.shape[1] + 1,):
+            raise ValueError(f"histograms[{name!r}] must be (shares, edges) with shares of shape (steps, bins), at "
+                             f"least one step, and bins + 1 edges; got shapes {tuple(shares.shape)} and {tuple(edges.shape)}")
+        panels.append((name, shares, edges))
+    rows = math.ceil(len(panels) / columns)
+    width = min(columns, len(panels))
+    fig, axes = plt.subplots(rows, width, figsize=(2.8 * width + 1.2, 2.4 * rows + 0.4), squeeze=False,
+                             layout="constrained")
+    positive_shares = torch.cat([shares[shares > 0] for _, shares, _ in panels])
+    low = positive_shares.min().item() if len(positive_shares) else 1e-6
+    norm = LogNorm(vmin=low, vmax=max(1.0, low * 10))
+    cmap = plt.get_cmap("viridis").with_extremes(bad="white", under="white")
+    for k, (ax, (name, shares, edges)) in enumerate(zip(axes.flat, panels)):
+        image = ax.imshow(shares.T.numpy(), origin="lower", aspect="auto", interpolation="nearest", cmap=cmap, norm=norm,
+                          extent=(0, len(shares), edges[0].item(), edges[-1].item()))
+        ax.set_title(name, fontsize="small")
+        if k + width >= len(panels):        # the lowest panel of its column
+            ax.set_xlabel("recorded step")
+        if k % width == 0:
+            ax.set_ylabel("value")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.colorbar(image, ax=axes, label="share of entries", shrink=0.9)
+    if title:
+        fig.suptitle(title)
+    plt.close(fig)
+    return fig
+
+
+@closes_on_error
+def plot_quantiles(series, quantiles=(0.15, 0.5, 0.85), title=None):
+    """Quantiles of a distribution over training steps, one panel per run, sharing the y-axis.
+
+    ``series``: ``{label: tensor (steps, len(quantiles))}`` as recorded by
+    :class:`~gradcourse.lessons.normalization.PreactivationQuantiles` -- the view of Ioffe &
+    Szegedy (2015), Figure 1(b, c).
+    """
+    if not isinstance(series, dict) or not series:
+        raise ValueError(f"series={_checks.describe(series)} is not allowed; it must be a non-empty dict {{label: tensor (steps, quantiles)}}")
+    quantiles = list(quantiles)
+    for q in quantiles:
+        _checks.number("quantiles[i]", q, minimum=0, maximum=1)
+    for label, values in series.items():
+        values = torch.as_tensor(values)
+        if values.dim() != 2 or values.shape[1] != len(quantiles) or len(values) == 0:
+            raise ValueError(f"series[{label!r}] has shape {tuple(values.shape)}; it must be (steps >= 1, {len(quantiles)})")
+    fig, axes = plt.subplots(1, len(series), figsize=(4.5 * len(series), 3.6), sharey=True, squeeze=False)
+    for ax, (label, values) in zip(axes[0], series.items()):
+        values = torch.as_tensor(values, dtype=torch.float64)
+        steps = range(1, len(values) + 1)
+        for i, q in enumerate(quantiles):
+            ax.plot(steps, values[:, i], label=f"{100 * q:g}th percentile")
+        ax.set_title(str(label), fontsize="medium")
+        ax.set_xlabel("step")
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("value")
+    axes[0][0].legend(fontsize="small")
+    return finish(fig, title)

@@ -1,0 +1,45 @@
+"""gradcourse.exercises.judging: the judges an exercise compares an answer with (Number, Entries, Choice)."""
+
+import numpy as np
+import torch
+
+from gradcourse.exercises.judging import Choice, Entries, Number
+
+
+def test_a_number_is_judged_within_its_tolerance_and_off_by_ten_is_named():
+    judge = Number(0.5, explain="yes", hint="think again", mistakes=[(0.25, "halved")])
+    assert judge(0.502) == (True, "yes") and judge(np.float32(0.5))[0] and judge(torch.tensor(0.5))[0]
+    assert judge(0.25) == (False, "halved")
+    assert judge(5.0)[1].startswith("off by a factor of 10^1") and judge(0.05)[1].startswith("off by a factor of 10^-1")
+    assert judge(-0.5) == (False, "right size, wrong sign.")
+    assert judge(0.7) == (False, "think again")
+    assert not judge(True)[0] and not judge("0.5")[0]
+
+
+def test_numbers_take_any_sequence_and_a_factor_spans_decades():
+    pair = Number((0.1, -0.2), explain="yes", hint="no")
+    assert pair([0.1, -0.2])[0] and pair(np.array([0.1, -0.2]))[0] and pair(torch.tensor([[0.1, -0.2]]))[0]
+    assert "2 numbers" in pair(0.1)[1]
+    wide = Number(5e-12, explain="yes", hint="no", factor=2.0)
+    assert wide(9e-12)[0] and not wide(1.1e-11)[0] and not wide(-5e-12)[0]
+
+
+def test_a_choice_reads_the_first_word_and_reports_what_ran():
+    runs = []
+    judge = Choice(["above", "below"], lambda: runs.append(1) or ("below", "measured 0.1."), {"above": "No."})
+    assert judge("Below 1.") == (True, "measured 0.1.")
+    assert judge("above") == (False, "No. measured 0.1.")
+    assert not judge("sideways")[0] and not judge(0.1)[0] and len(runs) == 2   # no run for a non-option
+
+
+def test_entries_names_each_wrong_entry_with_its_own_hint():
+    judge = Entries({"a": Number(1.0, explain="", hint="a is one", mistakes=[(2.0, "doubled a")]),
+                     "b": Number(0.5, explain="", hint="b is a half")}, explain="both right")
+    assert judge((1.0, 0.5)) == (True, "both right")
+    assert judge([2.0, 0.5]) == (False, "a: doubled a")
+    assert judge(torch.tensor([1.0, 0.7])) == (False, "b: b is a half")
+    assert judge((10.0, -0.5)) == (False, "a: off by a factor of 10^1: your answer is 10 times the right one. "
+                                          "b: right size, wrong sign.")
+    correct, message = judge(1.0)
+    assert not correct and "2 numbers in a tuple, (a, b)" in message
+    assert [make() for make, _ in judge.mistakes] == [(2.0, 0.5)]
