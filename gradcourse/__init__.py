@@ -15,6 +15,7 @@ A lesson or display module is an attribute of ``gradcourse`` imported on first u
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 from .core import data, models, runtime, scoring
 from .core.data import batches, load_mnist
@@ -48,6 +49,9 @@ def __getattr__(name):
         module = importlib.import_module(f".display.{name}", __name__)
     elif name in ("exercises", "lessons", "display"):
         module = importlib.import_module(f".{name}", __name__)
+    elif importlib.util.find_spec(f"{__name__}.core.{name}") is not None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}; it is the core module "
+                             f"{__name__}.core.{name}: import {__name__}.core.{name}")
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = module

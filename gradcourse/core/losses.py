@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from . import _checks
 
-__all__ = ["LOSSES", "batch_loss", "check_output", "mse_loss", "resolve_loss", "run_model"]
+__all__ = ["LOSSES", "batch_loss", "check_loss", "check_output", "mse_loss", "resolve_loss", "run_model"]
 
 
 def mse_loss(output, target, reduction="mean"):
@@ -58,8 +58,16 @@ def batch_loss(model, X, y, loss_fn="cross_entropy", compute_loss=None):
             raise ValueError(f"the model returned {_checks.describe(output)}, not a tensor of outputs; pass "
                              "compute_loss=(model, X, y) -> loss, which picks the output to score")
         loss = loss_fn(output, y)
+    return check_loss(loss, loss_fn if compute_loss is None else compute_loss,
+                      "compute_loss" if compute_loss is not None else "loss_fn")
+
+
+def check_loss(loss, loss_fn, name="loss_fn"):
+    """``loss`` when it is one number (a tensor of one element), else a ValueError naming ``loss_fn``: a loss
+    with ``reduction="none"`` gives one value per example, which backward cannot start from."""
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        raise ValueError(f"the loss must be a scalar tensor; got {_checks.describe(loss)}")
+        raise ValueError(f"{name}={_checks.describe(loss_fn)} is not allowed: it returned {_checks.describe(loss)}; "
+                         "it must return the loss as one number (a scalar tensor, e.g. reduction='mean')")
     return loss
 
 

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-__all__ = ["group_norms", "joint_norms", "norm", "SAFE_FLOAT32_NORM", "tensor_norms"]
+__all__ = ["gradient_norm", "group_norms", "joint_norms", "norm", "SAFE_FLOAT32_NORM", "tensor_norms"]
 
 SAFE_FLOAT32_NORM = 1e-14
 """Above this norm, a float32 sum of squares is accurate: squares that underflow or turn subnormal
@@ -131,3 +131,16 @@ def group_norms(groups):
     """
     groups = [list(group) for group in groups]
     return joint_norms(tensor_norms([t for group in groups for t in group]), [len(group) for group in groups])
+
+
+def gradient_norm(params):
+    """The global norm ``||g||`` of the gradients of ``params`` (as ``torch.nn.utils.clip_grad_norm_``
+    computes it), as a tensor, read without touching the gradients."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if hasattr(torch.nn.utils, "get_total_norm"):
+        return torch.nn.utils.get_total_norm(grads)
+    if not grads:   # torch before 2.6: the norm clip_grad_norm_ computes, from the same pieces
+        return torch.tensor(0.0)
+    with torch.no_grad():
+        first = grads[0].device
+        return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, 2.0).to(first) for g in grads]), 2.0)

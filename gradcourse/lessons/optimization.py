@@ -155,7 +155,7 @@ def adam_ratio_ceiling(model, lr, layers=None, include=None):
 
 
 def linear_warmup(steps, start_factor=0.01):
-    """Learning-rate warmup for :func:`~gradcourse.core.train.fit`'s ``scheduler``: the learning rate
+    """Learning-rate warmup for :func:`~gradcourse.core.train.fit`, as ``callbacks=[Scheduler(linear_warmup(n))]``: the learning rate
     rises linearly from ``start_factor * lr`` at the first optimizer step, by ``(1 - start_factor) *
     lr / steps`` per step, and stays at ``lr`` from step ``steps + 1`` on (the last warmup step runs at
     ``(1 - (1 - start_factor) / steps) * lr``).
@@ -175,16 +175,16 @@ def linear_warmup(steps, start_factor=0.01):
     return make_scheduler
 
 
-def learning_rates(scheduler, lr, steps):
-    """The learning rate a ``scheduler`` factory (such as :func:`linear_warmup`) gives at each
+def learning_rates(make_scheduler, lr, steps):
+    """The learning rate a ``make_scheduler`` factory (such as :func:`linear_warmup`) gives at each
     of the first ``steps`` optimizer steps, starting from ``lr``, as a list of floats."""
-    if not callable(scheduler):
-        raise ValueError(f"scheduler={_checks.describe(scheduler)} is not allowed; it must be a callable "
+    if not callable(make_scheduler):
+        raise ValueError(f"make_scheduler={_checks.describe(make_scheduler)} is not allowed; it must be a callable "
                          "optimizer -> torch.optim.lr_scheduler.LRScheduler")
     lr = _checks.number("lr", lr, minimum=0, strict_minimum=True)
     steps = _checks.integer("steps", steps, minimum=1)
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
-    schedule = scheduler(opt)
+    schedule = make_scheduler(opt)
     rates = []
     for _ in range(steps):
         rates.append(opt.param_groups[0]["lr"])

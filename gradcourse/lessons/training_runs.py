@@ -66,12 +66,15 @@ class TrainedRun:
         """One line: the mean training loss of the first and of the last ``steps`` steps, and the test accuracy."""
         _checks.integer("steps", steps, minimum=1)
         loss = self.history.loss
+        if not loss:
+            return f"no training step; test accuracy {1 - self.test_error:.3f}"
         first, last = loss[:steps], loss[-steps:]
         return (f"training loss, mean of the first/last {steps} steps {sum(first) / len(first):.2f} -> "
                 f"{sum(last) / len(last):.2f}; test accuracy {1 - self.test_error:.3f}")
 
     def __repr__(self):
-        tested = "" if math.isnan(self.test_error) else f", test accuracy {1 - self.test_error:.3f}"
+        which = "test" if self.test_accuracy is not None else "validation"
+        tested = "" if math.isnan(self.test_error) else f", {which} accuracy {1 - self.test_error:.3f}"
         return f"TrainedRun({self.history!r}{tested})"
 
 
@@ -93,12 +96,14 @@ def train_mlp(X, y, *, seed=0, progress=False, monitor_every=1, histogram_bins=0
 
 
 def _with_monitor(fit_options, monitor, progress):
-    """``fit_options`` whose callbacks also hold ``monitor`` and a progress bar shown when ``progress``."""
+    """``fit_options`` whose callbacks also hold ``monitor`` and, unless they hold one, a progress bar shown
+    when ``progress``."""
     _checks.boolean("progress", progress)
     callbacks = fit_options.get("callbacks", ())
     if not isinstance(callbacks, (list, tuple)):
         raise ValueError(f"callbacks={_checks.describe(callbacks)} is not allowed; it must be a list of callbacks")
-    return {**fit_options, "callbacks": [*callbacks, monitor, ProgressBar(show=progress)]}
+    bar = [] if any(isinstance(c, ProgressBar) for c in callbacks) else [ProgressBar(show=progress)]
+    return {**fit_options, "callbacks": [*callbacks, monitor, *bar]}
 
 
 def _split_options(X, y, seed, monitor_every, options):

@@ -68,7 +68,7 @@ def test_no_notebook_reads_a_file_of_the_repository(path):
 def test_the_wheel_carries_the_package_and_nothing_of_the_checkout(wheel_site):
     installed = {p.relative_to(wheel_site).parts[0] for p in wheel_site.rglob("*") if p.is_file()}
     assert installed <= {"gradcourse", *(p.name for p in wheel_site.glob("gradcourse-*.dist-info"))}, installed
-    assert os.path.getsize(wheel_site / "gradcourse" / "data.py") > 0
+    assert os.path.getsize(wheel_site / "gradcourse" / "core" / "data.py") > 0
 
 
 def test_the_wheel_lists_every_subpackage():

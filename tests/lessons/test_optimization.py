@@ -111,13 +111,13 @@ def test_linear_warmup_rejects_bad_arguments(kwargs, name, value, raises_bad):
 
 
 @pytest.mark.parametrize("kwargs, name, value", [
-    (dict(scheduler=3), "scheduler", 3),
+    (dict(make_scheduler=3), "make_scheduler", 3),
     (dict(lr=-1.0), "lr", -1.0),
     (dict(steps=0), "steps", 0),
 ])
 def test_learning_rates_reject_bad_arguments(kwargs, name, value, raises_bad):
     with raises_bad(name, value):
-        learning_rates(**{"scheduler": linear_warmup(3), "lr": 0.1, "steps": 5, **kwargs})
+        learning_rates(**{"make_scheduler": linear_warmup(3), "lr": 0.1, "steps": 5, **kwargs})
 
 
 def test_adam_ratio_ceiling_is_lr_times_root_three_fan_in_for_the_default_init():

@@ -47,7 +47,7 @@ def diagnose(model, X, y, *, optimizer=None, loss_fn="cross_entropy", compute_lo
         optimizer: optional ``torch.optim`` optimizer of ``model``; one step of an identical
             optimizer (same hyper-parameters and state) is taken on the copy, to measure the
             update-to-weight ratios ``||dW|| / ||W||``.
-        loss_fn, compute_loss: the loss, as in :func:`gradcourse.core.probes.batch_loss`
+        loss_fn, compute_loss: the loss, as in :func:`gradcourse.core.losses.batch_loss`
             (cross-entropy by default).
         layers, include: which layers to look at, as in :func:`gradcourse.core.layers.find_layers`.
         thresholds: overrides for :data:`THRESHOLDS`.

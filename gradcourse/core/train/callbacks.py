@@ -1,7 +1,7 @@
 """What :func:`~gradcourse.core.train.fit` does beyond forward, backward and step, as callbacks.
 
-A callback is an object with any of the methods of :class:`Callback`; ``fit`` calls each at its
-moment of the loop with the :class:`FitState` of the run. The course's remedies are callbacks a
+A callback is an instance of a :class:`Callback` subclass that overrides any of its methods; ``fit``
+calls each at its moment of the loop with the :class:`FitState` of the run, in the order of the list. The course's remedies are callbacks a
 notebook passes, ``fit(..., callbacks=[ClipNorm(1.0)])``, and a learner writes one by overriding a
 method::
 
@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from .. import _checks
 from ..monitor.monitor import GradientMonitor
+from ..norms import gradient_norm
 from ..scoring import accuracy, mean_loss, mean_squared_error
 
 __all__ = ["Callback", "ClipNorm", "ClipValue", "EpochScores", "FitState", "MonitorOn", "NormalizeGradient", "ProgressBar",
@@ -40,8 +41,8 @@ class FitState:
     an epoch (``drop_last``: a last batch of one example is left out for BatchNorm); ``history`` the
     :class:`~gradcourse.core.train.History` being filled. During a step: ``epoch`` (0-based),
     ``step`` (1-based), ``loss`` (float), ``grad_norm`` (the global gradient norm ``||g||`` after
-    backward, before any callback changed the gradients; ``norm_tensor`` is the same norm as the
-    tensor torch's clipping functions take) and ``clipped`` (set by a callback that changed them)."""
+    backward, before any callback changed the gradients) and ``clipped`` (set by a callback that
+    changed them)."""
 
     model: torch.nn.Module
     X: torch.Tensor
@@ -62,7 +63,6 @@ class FitState:
     step: int = 0
     loss: float = float("nan")
     grad_norm: float = float("nan")
-    norm_tensor: torch.Tensor | None = None
     clipped: bool = False
 
 
@@ -102,13 +102,9 @@ class ClipNorm(Callback):
         state.history.max_norm = self.max_norm
 
     def after_backward(self, state):
-        if state.grad_norm > self.max_norm:
+        # the norm of the gradients as they are now, after any callback before this one changed them
+        if torch.nn.utils.clip_grad_norm_(state.params, self.max_norm).item() > self.max_norm:
             state.clipped = True
-        clip_with_norm = getattr(torch.nn.utils, "clip_grads_with_norm_", None)
-        if clip_with_norm is None:   # torch before 2.6
-            torch.nn.utils.clip_grad_norm_(state.params, self.max_norm)
-        else:                        # what clip_grad_norm_ does after measuring the norm fit already measured
-            clip_with_norm(state.params, self.max_norm, state.norm_tensor)
 
     def __repr__(self):
         return f"ClipNorm(max_norm={self.max_norm!r})"
@@ -149,26 +145,27 @@ class NormalizeGradient(Callback):
                              "gradient's norm to 1, so leave the clipping callback out")
 
     def after_backward(self, state):
-        if state.grad_norm > 0:
+        norm = gradient_norm(state.params).item()   # as the gradients are now, after any earlier callback
+        if norm > 0:
             for p in state.params:
                 if p.grad is not None:
-                    p.grad.div_(state.grad_norm)
+                    p.grad.div_(norm)
 
     def __repr__(self):
         return "NormalizeGradient()"
 
 
 class Scheduler(Callback):
-    """A learning-rate schedule stepped after every optimizer step: ``make(optimizer)`` builds a
+    """A learning-rate schedule stepped after every optimizer step: ``make_scheduler(optimizer)`` builds a
     ``torch.optim.lr_scheduler.LRScheduler`` on the optimizer it is given (e.g.
     :func:`gradcourse.lessons.optimization.linear_warmup`), so ``total_iters`` and the like count
     steps, not epochs."""
 
-    def __init__(self, make):
-        if not callable(make):
-            raise ValueError(f"make={_checks.describe(make)} is not allowed; it must be a callable "
+    def __init__(self, make_scheduler):
+        if not callable(make_scheduler):
+            raise ValueError(f"make_scheduler={_checks.describe(make_scheduler)} is not allowed; it must be a callable "
                              "optimizer -> torch.optim.lr_scheduler.LRScheduler")
-        self.make = make
+        self.make_scheduler = make_scheduler
         self.scheduler = None
 
     def check(self, state):
@@ -177,12 +174,14 @@ class Scheduler(Callback):
     def before_fit(self, state):
         if self.scheduler is not None and self.scheduler.optimizer is state.optimizer:
             return               # built by check on this run's optimizer: building it twice would scale lr twice
-        scheduler = self.make(state.optimizer)
-        if not isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler):
-            raise ValueError(f"make returned {_checks.describe(scheduler)}; it must return a "
-                             "torch.optim.lr_scheduler.LRScheduler built on the optimizer it is given")
+        scheduler = self.make_scheduler(state.optimizer)
+        if (not isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler)
+                or isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)):
+            raise ValueError(f"make_scheduler returned {_checks.describe(scheduler)}; it must return a "
+                             "torch.optim.lr_scheduler.LRScheduler built on the optimizer it is given, stepped "
+                             "after every optimizer step (ReduceLROnPlateau, which needs a metric, is not)")
         if scheduler.optimizer is not state.optimizer:
-            raise ValueError(f"make returned a {type(scheduler).__name__} built on another optimizer "
+            raise ValueError(f"make_scheduler returned a {type(scheduler).__name__} built on another optimizer "
                              f"({type(scheduler.optimizer).__name__}), whose learning rate fit does not use; it must "
                              "build the scheduler on the optimizer it is given: Scheduler(lambda opt: LinearLR(opt, ...))")
         self.scheduler = scheduler
@@ -190,8 +189,11 @@ class Scheduler(Callback):
     def after_step(self, state):
         self.scheduler.step()
 
+    def after_fit(self, state):
+        self.scheduler = None   # the run's optimizer, its weights and state are not kept alive
+
     def __repr__(self):
-        return f"Scheduler({self.make!r})"
+        return f"Scheduler({self.make_scheduler!r})"
 
 
 class EpochScores(Callback):
@@ -250,7 +252,7 @@ class ProgressBar(Callback):
 
 def fit_callbacks(model, callbacks):
     """:func:`~gradcourse.core.train.fit`'s callbacks, checked: a GradientMonitor of ``model`` becomes a
-    :class:`MonitorOn`; ``ProgressBar()`` and ``EpochScores()`` are added unless one of each is there."""
+    :class:`MonitorOn`; ``EpochScores()`` is put first and ``ProgressBar()`` last unless one of each is there."""
     if not isinstance(callbacks, (list, tuple)):
         raise ValueError(f"callbacks={_checks.describe(callbacks)} is not allowed; it must be a list of Callback "
                          "objects or GradientMonitor(model)")
@@ -266,9 +268,10 @@ def fit_callbacks(model, callbacks):
                              "(ClipNorm, ClipValue, NormalizeGradient, Scheduler, ... or a subclass of your own) "
                              "or a GradientMonitor(model)")
         checked.append(callback)
-    for kind in (EpochScores, ProgressBar):
-        if not any(isinstance(c, kind) for c in checked):
-            checked.append(kind())
+    if not any(isinstance(c, EpochScores) for c in checked):
+        checked.insert(0, EpochScores())   # first, so that a learner's after_epoch sees this epoch's scores
+    if not any(isinstance(c, ProgressBar) for c in checked):
+        checked.append(ProgressBar())
     return checked
 
 

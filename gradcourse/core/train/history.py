@@ -13,14 +13,14 @@ class History:
 
     ``loss`` and ``grad_norm`` hold one float per optimizer step (``grad_norm`` is the
     global gradient norm before any clipping); ``train_accuracy`` and ``val_accuracy``
-    one per finished epoch (``train_accuracy`` stays empty with ``fit(score_training_set=False)``).
+    one per finished epoch (``train_accuracy`` stays empty with ``EpochScores(training_set=False)``).
     When training diverged, ``stop_step`` (1-based), ``stop_layer`` and ``stop_message`` say where;
     no non-finite value is recorded.
 
     With ``loss_fn="mse"`` (regression) there is no accuracy: ``train_loss`` and ``val_loss``
     hold the mean squared error over the whole training and validation set after each epoch
-    (``train_loss`` stays empty with ``fit(score_training_set=False)``).
-    ``clipped`` holds one bool per step: True when ``max_norm`` or ``clip_value`` was set and the
+    (``train_loss`` stays empty with ``EpochScores(training_set=False)``).
+    ``clipped`` holds one bool per step: True when a :class:`ClipNorm` or :class:`ClipValue` callback was given and the
     gradient exceeded it (so clipping changed it); :attr:`clipped_share` is their share.
     ``max_norm`` and ``clip_value`` are the thresholds the run used.
     ``interrupted`` is True when an interrupt (Jupyter's stop button) ended the run early.

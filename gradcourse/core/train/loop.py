@@ -11,9 +11,10 @@ from torch import nn
 
 from .. import _checks
 from ..data import batches
-from ..losses import check_output, resolve_loss, run_model
+from ..losses import check_loss, check_output, resolve_loss, run_model
 from ..probes import first_nonfinite_output, last_nonfinite_gradient
 from ..model_state import modes_restored, refuse_meta, state_left_alone
+from ..norms import gradient_norm
 from ..runtime import device_of, flush_denormals
 from .callbacks import FitState, clip_value_of, fit_callbacks
 from .history import History
@@ -31,7 +32,8 @@ def fit(model, X, y, *, epochs, batch_size, optimizer="sgd", lr, loss_fn="cross_
 
     Args:
         epochs, batch_size: passes over the data and examples per step.
-        optimizer, lr: see :func:`~gradcourse.core.train.make_optimizer`. A model with sparse gradients
+        optimizer, lr: ``"sgd"``, ``"momentum"`` (momentum 0.9), ``"rmsprop"`` or ``"adam"`` with torch's
+            defaults, see :func:`~gradcourse.core.train.make_optimizer`. A model with sparse gradients
             (``nn.Embedding(..., sparse=True)``) trains with ``"sgd"`` or ``"momentum"`` only.
         loss_fn: ``"cross_entropy"`` (``X`` of shape (n, features), integer labels ``y``, logits of
             shape (n, classes); accuracy scored per epoch), ``"mse"`` (float targets ``y`` of the
@@ -94,7 +96,7 @@ def check_fit(model, X, y, **fit_options):
         if state.loss_fn == "cross_entropy":
             _check_labels(output, y, state.validation)
         else:
-            resolve_loss(state.loss_fn)(output, y[:rows].to(device_of(model)))
+            check_loss(resolve_loss(state.loss_fn)(output, y[:rows].to(device_of(model))), state.loss_fn)
 
 
 def _prepared(model, X, y, *, epochs, batch_size, optimizer, lr, loss_fn, validation, seed, callbacks):
@@ -152,19 +154,6 @@ def _epoch_seed(seed, epoch):
     return total - 2**64 if total > SEEDS[1] else total
 
 
-def _gradient_norm(params):
-    """The global norm ``||g||`` of the gradients of ``params`` (as ``torch.nn.utils.clip_grad_norm_``
-    computes it), as a tensor, read without touching the gradients."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if hasattr(torch.nn.utils, "get_total_norm"):
-        return torch.nn.utils.get_total_norm(grads)
-    if not grads:   # torch before 2.6: the norm clip_grad_norm_ computes, from the same pieces
-        return torch.tensor(0.0)
-    with torch.no_grad():
-        first = grads[0].device
-        return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, 2.0).to(first) for g in grads]), 2.0)
-
-
 def _run(state):
     """The loop, with the modes, the interrupt and the error handling :func:`fit` documents."""
     model, history, opt = state.model, state.history, state.optimizer
@@ -195,8 +184,19 @@ def _run(state):
     finally:
         for hook in hooks:
             hook.remove()
-        for callback in state.callbacks:
+        _after_fit(state)
+
+
+def _after_fit(state):
+    """Every callback's ``after_fit``, each one even when an earlier one raised; then the first error."""
+    errors = []
+    for callback in state.callbacks:
+        try:
             callback.after_fit(state)
+        except Exception as error:   # noqa: PERF203 (each callback must get its turn)
+            errors.append(error)
+    if errors:
+        raise errors[0]
 
 
 def _epochs(state, entering, updated, pending):
@@ -229,14 +229,15 @@ def _backward(state, Xb, yb):
     else:
         output = model(Xb)
     loss = resolve_loss(state.loss_fn)(output, yb)
+    if state.step == 1:
+        check_loss(loss, state.loss_fn)
     if not torch.isfinite(loss):
         _stop(state, f"the loss became {loss.item()}", first_nonfinite_output(model, Xb))
         return False
     loss.backward()
     if state.step == 1:
         _check_gradients(state)
-    state.norm_tensor = _gradient_norm(state.params)
-    state.loss, state.grad_norm, state.clipped = loss.item(), state.norm_tensor.item(), False
+    state.loss, state.grad_norm, state.clipped = loss.item(), gradient_norm(state.params).item(), False
     if not math.isfinite(state.grad_norm):
         _stop(state, f"the gradient norm became {state.grad_norm}", last_nonfinite_gradient(model))
         return False

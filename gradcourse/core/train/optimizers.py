@@ -87,5 +87,5 @@ def refuse_sparse_gradients(optimizer, clip_value, why):
                          "RMSprop do not take; choose one of: 'sgd', 'momentum' (or build it with sparse=False)")
     if clip_value is not None:
         raise ValueError(f"clip_value={clip_value!r} is not allowed for this model: {why}, which "
-                         "torch.nn.utils.clip_grad_value_ cannot clamp; leave it None and clip with max_norm "
-                         "(or build it with sparse=False)")
+                         "torch.nn.utils.clip_grad_value_ cannot clamp; leave ClipValue out and clip with "
+                         "ClipNorm(max_norm) (or build it with sparse=False)")

@@ -75,7 +75,7 @@ def as_histories(histories, attribute):
             raise ValueError(f"histories must be a History or a dict of them; got {_checks.describe(history)} for {label!r}")
         for train, val in (("train_accuracy", "val_accuracy"), ("train_loss", "val_loss")):
             scored, validated = getattr(history, train, []), getattr(history, val, [])
-            if validated and scored and len(validated) != len(scored):   # scored is empty with score_training_set=False
+            if validated and scored and len(validated) != len(scored):   # scored is empty with EpochScores(training_set=False)
                 raise ValueError(f"the History for {label!r} has {len(scored)} {train} entries but {len(validated)} "
                                  f"{val} entries; fit records one of each per epoch")
     return runs

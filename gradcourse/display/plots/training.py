@@ -40,7 +40,7 @@ def plot_history(histories, title=None, legend="inside", styles=None):
     for i, (label, history) in enumerate(runs.items()):
         if outside:   # the same marker on the run's loss line, a few times, so the legend names both panels
             loss_lines[i].set(**run_marker(i), markevery=max(1, len(history.loss) // 6))
-        per_epoch = history.train_accuracy or history.val_accuracy   # fit(score_training_set=False): validation only
+        per_epoch = history.train_accuracy or history.val_accuracy   # EpochScores(training_set=False): validation only
         if not per_epoch:   # stopped before its first epoch ended: nothing to draw, no legend entry
             continue
         epochs = range(1, len(per_epoch) + 1)

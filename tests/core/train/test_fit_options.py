@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import gradcourse
-from gradcourse import MLP, ClipNorm, ClipValue, EpochScores, NormalizeGradient, ProgressBar, Scheduler, fit
+from gradcourse import (MLP, Callback, ClipNorm, ClipValue, EpochScores, GradientMonitor, NormalizeGradient, ProgressBar,
+                        Scheduler, fit)
 from gradcourse.lessons.optimization import linear_warmup
 
 
@@ -76,7 +77,7 @@ def test_normalizing_refuses_clipping_before_any_step(mnist_small, clipping):
 
 
 def test_fit_rejects_a_scheduler_that_returns_something_else(mnist_small):
-    with pytest.raises(ValueError, match="make returned"):
+    with pytest.raises(ValueError, match="make_scheduler returned"):
         fit(_model(), *mnist_small, epochs=1, batch_size=64, lr=0.1, callbacks=[ProgressBar(show=False), Scheduler(lambda opt: None)])
 
 
@@ -117,7 +118,56 @@ def test_not_scoring_the_training_set_of_a_regression_keeps_the_validation_loss(
 def test_fit_refuses_a_scheduler_built_on_another_optimizer(mnist_small):
     model = _model()
     other = torch.optim.SGD(model.parameters(), lr=0.1)
-    expected = r"make returned a LinearLR built on another optimizer.*optimizer it is given"
+    expected = r"make_scheduler returned a LinearLR built on another optimizer.*optimizer it is given"
     with pytest.raises(ValueError, match=expected):
         fit(model, *mnist_small, epochs=1, batch_size=64, lr=0.1, callbacks=[
             ProgressBar(show=False), Scheduler(lambda opt: torch.optim.lr_scheduler.LinearLR(other, start_factor=0.1))])
+
+
+def test_clipping_reads_the_gradient_as_the_callbacks_before_it_left_it(mnist_small):
+    """ClipValue then ClipNorm: the norm clipped to is that of the value-clipped gradient, as two calls of
+    torch's clip_grad_value_ and clip_grad_norm_ in that order give."""
+    X, y = mnist_small
+    model, reference = _model(), _model()
+    fit(model, X, y, epochs=1, batch_size=len(X), lr=0.5, callbacks=[ClipValue(1e-3), ClipNorm(1e-2),
+                                                                      ProgressBar(show=False)])
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.5)
+    torch.nn.functional.cross_entropy(reference(X), y).backward()
+    torch.nn.utils.clip_grad_value_(reference.parameters(), 1e-3)
+    torch.nn.utils.clip_grad_norm_(reference.parameters(), 1e-2)
+    optimizer.step()
+    assert torch.allclose(_parameters(model), _parameters(reference), rtol=0, atol=1e-7)
+
+
+def test_a_learners_after_epoch_sees_this_epochs_scores_and_a_failing_after_fit_ends_the_run_cleanly(mnist_small):
+    X, y = mnist_small
+    seen = []
+
+    class Watch(Callback):
+        def after_epoch(self, state):
+            seen.append(len(state.history.train_accuracy))
+
+        def after_fit(self, state):
+            raise RuntimeError("a learner's bug")
+
+    model = _model()
+    monitor = GradientMonitor(model)
+    with pytest.raises(RuntimeError, match="a learner's bug"):
+        fit(model, X, y, epochs=2, batch_size=64, lr=0.1, callbacks=[Watch(), monitor, ProgressBar(show=False)])
+    assert seen == [1, 2]
+    assert not monitor.active   # every after_fit ran although an earlier one raised
+
+
+def test_a_loss_that_is_not_one_number_and_a_plateau_scheduler_are_refused_before_any_step(mnist_small):
+    X, y = mnist_small
+    model = _model()
+    before = _parameters(model)
+    per_example = torch.nn.CrossEntropyLoss(reduction="none")
+    with pytest.raises(ValueError, match=r"loss_fn=CrossEntropyLoss\(\) is not allowed: it returned .*one number"):
+        fit(model, X, y, epochs=1, batch_size=64, lr=0.1, loss_fn=per_example, callbacks=[ProgressBar(show=False)])
+    with pytest.raises(ValueError, match="loss_fn=CrossEntropyLoss"):
+        gradcourse.core.train.check_fit(model, X, y, epochs=1, batch_size=64, lr=0.1, loss_fn=per_example)
+    with pytest.raises(ValueError, match="ReduceLROnPlateau, which needs a metric"):
+        fit(model, X, y, epochs=1, batch_size=64, lr=0.1,
+            callbacks=[Scheduler(torch.optim.lr_scheduler.ReduceLROnPlateau), ProgressBar(show=False)])
+    assert torch.equal(_parameters(model), before)

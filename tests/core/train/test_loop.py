@@ -312,7 +312,7 @@ def test_fit_rejects_bad_learning_rates(lr):
     (lambda: ClipValue(0.0), "clip_value", 0.0),
     (lambda: ProgressBar(show="yes"), "show", "yes"),
     (lambda: EpochScores(training_set=1), "training_set", 1),
-    (lambda: Scheduler("warmup"), "make", "warmup"),
+    (lambda: Scheduler("warmup"), "make_scheduler", "warmup"),
 ])
 def test_callbacks_reject_bad_arguments(make, name, value, raises_bad):
     with raises_bad(name, value):
