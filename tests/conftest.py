@@ -120,3 +120,17 @@ def no_figure_left_open():
     before = set(plt.get_fignums())
     yield
     assert set(plt.get_fignums()) == before
+
+
+@pytest.fixture
+def resnet():
+    """(model, X, y): a seeded ResNet-18 and a batch of four images with labels (helpers.resnet18_batch)."""
+    from helpers import resnet18_batch
+    return resnet18_batch()
+
+
+@pytest.fixture
+def transformer():
+    """(model, X, y): a seeded two-layer Transformer encoder and a batch (helpers.transformer_batch)."""
+    from helpers import transformer_batch
+    return transformer_batch()

@@ -113,3 +113,27 @@ def buffer_copies(module):
 def same_buffers(before, module):
     """True when every buffer of ``module`` equals its copy in ``before`` (from :func:`buffer_copies`)."""
     return all(torch.equal(before[name], buffer) for name, buffer in module.named_buffers())
+
+
+# ---------------------------------------------------------------- a training run's History
+
+def history_of(losses, train, val=(), stop_step=None):
+    """A :class:`~gradcourse.core.train.History` of these losses and per-epoch accuracies (gradient norms 1),
+    stopped at ``stop_step`` in "hidden layer 2" when given: what the figures of runs draw."""
+    from gradcourse.core.train import History
+
+    history = History(loss=list(losses), grad_norm=[1.0] * len(losses), train_accuracy=list(train),
+                      val_accuracy=list(val))
+    if stop_step is not None:
+        history.stop_step, history.stop_layer = stop_step, "hidden layer 2"
+    return history
+
+
+def measure_keeps_modes_and_buffers(measure, X, y):
+    """Run ``measure(model, X, y)`` on an MLP whose BatchNorm the learner froze; assert every module keeps
+    its own train/eval mode and BatchNorm its running statistics."""
+    model = frozen_batchnorm_mlp()
+    before, buffers = modes(model), buffer_copies(model)
+    measure(model, X, y)
+    assert modes(model) == before
+    assert same_buffers(buffers, model)

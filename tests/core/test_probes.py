@@ -14,21 +14,11 @@ import gradcourse
 from gradcourse.core.probes import (activation_gradient_norms, last_nonfinite_gradient, layer_gradient_norms,
                                     named_layer_gradient_norms)
 from helpers import mlp_32x4 as _model
-from helpers import resnet18_batch, seeded_mlp, transformer_batch
+from helpers import seeded_mlp
 
 
 def _parameterized(model):
     return [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
-
-
-@pytest.fixture
-def resnet():
-    return resnet18_batch()
-
-
-@pytest.fixture
-def transformer():
-    return transformer_batch()
 
 
 @pytest.fixture

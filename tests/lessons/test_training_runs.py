@@ -10,7 +10,7 @@ import gradcourse
 from gradcourse import MLP, GradientMonitor
 from gradcourse.lessons import training_runs
 from gradcourse.lessons.training_runs import TrainedRun, train_mlp, train_mlps, unit_activity
-from helpers import buffer_copies, frozen_batchnorm_mlp, modes, same_buffers
+from helpers import measure_keeps_modes_and_buffers
 
 
 def test_train_mlp_builds_trains_and_monitors(mnist_small):
@@ -93,15 +93,8 @@ def test_unit_activity_sees_leaky_units_keep_a_gradient(mnist_small):
     assert activity["inactive"] == [1.0] and activity["no_gradient"] == [0.0]
 
 
-@pytest.mark.parametrize("measure", [
-    lambda model, X, y: unit_activity(model, X),
-], ids=["unit_activity"])
-def test_measurements_give_every_module_its_own_mode_back(measure, mnist_small):
-    model = frozen_batchnorm_mlp()
-    before, buffers = modes(model), buffer_copies(model)
-    measure(model, *mnist_small)
-    assert modes(model) == before
-    assert same_buffers(buffers, model)
+def test_unit_activity_gives_every_module_its_own_mode_back(mnist_small):
+    measure_keeps_modes_and_buffers(lambda model, X, y: unit_activity(model, X), *mnist_small)
 
 
 def test_dying_units_experiment_freezes_a_dead_relu_network(mnist_small):

@@ -7,6 +7,7 @@ from torch.nn.utils import parametrize
 import gradcourse
 from gradcourse import MLP, ProgressBar, fit
 from gradcourse.lessons.weight_constraints import MaxNorm, constrain_weights_, weight_norms
+from helpers import measure_keeps_modes_and_buffers
 
 
 def _model(**kwargs):
@@ -75,3 +76,7 @@ def test_constraints_do_not_stack():
 def test_max_norm_rejects_a_bad_bound(raises_bad):
     with raises_bad("max_norm", -1.0):
         MaxNorm(-1.0)
+
+
+def test_weight_norms_give_every_module_its_own_mode_back(mnist_small):
+    measure_keeps_modes_and_buffers(lambda model, X, y: weight_norms(model), *mnist_small)

@@ -12,7 +12,6 @@ import gradcourse
 from gradcourse.core.monitor.monitor import GradientMonitor
 from gradcourse.core.probes import named_layer_gradient_norms
 from gradcourse.lessons.weight_constraints import constrain_weights_
-from helpers import resnet18_batch, transformer_batch
 
 
 def _no_hooks_left(model):
@@ -21,16 +20,6 @@ def _no_hooks_left(model):
     for p in model.parameters():
         assert not getattr(p, "_post_accumulate_grad_hooks", None)
     assert not _global_optimizer_pre_hooks and not _global_optimizer_post_hooks
-
-
-@pytest.fixture
-def resnet():
-    return resnet18_batch()
-
-
-@pytest.fixture
-def transformer():
-    return transformer_batch()
 
 
 def test_resnet18_monitor_records_layers_and_reused_relus(resnet):

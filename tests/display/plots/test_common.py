@@ -6,17 +6,9 @@ import pytest
 import torch
 
 from gradcourse.display import plots
-from gradcourse.core.train.loop import History
+from helpers import history_of as _history
 
 pytestmark = pytest.mark.usefixtures("no_figure_left_open")
-
-
-def _history(losses, train, val=(), stop_step=None):
-    history = History(loss=list(losses), grad_norm=[1.0] * len(losses), train_accuracy=list(train),
-                      val_accuracy=list(val))
-    if stop_step is not None:
-        history.stop_step, history.stop_layer = stop_step, "hidden layer 2"
-    return history
 
 
 def test_styles_give_each_run_the_same_look_in_every_figure():
@@ -49,7 +41,7 @@ def test_plots_reject_bad_styles(styles):
 
 
 def test_a_figure_function_that_fails_leaves_no_figure_open(raises_bad):
-    from gradcourse.core.train.loop import History
+    from gradcourse.core.train import History
 
     before = plt.get_fignums()
     uneven = History(loss=[1.0, 0.5], train_accuracy=[0.5, 0.6], val_accuracy=[0.4])

@@ -8,17 +8,10 @@ import pytest
 from matplotlib.figure import Figure
 
 from gradcourse.display import plots
-from gradcourse.core.train.loop import History
+from gradcourse.core.train import History
+from helpers import history_of as _history
 
 pytestmark = pytest.mark.usefixtures("no_figure_left_open")
-
-
-def _history(losses, train, val=(), stop_step=None):
-    history = History(loss=list(losses), grad_norm=[1.0] * len(losses), train_accuracy=list(train),
-                      val_accuracy=list(val))
-    if stop_step is not None:
-        history.stop_step, history.stop_layer = stop_step, "hidden layer 2"
-    return history
 
 
 def test_plot_history_draws_loss_and_accuracy():
