@@ -29,8 +29,9 @@ from .core.train import (Callback, ClipNorm, ClipValue, EpochScores, History, No
 
 __version__ = "0.1.0"
 
-LESSONS = ("at_init", "batchnorm", "cliff", "clipping", "finite_differences", "initialization", "normalization",
-           "optimization", "precision", "residual", "sequences", "theory", "training_runs", "transformers",
+LESSONS = ("at_init", "batchnorm", "cliff", "clipping", "dynamical_isometry", "edge_of_chaos", "finite_differences",
+           "initialization", "instabilities", "normalization", "normalization_free", "optimization", "precision",
+           "residual", "sequences", "signal_propagation", "theory", "training_runs", "transformers",
            "weight_constraints")
 """The modules of :mod:`gradcourse.lessons`, reachable as ``gradcourse.<name>``."""
 DISPLAY = ("figures", "plots", "widgets")

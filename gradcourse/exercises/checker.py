@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from ..core import _checks
 from . import notebook_01, notebook_02, notebook_03, notebook_04, notebook_05, notebook_06, notebook_07, notebook_08
-from . import notebook_09, notebook_10, notebook_11, notebook_12, notebook_13
+from . import notebook_09, notebook_10, notebook_11, notebook_12, notebook_13, notebook_14, notebook_15, notebook_16
+from . import notebook_17
 
 __all__ = ["check", "exercise", "EXERCISES", "Result", "show_markdown", "solution", "UNANSWERED"]
 
 EXERCISES = {exercise.id: exercise for module in (notebook_01, notebook_02, notebook_03, notebook_04, notebook_05,
                                                    notebook_06, notebook_07, notebook_08, notebook_09, notebook_10,
-                                                   notebook_11, notebook_12, notebook_13)
+                                                   notebook_11, notebook_12, notebook_13, notebook_14, notebook_15,
+                                                   notebook_16, notebook_17)
              for exercise in module.EXERCISES}
 """Every exercise of the course by id, ``"02.1"`` being notebook 02's first."""
 

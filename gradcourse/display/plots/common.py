@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 
 from ...core import _checks
 
-__all__ = ["RUN_MARKERS", "as_histories", "as_runs", "as_styles", "closes_on_error", "finish", "plot_step_losses",
+__all__ = ["OKABE_ITO", "RUN_MARKERS", "as_histories", "as_runs", "as_styles", "closes_on_error", "finish", "plot_step_losses",
            "positive", "ratio", "require_monitor", "run_marker"]
 
 
@@ -110,6 +110,11 @@ def plot_step_losses(ax, runs, linewidth=1, values=list, styles=None):
     ax.set_xlabel("step")
     return colors
 
+
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+"""Okabe & Ito's colour-blind-safe palette (blue, orange, bluish green, vermillion, reddish purple,
+sky blue, yellow, black): give the i-th series ``OKABE_ITO[i]`` together with ``RUN_MARKERS[i]`` or a
+line style, so that no two series differ by colour alone."""
 
 RUN_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 """One marker per run, in order, for figures whose runs may coincide."""

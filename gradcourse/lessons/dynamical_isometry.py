@@ -1,0 +1,5 @@
+"""Dynamical isometry (notebook 15)."""
+
+from __future__ import annotations
+
+__all__ = []
