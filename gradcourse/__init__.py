@@ -30,11 +30,11 @@ from .core.train import (Callback, ClipNorm, ClipValue, EpochScores, History, No
 __version__ = "0.1.0"
 
 LESSONS = ("at_init", "batchnorm", "cliff", "clipping", "dynamical_isometry", "edge_of_chaos", "finite_differences",
-           "initialization", "instabilities", "normalization", "normalization_free", "optimization", "precision",
-           "residual", "sequences", "signal_propagation", "theory", "training_runs", "transformers",
+           "imbalance", "initialization", "instabilities", "normalization", "normalization_free", "optimization",
+           "precision", "residual", "sequences", "signal_propagation", "theory", "training_runs", "transformers",
            "weight_constraints")
 """The modules of :mod:`gradcourse.lessons`, reachable as ``gradcourse.<name>``."""
-DISPLAY = ("figures", "plots", "widgets")
+DISPLAY = ("controls", "figures", "plots", "theory_figures", "widgets")
 """The modules of :mod:`gradcourse.display`, reachable as ``gradcourse.<name>``."""
 
 __all__ = ["Callback", "ClipNorm", "ClipValue", "EpochScores", "GradientMonitor", "History", "MLP", "NormalizeGradient",

@@ -32,9 +32,9 @@ from ..lessons.training_runs import train_mlp
 from ..lessons.transformers import block_gradient_norms, seeded_transformer
 
 __all__ = ["activation_curves_figure", "activation_figure", "BEYOND_FLOAT64", "chain_figure", "clipping_figure",
-           "gradient_flow_figure", "init_figure", "layernorm_placement_figure", "NORM_CHOICES", "normalization_figure",
-           "optimizer_figure", "precision_figure", "recurrent_figure", "RESIDUAL_CHOICES", "residual_figure",
-           "timestep_gradient_figure"]
+           "gradient_flow_figure", "init_figure", "layernorm_placement_figure", "NORM_CHOICES",
+           "normalization_figure", "optimizer_figure", "precision_figure", "recurrent_figure", "RESIDUAL_CHOICES",
+           "residual_figure", "timestep_gradient_figure"]
 
 
 def gradient_flow_figure(X, y, depth=20, activation="sigmoid", init="default", init_scale=1.0, width=64, seed=0):
@@ -262,3 +262,5 @@ def layernorm_placement_figure(X, y, depth=6, residual_scale=1.0, seed=0, **mode
                           title=f"{depth} blocks at initialization, residual branches x {residual_scale:.3g}: "
                                 f"last/first Post-LN {ratio(norms['Post-LN'][-1], norms['Post-LN'][0]):.2f}, "
                                 f"Pre-LN {ratio(norms['Pre-LN'][-1], norms['Pre-LN'][0]):.2f}")
+
+

@@ -1,163 +1,31 @@
-"""ipywidgets explorers: controls wired to the figures of :mod:`gradcourse.display.figures`.
+"""ipywidgets explorers: controls wired to the figures of :mod:`gradcourse.display.figures` and
+:mod:`gradcourse.display.theory_figures`.
 
-Each control is declared once, by a spec (:class:`Integer`, :class:`Number`, :class:`LogNumber`,
-:class:`Interval`, :class:`Menu`, :class:`Buttons`) that checks the starting value a learner passes
-and builds the widget with the same range or options: a value the widget could not show (ipywidgets
-would silently clamp it) raises ``ValueError``. The widgets exist in ipywidgets 7.7 and 8, so the
-explorers render in JupyterLab, Binder and Colab (which ships 7.7.x).
+Each control is declared once, by a spec of :mod:`gradcourse.display.controls` (re-exported here:
+:class:`Integer`, :class:`Number`, :class:`LogNumber`, :class:`Interval`, :class:`Menu`, :class:`Buttons`)
+that checks the starting value a learner passes and builds the widget with the same range or options.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import partial
 
-import ipywidgets as widgets
-from IPython.display import display
-
 from ..core import _checks
-from . import figures
+from . import figures, theory_figures
+from .controls import Buttons, Integer, Interval, LogNumber, Menu, Number, build, explorer
 from .figures import NORM_CHOICES, RESIDUAL_CHOICES
+from .theory_figures import QK_NORM_CHOICES
 from ..core.models import ACTIVATIONS, CELLS, INITS
 from ..lessons.precision import LOW_PRECISION
 from ..lessons.theory import RECURRENT_ACTIVATIONS
 from ..core.train.optimizers import OPTIMIZERS
 
-__all__ = ["Buttons", "Integer", "Interval", "LogNumber", "Menu", "Number", "activation_explorer", "build",
-           "chain_explorer", "clipping_explorer", "explorer", "gradient_flow_explorer", "init_explorer",
-           "layernorm_placement_explorer", "normalization_explorer", "optimizer_explorer", "precision_explorer",
-           "recurrent_explorer", "residual_explorer", "timestep_gradient_explorer"]
-
-
-# ---------------------------------------------------------------- control specs
-
-@dataclass(frozen=True)
-class Integer:
-    """An integer from ``low`` to ``high`` (both included): an ``IntSlider`` labelled ``label``."""
-    label: str
-    low: int
-    high: int
-
-    def check(self, name, value):
-        return _checks.integer(name, value, minimum=self.low, maximum=self.high)
-
-    def widget(self, value):
-        return widgets.IntSlider(value=value, min=self.low, max=self.high, description=self.label, continuous_update=False)
-
-
-@dataclass(frozen=True)
-class Number:
-    """A finite number from ``low`` to ``high`` in steps of ``step``: a ``FloatSlider``."""
-    label: str
-    low: float
-    high: float
-    step: float
-
-    def check(self, name, value):
-        return _checks.number(name, value, minimum=self.low, maximum=self.high)
-
-    def widget(self, value):
-        return widgets.FloatSlider(value=value, min=self.low, max=self.high, step=self.step, description=self.label,
-                                   continuous_update=False)
-
-
-@dataclass(frozen=True)
-class LogNumber(Number):
-    """A number from ``low`` to ``high`` (both > 0) on a log scale: a ``FloatLogSlider`` of base 10
-    whose exponent moves in steps of ``step``."""
-    readout_format: str = ".3g"
-
-    def widget(self, value):
-        return widgets.FloatLogSlider(value=value, base=10, min=math.log10(self.low), max=math.log10(self.high),
-                                      step=self.step, description=self.label, continuous_update=False,
-                                      readout_format=self.readout_format)
-
-
-@dataclass(frozen=True)
-class Interval:
-    """An interval ``(a, b)`` with ``low <= a < b <= high``: a ``FloatRangeSlider``."""
-    label: str
-    low: float
-    high: float
-    step: float
-
-    def check(self, name, value):
-        for end in _checks.interval(name, value):
-            _checks.number(name, end, minimum=self.low, maximum=self.high)
-        return tuple(float(end) for end in value)
-
-    def widget(self, value):
-        return widgets.FloatRangeSlider(value=list(value), min=self.low, max=self.high, step=self.step,
-                                        description=self.label, continuous_update=False)
-
-
-class _Allowed(tuple):
-    """Allowed values, matched by ``in`` on value and on being a bool, so ``1`` is not taken for ``True``."""
-    def __contains__(self, value):
-        return any(option == value and isinstance(option, bool) == isinstance(value, bool) for option in self)
-
-
-@dataclass(frozen=True)
-class Menu:
-    """One of ``options``: a tuple of values, or of ``(label, value)`` pairs. Shown as a ``Dropdown``."""
-    label: str
-    options: tuple
-
-    @property
-    def values(self):
-        labelled = all(isinstance(option, tuple) and len(option) == 2 for option in self.options)
-        return tuple(option[1] for option in self.options) if labelled else tuple(self.options)
-
-    def check(self, name, value):
-        return _checks.choice(name, value, _Allowed(self.values))
-
-    def widget(self, value):
-        return widgets.Dropdown(options=list(self.options), value=value, description=self.label)
-
-
-class Buttons(Menu):
-    """One of ``options``, as :class:`Menu`, shown as ``ToggleButtons``."""
-    def widget(self, value):
-        return widgets.ToggleButtons(options=list(self.options), value=value, description=self.label)
-
-
-def build(specs, **values):
-    """Check each starting value in ``values`` against its spec in ``specs`` (``{name: spec}``) and
-    return the controls ``{name: widget}``; raises ``ValueError`` naming the first value refused."""
-    if set(values) != set(specs):
-        raise ValueError(f"values for {sorted(values)} are not allowed; give one for each of {list(specs)}")
-    checked = {name: spec.check(name, values[name]) for name, spec in specs.items()}
-    return {name: spec.widget(checked[name]) for name, spec in specs.items()}
-
-
-def explorer(figure, controls, rows=None):
-    """An explorer: ``controls`` (``{name: widget}``) above an output area that shows
-    ``figure(**{name: widget.value})`` and redraws it whenever a control changes.
-
-    ``ipywidgets.interactive_output`` clears the output with ``wait=True``, so a redraw does not
-    flicker; every figure function closes its figure in pyplot, so old ones do not pile up.
-    ``rows`` lays out the controls: a list whose entries are a list of names (one ``HBox``) or a
-    single name (the control alone); by default all controls sit in one row. Returns a ``VBox``
-    whose ``controls`` attribute is ``controls`` and whose ``figure`` attribute is the figure drawn
-    last, so code can move a control (``box.controls["depth"].value = 5``) and read what a learner sees.
-    """
-    if not isinstance(controls, dict) or not controls:
-        raise ValueError(f"controls={_checks.describe(controls)} is not allowed; it must be a non-empty dict {{name: widget}}")
-    rows = [list(controls)] if rows is None else rows
-    placed = [name for row in rows for name in ([row] if isinstance(row, str) else row)]
-    if sorted(placed) != sorted(controls):
-        raise ValueError(f"rows={rows!r} is not allowed; it must place each of {list(controls)} exactly once")
-    boxes = [controls[row] if isinstance(row, str) else widgets.HBox([controls[name] for name in row]) for row in rows]
-    box = widgets.VBox(boxes)
-    box.controls = controls
-
-    def draw(**values):
-        box.figure = figure(**values)
-        display(box.figure)
-
-    box.children = (*boxes, widgets.interactive_output(draw, controls))
-    return box
+__all__ = ["activation_explorer", "attention_logit_explorer", "build", "Buttons", "chain_explorer",
+           "clipping_explorer", "edge_of_chaos_explorer", "explorer", "gradient_flow_explorer", "init_explorer",
+           "Integer", "Interval", "layernorm_placement_explorer", "LogNumber", "Menu", "normalization_explorer",
+           "Number", "optimizer_explorer", "precision_explorer", "propagation_explorer", "recurrent_explorer",
+           "residual_explorer", "residual_stream_explorer", "timestep_gradient_explorer"]
 
 
 _DEPTH = Integer("depth", 2, 50)
@@ -180,6 +48,17 @@ def gradient_flow_explorer(X, y, depth=20, activation="sigmoid", init="default",
     controls = build(specs, depth=depth, activation=activation, init=init, init_scale=init_scale)
     return explorer(partial(figures.gradient_flow_figure, X, y, width=width, seed=seed), controls,
                     [["depth", "init_scale"], ["activation", "init"]])
+
+
+def propagation_explorer(X, y, depth=10, activation="sigmoid", init="default", width=128, seed=0):
+    """A depth slider and menus for the activation and the init; each change builds a fresh seeded plain MLP
+    and redraws :func:`~gradcourse.display.theory_figures.propagation_figure` (forward differences beside the
+    backward gradients, per layer). Returns the widget."""
+    _checks.features_and_labels(X, y)
+    controls = build({"depth": _DEPTH, "activation": _ACTIVATION, "init": _INIT},
+                     depth=depth, activation=activation, init=init)
+    return explorer(partial(theory_figures.propagation_figure, X, y, width=width, seed=seed), controls,
+                    ["depth", ["activation", "init"]])
 
 
 def chain_explorer(depth=10, weight=1.0, bias=0.0, activation="sigmoid"):
@@ -297,3 +176,35 @@ def layernorm_placement_explorer(X, y, depth=6, residual_scale=1.0, seed=0, **mo
     specs = {"depth": Integer("depth", 2, 24), "residual_scale": LogNumber("branch scale", 0.05, 1, step=0.05)}
     return explorer(partial(figures.layernorm_placement_figure, X, y, seed=seed, **model_options),
                     build(specs, depth=depth, residual_scale=residual_scale))
+
+
+def residual_stream_explorer(X, y, depth=32, alpha=1.0, norm=None, width=64, seed=0):
+    """A depth slider, a log-scale slider for the branch multiplier alpha and none / BatchNorm buttons; each
+    change builds a fresh seeded residual MLP and redraws
+    :func:`~gradcourse.display.theory_figures.residual_stream_figure` (the stream and the gradient per block at
+    initialization). Returns the widget."""
+    _checks.features_and_labels(X, y)
+    specs = {"depth": Integer("blocks", 2, 100), "alpha": LogNumber("α", 0.01, 1, step=0.05),
+             "norm": Buttons("norm", (("none", None), ("BatchNorm", "batch")))}
+    return explorer(partial(theory_figures.residual_stream_figure, X, y, width=width, seed=seed),
+                    build(specs, depth=depth, alpha=alpha, norm=norm), [["depth", "alpha"], "norm"])
+
+
+def attention_logit_explorer(X, y, lr=0.1, qk_norm="both", epochs=1, batch_size=64, seed=0, **model_options):
+    """A log-scale learning-rate slider and QK-norm buttons (without / with / both); each change trains fresh
+    seeded Transformers and redraws :func:`~gradcourse.display.theory_figures.attention_logit_figure`. Returns the widget."""
+    _checks.features_and_labels(X, y)
+    specs = {"lr": LogNumber("learning rate", 1e-3, 1.0, step=0.25, readout_format=".0e"),
+             "qk_norm": Buttons("QK-norm", QK_NORM_CHOICES)}
+    return explorer(partial(theory_figures.attention_logit_figure, X, y, epochs=epochs, batch_size=batch_size, seed=seed,
+                            **model_options), build(specs, lr=lr, qk_norm=qk_norm), ["lr", "qk_norm"])
+
+
+def edge_of_chaos_explorer(sigma_w=1.0, sigma_b=0.2, depth=50, width=500, seed=0):
+    """Sliders for the weight and bias scales and the depth; each change draws a fresh random tanh network and
+    redraws :func:`~gradcourse.display.theory_figures.edge_of_chaos_figure` (correlations and gradients layer by layer
+    against the mean field, chi_1 and the depth scales in the title). Returns the widget."""
+    specs = {"sigma_w": Number("σ_w", 0.5, 3.0, step=0.01), "sigma_b": Number("σ_b", 0.0, 0.7, step=0.01),
+             "depth": Integer("depth", 5, 100)}
+    return explorer(partial(theory_figures.edge_of_chaos_figure, width=width, seed=seed),
+                    build(specs, sigma_w=sigma_w, sigma_b=sigma_b, depth=depth), [["sigma_w", "sigma_b"], "depth"])

@@ -9,7 +9,7 @@ import torch
 from ..core.data import load_mnist
 from ..lessons.initialization import first_loss
 from ..core.models import MLP
-from .judging import Exercise, Number, measured_factor, mlp_mismatch
+from .judging import Entries, Exercise, Number, measured_factor, mlp_mismatch
 
 __all__ = ["EXERCISES"]
 
@@ -36,6 +36,38 @@ _UNIFORM_LOSS = Number(
               (0.1, "0.1 is chance accuracy; the question asks for the loss."),
               (0.9, "0.9 is chance error rate; the question asks for the loss."),
               (10.0, "the loss of a uniform guess over 10 classes is ln 10, not 10.")])
+
+_PRIOR = (0.8, 0.1, 0.1)
+_PRIOR_ENTROPY = -sum(p * math.log(p) for p in _PRIOR)
+_FIRST_LOSSES = Entries({
+    "equal logits": Number(
+        math.log(3), explain="",
+        hint="equal logits give every class the same probability: what does each example then cost?",
+        mistakes=[(_PRIOR_ENTROPY, "that is H(p), the loss when the network predicts the prior; equal logits predict "
+                                   "1/3 for every class whatever the prior, so every example costs -ln(1/3) = ln 3."),
+                  (1 / 3, "1/3 is the probability each class gets; the loss is -ln(1/3) = ln 3."),
+                  (math.log2(3), "PyTorch's cross-entropy uses the natural logarithm: ln 3, not log2 3."),
+                  (math.log10(3), "PyTorch's cross-entropy uses the natural logarithm: ln 3, not log10 3."),
+                  (math.log(10), "ln 10 is for ten classes; this classifier has three.")]),
+    "bias ln p": Number(
+        _PRIOR_ENTROPY, explain="",
+        hint="softmax(ln p) = p: an example of class k costs -ln p_k, and a share p_k of the examples are of class k.",
+        mistakes=[(math.log(3), "ln 3 is the loss of equal logits; with b_k = ln p_k the network predicts p itself, "
+                                "and its mean loss is the entropy H(p) = -sum p_k ln p_k."),
+                  (_PRIOR_ENTROPY / math.log(2), "that is H(p) in bits (log2); PyTorch's cross-entropy uses the "
+                                                 "natural logarithm."),
+                  (_PRIOR_ENTROPY / math.log(10), "that is H(p) with log10; PyTorch's cross-entropy uses the natural "
+                                                  "logarithm."),
+                  (-math.log(0.8), "-ln 0.8 is what one example of class 0 costs; the classes 1 and 2 (a fifth of the "
+                                   "examples) cost -ln 0.1 each: average over all, sum p_k (-ln p_k)."),
+                  (math.log(3) - _PRIOR_ENTROPY, "ln 3 - H(p) is what the bias saves (the KL divergence of p from the "
+                                                 "uniform distribution); the question asks for the loss itself."),
+                  (sum(p * p for p in _PRIOR), "sum p_k^2 is the chance that two draws agree, not a cross-entropy."),
+                  (0.0, "a loss of 0 needs perfect predictions; a bias ignores the input and can at best predict "
+                        "the class frequencies.")]),
+}, explain="equal logits cost ln 3 = 1.099 whatever the prior; the bias b_k = ln p_k predicts the prior, whose "
+           "cross-entropy is its entropy H(p) = 0.639: 0.460 less, the drop the first steps would otherwise spend "
+           "learning the bias.")
 
 
 def _orthogonal_relu(model):
@@ -138,4 +170,21 @@ answer = gc.MLP(depth=3, width=128, activation="relu", init="kaiming", output_sc
 Shrinking every layer (`init_scale=0.1`) also puts the loss at $\ln 10$, but with a signal that shrinks tenfold per
 layer: the vanishing gradient of notebook 02.
 """, ((_first_loss_mlp(1.0), "confident start"), (_first_loss_mlp(1.0, init_scale=0.1), "keep init_scale=1"))),
+    Exercise("04.5", "compute",
+             "Three classes with prior p = (0.8, 0.1, 0.1): the expected first loss (a) with equal logits, (b) with "
+             "the output bias at b_k = ln p_k.",
+             _FIRST_LOSSES, lambda: (math.log(3), _PRIOR_ENTROPY), r"""
+**(a) Equal logits.** Softmax gives each of the three classes probability $1/3$, so every example costs
+$-\ln\tfrac13 = \ln 3 \approx 1.099$, whatever its class: the mean is $\ln 3$ for any prior.
+
+**(b) Bias at the log prior.** $\mathrm{softmax}(b)_k = p_k / \sum_j p_j = p_k$: the network predicts the prior. An
+example of class $k$ costs $-\ln p_k$, and a share $p_k$ of the examples are of class $k$, so
+$$\mathbb{E}[\text{loss}] = -\sum_k p_k \ln p_k = H(p) = -(0.8\ln 0.8 + 2\cdot 0.1 \ln 0.1) = 0.179 + 0.461 = 0.639 .$$
+The bias saves $\ln 3 - H(p) = 0.460$, the KL divergence of $p$ from the uniform distribution: the drop that the
+first steps of training would otherwise spend learning the bias. Check:
+`torch.distributions.Categorical(probs=torch.tensor([0.8, 0.1, 0.1])).entropy()`.
+```python
+answer = (math.log(3), -(0.8 * math.log(0.8) + 2 * 0.1 * math.log(0.1)))
+```
+"""),
 ]

@@ -113,18 +113,22 @@ def std_per_layer(tensors):
 
 
 def product_condition_number(depth, width=64, init="orthogonal", seed=0):
-    """Condition number ``s_max / s_min`` of the product ``W_depth ... W_1`` of square weight matrices.
+    """Condition number ``s_max / s_min`` of the product ``W_depth ... W_1`` of square weight matrices:
+    one number that summarises the spread of the product's singular values.
 
-    Saxe, McClelland & Ganguli (2014), "Exact solutions to the nonlinear dynamics of learning in deep
-    linear neural networks": a deep linear network passes a signal through this product. With
-    Gaussian weights of variance 1/n (``init="lecun"``) every factor is well scaled on average, yet
-    the product's singular values spread apart exponentially with depth, so some directions are
-    amplified and others all but erased; a product of orthogonal matrices (``init="orthogonal"``)
-    is orthogonal, with every singular value 1 and condition number 1 at any depth ("dynamical
-    isometry"). Each ``width x width`` matrix is drawn by :func:`gradcourse.core.models.init_linear_`
-    and the product is formed and decomposed in float64, whose 53-bit significand resolves singular
-    values down to about 1e-16 of the largest: a result above about 1e15 only says that the smallest
-    singular value is lost below rounding, i.e. the condition number is at least that large.
+    A deep linear network passes a signal through this product. With Gaussian weights of variance
+    1/n (``init="lecun"``) every factor is well scaled on average, yet the product's singular values
+    spread apart exponentially with depth, so some directions are amplified and others all but
+    erased; a product of orthogonal matrices (``init="orthogonal"``) is orthogonal, with every
+    singular value 1 and condition number 1 at any depth. Saxe, McClelland & Ganguli (2014), "Exact
+    solutions to the nonlinear dynamics of learning in deep linear neural networks", and Pennington,
+    Schoenholz & Ganguli (2017), "Resurrecting the sigmoid in deep learning through dynamical
+    isometry", study the whole spectrum of the input-output Jacobian, of which this product is the
+    linear case ("dynamical isometry": every singular value near 1). Each ``width x width`` matrix is
+    drawn by :func:`gradcourse.core.models.init_linear_` and the product is formed and decomposed in
+    float64, whose 53-bit significand resolves singular values down to about 1e-16 of the largest: a
+    result above about 1e15 only says that the smallest singular value is lost below rounding, i.e.
+    the condition number is at least that large.
 
     Example::
 

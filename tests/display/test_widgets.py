@@ -12,7 +12,7 @@ import torch
 from helpers import find_widgets, record_calls
 from matplotlib.figure import Figure
 
-from gradcourse.display import figures, widgets
+from gradcourse.display import figures, theory_figures, widgets
 
 pytestmark = pytest.mark.usefixtures("no_figure_left_open")
 
@@ -289,6 +289,10 @@ def _explorers(X, y):
         "normalization_explorer": partial(widgets.normalization_explorer, X, y),
         "optimizer_explorer": partial(widgets.optimizer_explorer, X, y),
         "layernorm_placement_explorer": partial(widgets.layernorm_placement_explorer, X, y),
+        "propagation_explorer": partial(widgets.propagation_explorer, X, y),
+        "edge_of_chaos_explorer": widgets.edge_of_chaos_explorer,
+        "residual_stream_explorer": partial(widgets.residual_stream_explorer, X, y),
+        "attention_logit_explorer": partial(widgets.attention_logit_explorer, X, y),
     }
 
 
@@ -306,9 +310,10 @@ def _inside_and_outside(widget):
 
 
 def test_every_explorer_accepts_exactly_what_its_controls_can_show(Xy, monkeypatch, raises_bad, capsys):
-    for name in dir(figures):
-        if name.endswith("_figure"):
-            monkeypatch.setattr(figures, name, lambda *args, **kwargs: "figure")
+    for module in (figures, theory_figures):
+        for name in dir(module):
+            if name.endswith("_figure"):
+                monkeypatch.setattr(module, name, lambda *args, **kwargs: "figure")
     for explorer_name, make in _explorers(*Xy).items():
         parameters = inspect.signature(getattr(widgets, explorer_name)).parameters
         box = make()

@@ -33,3 +33,15 @@ def test_04_4_a_small_output_layer_starts_at_ln_10_for_any_seed():
         assert check("04.4", model)
     logits = torch.zeros(256, 10)
     assert math.isclose(torch.nn.functional.cross_entropy(logits, y).item(), math.log(10), rel_tol=1e-6)
+
+
+def test_04_5_the_first_losses_are_ln_3_and_the_priors_entropy():
+    equal, biased = EXERCISES["04.5"].reference()
+    prior = torch.tensor([0.8, 0.1, 0.1])
+    assert math.isclose(equal, torch.nn.functional.cross_entropy(torch.zeros(3, 3), torch.arange(3)).item(),
+                        rel_tol=1e-6)
+    assert math.isclose(biased, torch.distributions.Categorical(probs=prior).entropy().item(), rel_tol=1e-6)
+    labels = torch.tensor([0] * 8 + [1, 2])                               # the prior, exactly
+    logits = prior.log().expand(10, 3)
+    assert math.isclose(torch.nn.functional.cross_entropy(logits, labels).item(), biased, rel_tol=1e-6)
+    assert check("04.5", (math.log(3), biased)) and not check("04.5", (biased, biased))

@@ -16,12 +16,22 @@ from .cliff import plot_cliff_descent, plot_cliff_section, plot_cliff_surface
 from .lines import (plot_activation_and_flow, plot_activation_curves, plot_gradient_flow, plot_layer_histograms,
                     plot_log_lines, plot_loss_scale_sweep, plot_per_layer, plot_per_layer_shares,
                     plot_timestep_gradients, plot_two_per_layer)
-from .monitoring import plot_activation_stats, plot_histograms_over_steps, plot_quantiles, plot_statistic_over_steps
+from .monitoring import (plot_activation_stats, plot_histograms_over_steps, plot_layer_means_during_training,
+                         plot_quantiles, plot_statistic_over_steps)
+from .residual_streams import plot_stream_at_init, scheme_styles
+from .instabilities import plot_adam_spike, plot_attention_logits, plot_over_steps, plot_update_share
+from .propagation import plot_layer_panels
+from .spectra import (plot_correlation_maps, plot_learning_times, plot_phase_diagram, plot_signal_propagation,
+                      plot_singular_value_cdfs)
 from .training import (plot_accuracy_over_steps, plot_gradient_norms, plot_history, plot_regression_history,
                        plot_training_and_layers)
 
 __all__ = ["plot_accuracy_over_steps", "plot_activation_and_flow", "plot_activation_stats", "plot_activation_curves",
            "plot_cliff_descent", "plot_cliff_section", "plot_cliff_surface", "plot_gradient_flow", "plot_gradient_norms",
-           "plot_histograms_over_steps", "plot_history", "plot_layer_histograms", "plot_log_lines", "plot_loss_scale_sweep", "plot_per_layer",
+           "plot_histograms_over_steps", "plot_history", "plot_layer_panels", "plot_layer_histograms", "plot_layer_means_during_training", "plot_log_lines", "plot_loss_scale_sweep", "plot_per_layer",
            "plot_per_layer_shares", "plot_quantiles", "plot_regression_history", "plot_statistic_over_steps",
-           "plot_timestep_gradients", "plot_training_and_layers", "plot_two_per_layer"]
+           "plot_timestep_gradients", "plot_training_and_layers", "plot_two_per_layer",
+           "plot_stream_at_init", "scheme_styles",
+           "plot_adam_spike", "plot_attention_logits", "plot_over_steps", "plot_update_share",
+           "plot_correlation_maps", "plot_learning_times", "plot_phase_diagram", "plot_signal_propagation",
+           "plot_singular_value_cdfs"]

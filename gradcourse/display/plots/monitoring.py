@@ -12,9 +12,10 @@ import torch
 from matplotlib.colors import LogNorm
 
 from ...core import _checks
-from .common import closes_on_error, finish, require_monitor
+from .common import OKABE_ITO, RUN_MARKERS, closes_on_error, finish, require_monitor
 
-__all__ = ["plot_activation_stats", "plot_histograms_over_steps", "plot_quantiles", "plot_statistic_over_steps"]
+__all__ = ["plot_activation_stats", "plot_histograms_over_steps", "plot_layer_means_during_training", "plot_quantiles",
+           "plot_statistic_over_steps"]
 
 
 @closes_on_error
@@ -155,4 +156,49 @@ def plot_quantiles(series, quantiles=(0.15, 0.5, 0.85), title=None):
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("value")
     axes[0][0].legend(fontsize="small")
+    return finish(fig, title)
+
+
+@closes_on_error
+def plot_layer_means_during_training(monitor, history, loss_reference=None, title=None):
+    """Each hidden layer's mean activation against the training step (left) beside the training loss
+    per step (right): the view of Glorot & Bengio's (2010) Figure 2, in which a sigmoid network's top
+    hidden layer falls to 0 early in training while the loss sits on a plateau.
+
+    ``monitor``: the :class:`~gradcourse.core.monitor.GradientMonitor` that recorded the run (its
+    ``act_mean``, one column per activation, input side first, at the 1st, (k+1)-th, (2k+1)-th ...
+    step for ``every=k``); ``history``: the run's History. ``loss_reference``: an optional
+    ``(value, label)`` drawn as a dashed line on the loss panel, e.g. ``(math.log(10), "ln 10")``.
+    """
+    require_monitor(monitor)
+    if not hasattr(history, "loss") or not len(history.loss):
+        raise ValueError(f"history={_checks.describe(history)} is not allowed; it must be the History of the run, "
+                         "with at least one loss")
+    if loss_reference is not None and (not isinstance(loss_reference, tuple) or len(loss_reference) != 2):
+        raise ValueError(f"loss_reference={_checks.describe(loss_reference)} is not allowed; it must be None or a "
+                         "pair (value, label), e.g. (2.303, 'ln 10')")
+    means = monitor.series("act_mean")
+    if len(means) == 0:
+        raise ValueError("the monitor has recorded no activation yet; train the model while it is active")
+    steps = [1 + k * monitor.every for k in range(len(means))]
+    layers = means.shape[1]
+    fig, (ax_mean, ax_loss) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for i in range(layers):
+        name = f"layer {i + 1}" + (" (input side)" if i == 0 else " (top)" if i == layers - 1 else "")
+        ax_mean.plot(steps, means[:, i].tolist(), color=OKABE_ITO[i % len(OKABE_ITO)], linewidth=1,
+                     marker=RUN_MARKERS[i % len(RUN_MARKERS)], markersize=4, markevery=max(1, len(steps) // 12),
+                     label=name)
+    ax_mean.set_ylim(0, 1)
+    ax_mean.set_ylabel("mean activation of the layer")
+    ax_mean.legend(fontsize="small", loc="upper right")
+    ax_loss.plot(range(1, len(history.loss) + 1), list(history.loss), color=OKABE_ITO[7], linewidth=0.6,
+                 label="training loss per step")
+    if loss_reference is not None:
+        value = _checks.number("loss_reference[0]", loss_reference[0])
+        ax_loss.axhline(value, color=OKABE_ITO[3], linestyle="--", label=str(loss_reference[1]))
+    ax_loss.set_ylabel("training loss")
+    ax_loss.legend(fontsize="small", loc="lower left")
+    for ax in (ax_mean, ax_loss):
+        ax.set_xlabel("training step")
+        ax.grid(True, alpha=0.3)
     return finish(fig, title)
