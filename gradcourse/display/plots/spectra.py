@@ -129,10 +129,11 @@ def plot_correlation_maps(c, maps, through_depth, title=None):
 
 
 @closes_on_error
-def plot_phase_diagram(weight_variances, bias_variances, chi, critical, scales, trained, trained_above=0.5, title=None):
+def plot_phase_diagram(weight_variances, bias_variances, chi, critical, depth_scales, trained, trained_above=0.5,
+                       title=None):
     """Left: ``chi_1`` over the ``(sigma_w^2, sigma_b^2)`` plane (``chi`` of shape (bias, weight)), the line
     ``critical = (sigma_w^2 values, sigma_b^2 values)`` where it is 1, and the trained networks. Right, at the bias
-    of the trained networks: ``scales = {"sigma_w2": ..., "xi_c": ..., "xi_q": ...}`` against ``sigma_w^2`` with
+    of the trained networks: ``depth_scales = {"sigma_w2": ..., "xi_c": ..., "xi_q": ...}`` against ``sigma_w^2`` with
     ``6 xi_c``, and each trained network ``{(sigma_w^2, depth): training accuracy}`` at its depth, filled where the
     accuracy is above ``trained_above``."""
     chi = np.asarray(chi, dtype=float)
@@ -154,12 +155,12 @@ def plot_phase_diagram(weight_variances, bias_variances, chi, critical, scales, 
     ax_phase.set_xlim(min(weight_variances), max(weight_variances) * 1.04)
     ax_phase.set_ylim(min(bias_variances), max(bias_variances))
     weights = sorted({w for w, _ in trained})
-    ax_depth.plot(scales["sigma_w2"], scales["xi_c"], color="black", label=r"$\xi_c$ (correlations)")
-    ax_depth.plot(scales["sigma_w2"], 6 * np.asarray(scales["xi_c"]), color="black", linestyle="--", label=r"$6\,\xi_c$")
-    ax_depth.plot(scales["sigma_w2"], scales["xi_q"], color="0.4", linestyle=":", label=r"$\xi_q$ (lengths)")
+    ax_depth.plot(depth_scales["sigma_w2"], depth_scales["xi_c"], color="black", label=r"$\xi_c$ (correlations)")
+    ax_depth.plot(depth_scales["sigma_w2"], 6 * np.asarray(depth_scales["xi_c"]), color="black", linestyle="--", label=r"$6\,\xi_c$")
+    ax_depth.plot(depth_scales["sigma_w2"], depth_scales["xi_q"], color="0.4", linestyle=":", label=r"$\xi_q$ (lengths)")
     for i, weight in enumerate(weights):
         style = _style(i)
-        ax_phase.plot(weight, scales.get("sigma_b2", 0.0), linestyle="none", marker=style["marker"], markersize=10,
+        ax_phase.plot(weight, depth_scales.get("sigma_b2", 0.0), linestyle="none", marker=style["marker"], markersize=10,
                       color=style["color"], markeredgecolor="black")
         for (w, depth), acc in trained.items():
             if w == weight:
@@ -171,9 +172,9 @@ def plot_phase_diagram(weight_variances, bias_variances, chi, critical, scales, 
     ax_depth.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
     ax_depth.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
     ax_depth.set_ylim(0.5, 1000)
-    ax_depth.set_xlim(min(scales["sigma_w2"]) - 0.2, max(scales["sigma_w2"]) * 1.06)
+    ax_depth.set_xlim(min(depth_scales["sigma_w2"]) - 0.2, max(depth_scales["sigma_w2"]) * 1.06)
     ax_phase.legend(fontsize="small", loc="upper right")
-    ax_depth.set_xlabel(r"weight variance $\sigma_w^2$" + f" (bias variance {scales.get('sigma_b2', 0.0):g})")
+    ax_depth.set_xlabel(r"weight variance $\sigma_w^2$" + f" (bias variance {depth_scales.get('sigma_b2', 0.0):g})")
     ax_depth.set_ylabel("depth in layers (log scale)")
     ax_depth.legend(fontsize="small", loc="upper right")
     for ax in (ax_phase, ax_depth):
