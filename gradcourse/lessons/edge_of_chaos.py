@@ -36,7 +36,7 @@ MAX_POINTS = 300
 def quadrature_points(q):
     """Gauss-Hermite nodes enough for tanh at variances up to ``q``: ``64 + 48 q``, rounded up to a multiple of 64,
     at most :data:`MAX_POINTS`. ``tanh(sqrt(q) z)`` turns into a step as ``q`` grows, and a step is far from a
-    polynomial: 64 nodes give ``E[tanh'(h)^4]`` to 1e-10 at ``q = 1`` but only to 1e-2 at ``q = 5.5``; this rule
+    polynomial: 64 nodes give ``E[tanh'(h)^4]`` to about 1e-7 at ``q = 1`` but only to about 3e-3 at ``q = 5.5``; this rule
     keeps the error below about 1e-5 up to ``q = 7``."""
     return int(min(MAX_POINTS, 64 * math.ceil((64 + 48 * float(np.max(q))) / 64)))
 

@@ -207,7 +207,7 @@ def plot_signal_propagation(correlations, gradients, title=None):
               markerfacecolor="none", color=OKABE_ITO[3], label="this network")
     ax_g.set_yscale("log")
     ax_g.set_xlabel("layer l (L = top)")
-    ax_g.set_ylabel(r"$\|\partial L/\partial h_l\|^2 \,/\, \|\partial L/\partial h_L\|^2$ (log scale)")
+    ax_g.set_ylabel(r"$\|\partial\mathcal{L}/\partial h_l\|^2 \,/\, \|\partial\mathcal{L}/\partial h_L\|^2$ (log scale)")
     ax_g.legend(fontsize="small")
     for ax in (ax_c, ax_g):
         ax.grid(True, alpha=0.3)
