@@ -5,7 +5,7 @@ Each notebook from 01 on asks a few questions where an idea was just taught, of 
 form) and *build or fix* (a network made with the package, which the check measures). In a notebook::
 
     answer = ...                          # your answer
-    gc.exercises.check("02.1", answer)    # prints right, wrong with a hint, or not answered yet
+    gc.exercises.check("02.1", answer)    # prints right, wrong with a hint, not read, or not answered yet
     gc.exercises.solution("02.1")         # shows the worked solution
 
 The answers live here, in :mod:`~gradcourse.exercises.notebook_01` and the other notebooks' modules;

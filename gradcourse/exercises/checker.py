@@ -1,6 +1,7 @@
 """``check(exercise_id, answer)`` and ``solution(exercise_id)``: what a notebook's exercise cells call.
 
-``check`` prints a verdict (right; wrong, with a hint for the likely mistake; or not answered yet)
+``check`` prints a verdict (right; wrong, with a hint for the likely mistake; not read, for an answer in a
+form the exercise cannot read, such as words where a number is asked; or not answered yet)
 and returns a :class:`Result`. It never raises on an answer, whatever it is, so a notebook runs
 top to bottom with its exercises unanswered; only an unknown exercise id raises a ValueError.
 ``solution`` shows the worked solution as Markdown (plain text outside a notebook).
@@ -9,6 +10,7 @@ top to bottom with its exercises unanswered; only an unknown exercise id raises 
 from __future__ import annotations
 
 from ..core import _checks
+from .judging import FormatProblem
 from . import notebook_01, notebook_02, notebook_03, notebook_04, notebook_05, notebook_06, notebook_07, notebook_08
 from . import notebook_09, notebook_10, notebook_11, notebook_12, notebook_13, notebook_14, notebook_15, notebook_16
 from . import notebook_17
@@ -26,8 +28,8 @@ UNANSWERED = (None, Ellipsis)
 
 
 class Result:
-    """What :func:`check` found: ``exercise`` (the id), ``status`` (``"right"``, ``"wrong"`` or
-    ``"not answered"``) and ``message``. True when right, so a test can ``assert check(...)``.
+    """What :func:`check` found: ``exercise`` (the id), ``status`` (``"right"``, ``"wrong"``, ``"not read"``
+    (an answer in a form the exercise cannot read, such as text where a number is asked) or ``"not answered"``) and ``message``. True when right, so a test can ``assert check(...)``.
 
     ``check`` has printed the verdict already, so in a notebook the Result shows nothing more.
     """
@@ -74,9 +76,10 @@ def check(exercise_id, answer):
             correct, message = found.judge(answer)
         except Exception as error:   # a learner's answer must not crash the kernel
             correct, message = False, f"checking this answer failed with {type(error).__name__}: {error}"
+        status = "right" if correct else "not read" if isinstance(message, FormatProblem) else "wrong"
         if not correct:
             message += f' Try again, or see gc.exercises.solution("{found.id}").'
-        result = Result(found.id, "right" if correct else "wrong", message)
+        result = Result(found.id, status, message)
     print(result)
     return result
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from typing import Callable, NamedTuple
 
 import torch
@@ -21,8 +22,8 @@ from ..core import _checks
 from ..core.models import MLP
 from ..core.probes import activation_gradient_norms
 
-__all__ = ["as_numbers", "Choice", "Entries", "Exercise", "KINDS", "known_mistake", "measured_factor", "mlp_mismatch",
-           "normalise_choice", "Number", "per_layer_factor", "show"]
+__all__ = ["as_numbers", "Choice", "Entries", "Exercise", "FormatProblem", "KINDS", "known_mistake", "measured_factor", "mlp_mismatch",
+           "normalise_choice", "Number", "number_from_text", "per_layer_factor", "show"]
 
 KINDS = ("predict", "compute", "build")
 """predict, then run: a number or a choice written before an experiment; compute or derive: a
@@ -55,14 +56,39 @@ def show(value):
     return f"{value:.3g}"
 
 
+class FormatProblem(str):
+    """A judge's message for an answer it could not read (text that is not a number, a list of the wrong
+    length): :func:`~gradcourse.exercises.check` reports it as "not read", not as a wrong answer."""
+
+
+_SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺−", "0123456789-+-")
+_POWER_OF_TEN = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))\s*(?:[×x*·]\s*10\s*(?:\^|\*\*)?\s*\(?([+-]?\d+)\)?)?")
+
+
+def number_from_text(text):
+    """The number a learner wrote as text, or None: ``"6.55e-4"``, ``"6.55×10⁻⁴"``, ``"6.55 x 10^-4"``,
+    ``"6.55*10**-4"`` all read as 0.000655. Anything else (words, a comma, two numbers) gives None."""
+    plain = text.strip().translate(_SUPERSCRIPTS)
+    try:
+        return float(plain)
+    except ValueError:
+        pass
+    found = _POWER_OF_TEN.fullmatch(plain)
+    if found is None or found.group(2) is None:
+        return None
+    return float(found.group(1)) * 10.0 ** int(found.group(2))
+
+
 def as_numbers(answer, count):
     """The answer as a tuple of ``count`` finite floats, or None: a real number (not a bool), a
-    NumPy number, a tensor or a list, tuple or array of ``count`` of them."""
+    NumPy number, a tensor, a number written as text (:func:`number_from_text`) or a list, tuple or
+    array of ``count`` of them."""
     if isinstance(answer, torch.Tensor):
         answer = answer.detach().cpu().reshape(-1).tolist()
     elif hasattr(answer, "tolist") and not isinstance(answer, (str, bytes)):   # NumPy arrays and numbers
         answer = answer.tolist()
     values = list(answer) if isinstance(answer, (list, tuple)) else [answer]
+    values = [number_from_text(v) if isinstance(v, str) else v for v in values]
     if len(values) != count or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
         return None
     values = tuple(float(v) for v in values)
@@ -99,7 +125,8 @@ class Number:
         values = as_numbers(answer, self.count)
         if values is None:
             wanted = "a number" if self.count == 1 else f"{self.count} numbers in a tuple, e.g. (0.1, -0.2)"
-            return False, f"give {wanted}; got {_checks.describe(answer)}."
+            return False, FormatProblem(f"give {wanted}, such as 0.000655 or 6.55e-4 (a format problem, not a wrong "
+                                        f"answer); got {_checks.describe(answer)}.")
         expected = self.expected() if callable(self.expected) else self.expected
         words = self._verdict(values, expected if isinstance(expected, tuple) else (expected,))
         return words is None, (self.explain if words is None else words).replace("{expected}", show(expected))
@@ -136,7 +163,8 @@ class Entries:
     def __call__(self, answer):
         values = as_numbers(answer, len(self.judges))
         if values is None:
-            return False, f"give {len(self.judges)} numbers in a tuple, ({', '.join(self.names)}); got {_checks.describe(answer)}."
+            return False, FormatProblem(f"give {len(self.judges)} numbers in a tuple, ({', '.join(self.names)}) (a format "
+                                        f"problem, not a wrong answer); got {_checks.describe(answer)}.")
         verdicts = [(name, judge(value)) for name, judge, value in zip(self.names, self.judges, values)]
         wrong = [f"{name}: {words}" for name, (correct, words) in verdicts if not correct]
         return not wrong, " ".join(wrong) if wrong else self.explain

@@ -65,7 +65,7 @@ def _loss_scale(answer):
                 f"of its gradients to 0, {100 * max(overflowed):.2g}% overflow.")
     if max(overflowed) > 0:
         return False, (f"{measured} The largest |g| times S passed 65504 and became inf; keep max|g| S below 65504 "
-                       "(cell 7 prints max|g| per layer).")
+                       "(section 2 printed max|g| per layer).")
     if max(flushed) <= _MOST_FLUSHED:
         return True, (f"{measured} Any S from about 2^22 up to 65504 / max|g| = 2^29.2 works; 2^29, the largest power of "
                       "2 below it, flushes least.")
@@ -117,7 +117,7 @@ Subnormals keep small gradients alive, but with few significant bits: here only 
              "gradient overflows in float16 and no layer loses more than 1% of its gradients to 0.",
              _loss_scale, lambda: 2.0 ** math.floor(math.log2(65504 / max(g.abs().max().item() for g in _sigmoid_gradients()))),
              r"""
-Two limits, both read off cell 7's printout. Overflow: the largest gradient is $\max|g| \approx 1.1\times10^{-4}$ (layer 10), and
+Two limits, both read off section 2's printout. Overflow: the largest gradient is $\max|g| \approx 1.1\times10^{-4}$ (layer 10), and
 $\max|g|\,S$ must stay below 65504 (65520 already rounds to infinity), so
 $$S < 65504 / (1.1\times10^{-4}) \approx 6\times10^{8} \approx 2^{29.2}.$$
 Underflow: layer 1's gradients are the smallest, with a median near $2^{-40}$; at $2^{16}$ a third of them are still at or

@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 
-from gradcourse.exercises.judging import Choice, Entries, Number
+from gradcourse.exercises import check
+from gradcourse.exercises.judging import Choice, Entries, FormatProblem, Number
 
 
 def test_a_number_is_judged_within_its_tolerance_and_off_by_ten_is_named():
@@ -13,7 +14,21 @@ def test_a_number_is_judged_within_its_tolerance_and_off_by_ten_is_named():
     assert judge(5.0)[1].startswith("off by a factor of 10^1") and judge(0.05)[1].startswith("off by a factor of 10^-1")
     assert judge(-0.5) == (False, "right size, wrong sign.")
     assert judge(0.7) == (False, "think again")
-    assert not judge(True)[0] and not judge("0.5")[0]
+    assert not judge(True)[0]
+
+
+def test_a_number_written_as_text_is_read_and_unreadable_text_is_a_format_problem(capsys):
+    judge = Number(6.5536e-4, explain="yes", hint="no")
+    for text in ["6.55e-4", "6.55×10⁻⁴", "6.55 x 10^-4", "6.55*10**-4", " 0.000655 ", "6.55·10^(-4)"]:
+        assert judge(text) == (True, "yes"), text
+    assert judge("6.55e-3")[1].startswith("off by a factor of 10^1")
+    for text in ["six", "0,000655", "6.55e-4 or so", ""]:
+        correct, message = judge(text)
+        assert not correct and isinstance(message, FormatProblem) and "format problem" in message, text
+    assert not isinstance(judge(0.7)[1], FormatProblem)
+    result = check("02.1", "six")
+    assert result.status == "not read" and not result
+    assert capsys.readouterr().out.startswith("Exercise 02.1: not read. Give a number")
 
 
 def test_numbers_take_any_sequence_and_a_factor_spans_decades():
