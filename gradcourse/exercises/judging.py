@@ -4,13 +4,15 @@ A judge is a callable ``answer -> (correct, message)``. :class:`Number` compares
 tolerance and recognises the mistakes it is given (and, for any exercise, an answer off by a power
 of ten or by its sign); :class:`Entries` judges a tuple of numbers entry by entry; :class:`Choice`
 compares a prediction with what an experiment, run on the spot, shows. An exercise whose answer is
-a network judges it with :func:`mlp_mismatch` and :func:`per_layer_factor`, which runs it once on a
-seeded batch. None of them raises on a wrong answer: a wrong type is a wrong answer, with a message
-that says what to give.
+a network judges its recipe, not the weights the learner's call happened to draw: :func:`redrawn` draws the
+recipe from seed 0, so an answer's verdict does not depend on torch's generator; :func:`mlp_mismatch` and
+:func:`per_layer_factor` then measure it on a seeded batch. None of them raises on a wrong answer: a wrong
+type is a wrong answer, with a message that says what to give.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import re
@@ -21,9 +23,11 @@ import torch
 from ..core import _checks
 from ..core.models import MLP
 from ..core.probes import activation_gradient_norms
+from ..core.runtime import generators_restored
 
-__all__ = ["as_numbers", "Choice", "Entries", "Exercise", "FormatProblem", "KINDS", "known_mistake", "measured_factor", "mlp_mismatch",
-           "normalise_choice", "Number", "number_from_text", "per_layer_factor", "show"]
+__all__ = ["as_numbers", "Choice", "Entries", "Exercise", "FormatProblem", "KINDS", "known_mistake", "measured_factor",
+           "mlp_mismatch", "mlp_recipe", "normalise_choice", "Number", "number_from_text", "per_layer_factor", "redrawn",
+           "redrawn_mlp", "seeded", "show"]
 
 KINDS = ("predict", "compute", "build")
 """predict, then run: a number or a choice written before an experiment; compute or derive: a
@@ -223,10 +227,64 @@ def known_mistake(value, mistakes, rel_tol=0.02):
 
 
 def measured_factor(model, **wanted):
-    """``(rho, None)`` with rho the :func:`per_layer_factor` of ``model``; ``(None, why)`` when ``model`` is
-    not the network the exercise asks for (``wanted`` as in :func:`mlp_mismatch`)."""
+    """``(rho, None)`` with rho the :func:`per_layer_factor` of ``model`` as its recipe draws it from seed 0
+    (:func:`redrawn_mlp`); ``(None, why)`` when ``model`` is not the network the exercise asks for (``wanted``
+    as in :func:`mlp_mismatch`)."""
     why = mlp_mismatch(model, **wanted)
-    return (None, why) if why else (per_layer_factor(model), None)
+    return (None, why) if why else (per_layer_factor(redrawn_mlp(model)), None)
+
+
+def seeded(build, seed=0):
+    """``build()`` called after ``torch.manual_seed(seed)``, torch's random generators given back as they were."""
+    with generators_restored():
+        torch.manual_seed(seed)
+        return build()
+
+
+def mlp_recipe(model):
+    """The keyword arguments of :class:`~gradcourse.core.models.MLP` that build ``model`` again."""
+    first = model.blocks[0]
+    norm = {torch.nn.BatchNorm1d: "batch", torch.nn.LayerNorm: "layer"}.get(type(first.norm))
+    residual = model.blocks[1].residual if len(model.blocks) > 1 else False   # True, False or "pre"
+    return dict(in_features=first.linear.in_features, out_features=model.output.out_features,
+                width=model.output.in_features, depth=len(model.blocks), activation=model.activation,
+                init=model.init, init_scale=model.init_scale, norm=norm, residual=residual,
+                output_scale=model.output_scale)
+
+
+def _set_by_hand(mine, drawn):
+    """Whether ``mine`` cannot be a draw like ``drawn``: constant (a fill), or root-mean-squares more than 10% +
+    3/sqrt(n) apart (two draws of n entries differ by about 1/sqrt(2n)). A single number counts as a draw."""
+    mine, drawn = mine.detach().double().reshape(-1), drawn.detach().double().reshape(-1)
+    ratio = (mine.pow(2).mean().sqrt() / drawn.pow(2).mean().sqrt()).item()
+    return mine.numel() > 1 and (bool((mine == mine[0]).all()) or abs(ratio - 1) > 0.1 + 3 / math.sqrt(mine.numel()))
+
+
+def redrawn(model, build, seed=0, chunks=None):
+    """A copy of ``model`` whose random draws are those ``build()`` (the same recipe) makes from ``seed``
+    (:func:`seeded`): a check then measures the recipe, not the draw the learner's call happened to make.
+    A tensor of the state (same name and shape) that ``build`` draws at random (seeds ``seed`` and ``seed + 1``
+    differ) is taken from the seeded draw unless :func:`_set_by_hand` (a bias filled with 3, weights times 0.1);
+    one the recipe sets (BatchNorm's gain, a forget bias) is kept, and so is a parametrization (a weight's
+    ``parametrizations.weight.original`` is the recipe's ``weight``). ``chunks`` maps a tensor's name to a number
+    of equal pieces along its first dimension, compared one by one (a GRU's bias holds three gates)."""
+    copied, chunks = copy.deepcopy(model), chunks or {}
+    first, second = (seeded(build, s).state_dict() for s in (seed, seed + 1))
+    with torch.no_grad():
+        for name, value in copied.state_dict().items():
+            key = name.replace("parametrizations.", "").replace(".original", "")
+            new, pieces = first.get(key), chunks.get(key, 1)
+            if new is None or new.shape != value.shape or not value.is_floating_point():
+                continue
+            for mine, drawn, other in zip(value.chunk(pieces), new.chunk(pieces), second[key].chunk(pieces)):
+                if not torch.equal(drawn, other) and not _set_by_hand(mine, drawn):
+                    mine.copy_(drawn)
+    return copied
+
+
+def redrawn_mlp(model, seed=0):
+    """:func:`redrawn` for a course MLP: its recipe (:func:`mlp_recipe`) drawn from ``seed``."""
+    return redrawn(model, lambda: MLP(**mlp_recipe(model)), seed)
 
 
 def per_layer_factor(model, samples=256, seed=0):

@@ -74,7 +74,8 @@ $\tanh' = 1$. Here the chain leaves 0 at once: $y_1 = \tanh(3) = 0.995$, and eve
 fixed point $y = \tanh(3y) \approx 0.995$, with $z_l \approx 3$, where $\tanh'(z) = 1 - \tanh^2(z) \approx 0.01$.
 Each factor is then $\tanh'(z_l)\, w \approx 0.01 \cdot 3 = 0.03$, and ten of them give about $10^{-15}$:
 ```python
-chain = gc.theory.scalar_chain(depth=10, weight=3.0, bias=0.0, x0=1.0, activation="tanh")
+chain = gc.theory.scalar_chain(depth=10, weight=3.0, bias=0.0, x0=1.0,
+                               activation="tanh")
 chain.gradients[0], chain.local_derivatives
 ```
 A large weight does not make a large gradient: it pushes $z$ into the flat tails, where the derivative is tiny.

@@ -38,7 +38,7 @@ def _explodes_fixed(model):
     rho, why = measured_factor(model, activation="relu", init="normal", width=_WIDTH)
     if why:
         return False, why
-    measured = f"Measured per-layer factor: {rho:.3f}."
+    measured = f"Measured per-layer factor (your settings, weights drawn with seed 0): {rho:.3f}."
     if abs(rho - 1) <= 0.05:
         return True, f"{measured} init_scale = {model.init_scale:.4g}, and sqrt(2 / 128) = {_FIXED_SCALE:.4g} gives rho = 1."
     hint = known_mistake(model.init_scale, _SCALE_MISTAKES)
@@ -84,7 +84,8 @@ $$\rho = \sqrt{n\, s^2 \cdot \tfrac12} = s\sqrt{n/2} = 0.25 \times 8 = 2 :$$
 the gradient doubles at every layer. $\rho = 1$ needs $s = \sqrt{2/n} = \sqrt{2/128} = 0.125$, He's std for this
 width, so halve the std:
 ```python
-answer = gc.MLP(depth=20, width=128, activation="relu", init="normal", init_scale=math.sqrt(2 / 128))
+answer = gc.MLP(depth=20, width=128, activation="relu", init="normal",
+                init_scale=math.sqrt(2 / 128))
 ```
 The check measures $\rho$ on one seeded batch: about 1.0.
 """, tuple((_mlp(scale), words) for scale, words in _SCALE_MISTAKES)),

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from ..core.data import load_mnist
 from ..lessons.initialization import first_loss
 from ..core.models import MLP
-from .judging import Entries, Exercise, Number, measured_factor, mlp_mismatch
+from .judging import Entries, Exercise, Number, measured_factor, mlp_mismatch, redrawn_mlp
 
 __all__ = ["EXERCISES"]
 
@@ -74,7 +72,7 @@ def _orthogonal_relu(model):
     rho, why = measured_factor(model, activation="relu", init="orthogonal")
     if why:
         return False, why
-    measured = f"Measured per-layer factor: {rho:.3f}."
+    measured = f"Measured per-layer factor (your settings, weights drawn with seed 0): {rho:.3f}."
     if abs(rho - 1) <= 0.05:
         return True, f"{measured} An orthogonal layer keeps the norm, ReLU halves its square: gain sqrt(2) puts it back."
     if math.isclose(model.init_scale, 1.0, rel_tol=0.02):
@@ -95,8 +93,9 @@ def _first_loss_at_ln_10(model):
         return False, (f"keep init_scale=1 (got {model.init_scale:g}): shrinking every layer also shrinks the signal "
                        "and the gradient in the hidden layers; shrink only the last layer.")
     X, y = load_mnist("train", limit=256)
-    loss = first_loss(model, X, y)
-    measured = f"First loss on the 256 probe digits: {loss:.3f} (ln 10 = {math.log(10):.3f})."
+    loss = first_loss(redrawn_mlp(model), X, y)
+    measured = (f"First loss on the 256 probe digits (your settings, weights drawn with seed 0): {loss:.3f} "
+                f"(ln 10 = {math.log(10):.3f}).")
     if abs(loss / math.log(10) - 1) <= 0.05:
         return True, (f"{measured} Small logits give every class about 1/10: loss ln 10 + s^2/2 for logits of "
                       "spread s, and the hidden layers keep He init's steady signal.")
@@ -106,13 +105,9 @@ def _first_loss_at_ln_10(model):
     return False, f"{measured} Below ln 10 before any training is luck, not a good init: check the network."
 
 
-def _first_loss_mlp(output_scale, init_scale=1.0, seed=0):
-    def make():
-        with torch.random.fork_rng():   # the same network in every test run, torch's generator left alone
-            torch.manual_seed(seed)
-            return MLP(depth=3, width=128, activation="relu", init="kaiming", init_scale=init_scale,
+def _first_loss_mlp(output_scale, init_scale=1.0):
+    return lambda: MLP(depth=3, width=128, activation="relu", init="kaiming", init_scale=init_scale,
                        output_scale=output_scale)
-    return make
 
 
 def _orthogonal_mlp(init_scale):
@@ -151,7 +146,8 @@ entries, so it halves the squared norm, of the signal going up and of the gradie
 $\lVert \partial L/\partial h_{l-1}\rVert^2 \approx g^2 \cdot \tfrac12\, \lVert \partial L/\partial h_l\rVert^2$. The factor is
 $\rho = g/\sqrt2$, and $\rho = 1$ needs $g = \sqrt2$, PyTorch's `torch.nn.init.calculate_gain("relu")`:
 ```python
-answer = gc.MLP(depth=30, width=64, activation="relu", init="orthogonal", init_scale=math.sqrt(2))
+answer = gc.MLP(depth=30, width=64, activation="relu", init="orthogonal",
+                init_scale=math.sqrt(2))
 ```
 It is He's argument again, with orthogonal matrices in place of Gaussian ones.
 """, ((_orthogonal_mlp(1.0), "halves the second moment"), (_orthogonal_mlp(2.0), "multiplies the singular values"))),

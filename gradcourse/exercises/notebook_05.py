@@ -61,7 +61,8 @@ def _tanh_critical(model):
     if why:
         return False, why
     layers = len(model.blocks) - 1
-    measured = f"Measured per-layer factor: {rho:.3f}, so over {layers} layers the ratio is about {rho ** layers:.2g}."
+    measured = (f"Measured per-layer factor (your settings, weights drawn with seed 0): {rho:.3f}, so over {layers} "
+                f"layers the ratio is about {rho ** layers:.2g}.")
     if abs(rho - 1) <= 0.025:
         return True, (f"{measured} With gain {model.init_scale:.3g}, rms(tanh') settles where gain * rms(tanh') is "
                       "about 1: the critical gain of tanh is a little above 1.")
@@ -117,12 +118,14 @@ ratio $\approx 0.12$ printed for gain 1 is $0.93^{29}$). A larger gain raises th
 lowering $\mathrm{rms}(\tanh')$, so there is no closed form; measure instead:
 ```python
 for g in [1.1, 1.2, 1.3, 1.4]:
-    ratio = gc.at_init.first_to_last_ratio(X, y, [TANH_DEPTH], "tanh", "xavier", init_scale=g, width=WIDTH, seed=SEED)[0]
+    ratio = gc.at_init.first_to_last_ratio(X, y, [TANH_DEPTH], "tanh", "xavier",
+                                           init_scale=g, width=WIDTH, seed=SEED)[0]
     print(g, ratio, ratio ** (1 / (TANH_DEPTH - 1)))
 ```
 The per-layer factor crosses 1 near $g = 1.2$, where $\mathrm{rms}(\tanh'(z))$ in the deep layers is about 0.85:
 ```python
-answer = gc.MLP(depth=TANH_DEPTH, width=WIDTH, activation="tanh", init="xavier", init_scale=1.2)
+answer = gc.MLP(depth=TANH_DEPTH, width=WIDTH, activation="tanh", init="xavier",
+                init_scale=1.2)
 ```
 Anything from about 1.15 to 1.3 passes. He's $\sqrt2$ is already too much for tanh, and
 `torch.nn.init.calculate_gain("tanh")` $= 5/3$ makes this 30-layer network explode.

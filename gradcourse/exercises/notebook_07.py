@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
@@ -12,7 +11,7 @@ from ..core.data import load_mnist
 from ..core.models import MLP, PreActivationBlock
 from ..lessons.residual import stream_statistics
 from ..core.runtime import generators_restored
-from .judging import Exercise, Number
+from .judging import Exercise, Number, redrawn_mlp
 
 __all__ = ["EXERCISES"]
 
@@ -82,11 +81,13 @@ def _no_drift(model):
     if not isinstance(model.blocks[-1].norm, torch.nn.BatchNorm1d):
         return False, "keep norm='batch': the exercise is about what the branches add, not their scale."
     X, y = load_mnist("train", limit=_PROBE)
+    model = redrawn_mlp(model)   # the recipe, drawn from seed 0: a copy, the learner's network is left alone
     mean = stream_statistics(model, X)["mean"][_DEPTH - 2]
-    measured = f"Measured mean of the stream after block {_DEPTH - 1}: {round(mean, 2) + 0.0:.2f}."   # no "-0.00"
+    measured = (f"Measured mean of the stream after block {_DEPTH - 1} (your settings, weights drawn with seed 0): "
+                f"{round(mean, 2) + 0.0:.2f}.")   # no "-0.00"
     if abs(mean) < 1:
         with torch.no_grad():
-            loss = torch.nn.functional.cross_entropy(copy.deepcopy(model).train()(X), y).item()
+            loss = torch.nn.functional.cross_entropy(model.train()(X), y).item()
         return True, (f"{measured} A branch whose output takes either sign adds nothing to the mean. (The loss at "
                       f"initialization is still {loss:.1f}, against ln 10 = 2.3: the stream's spread still grows "
                       "with every block, which the pre-activation block's last normalization removes.)")
@@ -137,7 +138,8 @@ Gaussian there), and by block 49 the mean has reached about 17.
 The stream drifts because each ReLU branch adds a positive mean. Any branch whose output is as often negative as
 positive adds nothing to it: tanh is odd, and BatchNorm centres its input, so the branch's mean is about 0.
 ```python
-answer = gc.MLP(width=DRIFT_WIDTH, depth=DRIFT_DEPTH, activation="tanh", init="kaiming", norm="batch", residual=True)
+answer = gc.MLP(width=DRIFT_WIDTH, depth=DRIFT_DEPTH, activation="tanh", init="kaiming",
+                norm="batch", residual=True)
 ```
 Activations with a small negative side are not enough: ELU's, GELU's and SiLU's branches still add a positive mean
 (ELU's about 0.16 per block), and a sigmoid adds 1/2. The drift of the mean is fixed, not the growth of the

@@ -10,7 +10,7 @@ from torch.nn.utils import parametrize
 
 from ..core.models import MLP
 from ..lessons.weight_constraints import MaxNorm, constrain_weights_
-from .judging import Exercise, Number, known_mistake, mlp_mismatch, per_layer_factor
+from .judging import Exercise, Number, known_mistake, mlp_mismatch, per_layer_factor, redrawn_mlp
 
 __all__ = ["EXERCISES"]
 
@@ -88,8 +88,8 @@ def _max_norm_repair(model):
     c, why = _max_norm_of(model)
     if why:
         return False, why
-    rho = per_layer_factor(model)
-    measured = f"Measured per-layer factor with c = {c:.4g}: {rho:.3f}."
+    rho = per_layer_factor(redrawn_mlp(model))   # the recipe, drawn from seed 0, with your constraint
+    measured = f"Measured per-layer factor with c = {c:.4g} (your settings, weights drawn with seed 0): {rho:.3f}."
     if abs(rho - 1) <= 0.05:
         return True, (f"{measured} Every row is cut to length c, so n Var(w) = c^2 and rho = c * sqrt(1/2): "
                       "c = sqrt(2) gives 1, He's own row length.")
@@ -120,7 +120,8 @@ $$\mu = \tfrac13(1 + 2 + 6) = 3,\qquad \sigma^2 = \tfrac13\big((1-3)^2 + (2-3)^2
 \mathrm{BN}(6) = \frac{6 - 3}{\sqrt{14/3 + \epsilon}} \approx 1.389 .$$
 Run it:
 ```python
-torch.nn.BatchNorm1d(1).train()(torch.tensor([[1.0], [2.0], [6.0]]))   # -0.926, -0.463, 1.389
+torch.nn.BatchNorm1d(1).train()(torch.tensor([[1.0], [2.0], [6.0]]))
+# -0.926, -0.463, 1.389
 ```
 (The running variance that BatchNorm keeps for evaluation uses the unbiased $1/(m-1)$; the normalization in
 training uses $1/m$.) The output of one example depends on its two companions: change the 1 to a 5 and the third

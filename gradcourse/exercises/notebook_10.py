@@ -106,7 +106,8 @@ $$\Delta\theta_1 = -\eta\,\frac{g_1}{|g_1| + \epsilon} = -10^{-3}\cdot\frac{10^{
 SGD would move it by $-\eta g = -10^{-10}$, ten million times less. Check:
 ```python
 import torch
-p = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64)); opt = torch.optim.Adam([p], lr=1e-3)
+p = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+opt = torch.optim.Adam([p], lr=1e-3)
 p.grad = torch.full_like(p, 1e-7); opt.step(); p.item()     # -0.000909...
 ```
 Only where $|g|$ comes down to $\epsilon$ does the step fall well below $\eta$.

@@ -24,31 +24,39 @@ _PRE_LN_FACTOR = Number(
               (1 / 16, "the bound falls as 1/sqrt(L) with L the number of layers: sqrt(2/8).")])
 
 _DEPTH = 8
-_GPT2_SCALE = 1 / math.sqrt(2 * _DEPTH)
+_BRANCHES = 2 * _DEPTH   # an attention and an FFN branch per block, each added to the stream
+_BRANCH_SCALE = 1 / math.sqrt(_BRANCHES)
 _SCALE_MISTAKES = [
-    (1 / math.sqrt(_DEPTH), "each block has two residual layers (attention and FFN), so N = 2 * depth = 16 and "
-                            "the factor is 1/sqrt(16)."),
-    (1 / (2 * _DEPTH), "GPT-2 scales by 1/sqrt(N), the square root: 1/sqrt(16), not 1/16."),
-    (1 / _DEPTH, "GPT-2 scales by 1/sqrt(N) with N = 2 * depth residual layers: 1/sqrt(16)."),
+    (1 / math.sqrt(_DEPTH), "each block adds two branches to the stream, attention and the FFN (section 1): 16 of them, "
+                            "and with 1/sqrt(8) their sum has 16/8 = 2 times one branch's variance. (1/sqrt(8) is "
+                            "GPT-2's 1/sqrt(N) if N counts blocks; the paper does not say, and this question counts "
+                            "what is added: branches.)"),
+    (1 / _BRANCHES, "variances add as squares of the scale: 16 c^2 = 1 needs c = 1/sqrt(16); with c = 1/16 the sum "
+                    "is 16/256 = 1/16 of one branch."),
+    (1 / _DEPTH, "16 c^2 = 1 needs c = 1/sqrt(16) = 1/4: count both branches of a block and take the square root."),
+    (1.0, "unscaled, the 16 branches add 16 times one branch's variance: the stream's growth this exercise removes."),
 ]
 
 
-def _gpt2_scaled(model):
+def _sum_of_branches(model):
     if not isinstance(model, RowTransformer):
         return False, f"build a gc.transformers.RowTransformer (got {_checks.describe(model)})."
     if model.placement != "pre":
-        return False, (f"keep placement='pre' (got {model.placement!r}): GPT-2 is a Pre-LN Transformer, and the "
-                       "scaling is about the residual stream that Pre-LN leaves unnormalized.")
+        return False, (f"keep placement='pre' (got {model.placement!r}): in Pre-LN every branch reads LN(x) and "
+                       "adds to an unnormalized stream, so the branches' variances add up; Post-LN normalizes the "
+                       "sum after every block.")
     if len(model.blocks) != _DEPTH:
-        return False, f"keep depth={_DEPTH} (got depth={len(model.blocks)}): the factor depends on it."
+        return False, f"keep depth={_DEPTH} (got depth={len(model.blocks)}): the number of branches depends on it."
     scale = model.residual_scale
-    if math.isclose(scale, _GPT2_SCALE, rel_tol=0.02):
-        return True, (f"1/sqrt(2 * {_DEPTH}) = {scale:.4g}: each of the 16 residual branches starts "
-                      "4 times smaller, so their sum has about the size of one unscaled branch.")
-    hint = known_mistake(scale, _SCALE_MISTAKES)
-    if hint:
-        return False, f"{hint} (got residual_scale = {scale:.4g})"
-    return False, f"residual_scale = {scale:.4g}; GPT-2 uses 1/sqrt(N), N the number of residual layers."
+    added = _BRANCHES * scale ** 2
+    if math.isclose(scale, _BRANCH_SCALE, rel_tol=0.02):
+        return True, (f"residual_scale = {scale:.4g}: each of the 16 branches has {scale ** 2:.4g} times an unscaled "
+                      f"branch's variance, and together they add {added:.3g} branch's worth to the stream. This is "
+                      "GPT-2's 1/sqrt(N) with N counted as the branches added to the stream.")
+    hint = known_mistake(scale, _SCALE_MISTAKES) or ("each branch's variance is multiplied by residual_scale^2, and "
+                                                     "16 of them add up.")
+    return False, (f"{hint} (residual_scale = {scale:.4g}: the 16 branches add {added:.3g} times one unscaled "
+                   "branch's variance; the exercise wants 1.)")
 
 
 def _transformer(placement, residual_scale):
@@ -96,16 +104,26 @@ the first step of training opens the branches, and only then do their weights st
 the identity map from the embedding to the head, with a perfectly conditioned Jacobian, $I$.
 """),
     Exercise("13.3", "build",
-             "Build a Pre-LN gc.transformers.RowTransformer of depth 8 whose residual branches are scaled at "
-             "initialization as in GPT-2.",
-             _gpt2_scaled, _transformer("pre", _GPT2_SCALE), r"""
-GPT-2 (Radford et al. 2019, section 2.3) scales the weights of the residual layers at initialization by $1/\sqrt{N}$, $N$
-the number of residual layers. Each block has two of them (attention and FFN), so $N = 2 \times 8 = 16$:
+             "Every branch of a Pre-LN stack (attention and FFN each count) reads LN(x) and adds a similar, "
+             "independent output to the stream. Build a Pre-LN gc.transformers.RowTransformer of depth 8 whose "
+             "residual_scale makes the sum of all its branches, at initialization, as large (in variance) as one "
+             "unscaled branch.",
+             _sum_of_branches, _transformer("pre", _BRANCH_SCALE), r"""
+Each block adds two branches to the stream, attention and the FFN (section 1), so a stack of depth 8 adds
+$N = 2 \times 8 = 16$:
+$$x_L = x_0 + \sum_{k=1}^{16} F_k .$$
+`residual_scale` $= c$ multiplies the weights that write into the stream, so every branch's output, and
+$\mathrm{Var}(F_k)$ by $c^2$. In Pre-LN each branch reads $\mathrm{LN}(x)$, an input of unit scale however large
+the stream has grown, so the unscaled branches have similar variances $v$; independent ones add them:
+$$\mathrm{Var}\Big(\sum_{k=1}^{16} F_k\Big) \approx 16\, c^2 v = v \quad\Longrightarrow\quad c = \frac{1}{\sqrt{16}} = \frac14 .$$
 ```python
-answer = gc.transformers.RowTransformer(depth=8, placement="pre", residual_scale=1 / 16 ** 0.5)
+answer = gc.transformers.RowTransformer(depth=8, placement="pre",
+                                        residual_scale=1 / 16 ** 0.5)
 ```
-The stream after $N$ branches is $x_0 + \sum_{k=1}^{N} F_k$; with independent branches its variance grows by $N\,\mathrm{Var}(F)$,
-and scaling each branch's last weights by $1/\sqrt{N}$ keeps that sum at the size of a single unscaled branch.
-""", ((_transformer("pre", 1 / math.sqrt(_DEPTH)), "two residual layers"),
-      (_transformer("post", _GPT2_SCALE), "placement='pre'"))),
+This is GPT-2's $1/\sqrt{N}$ (Radford et al. 2019, section 2.3) with $N$ counted as the branches added to the
+stream, as `gc.transformers.gpt2_residual_scale(8)` reads it. The paper does not say whether it counts blocks or
+branches; counting blocks gives $1/\sqrt{8}$, whose 16 branches add twice one branch's variance.
+""", ((_transformer("pre", 1 / math.sqrt(_DEPTH)), "two branches"),
+      (_transformer("pre", 1 / _BRANCHES), "variances add as squares"),
+      (_transformer("post", _BRANCH_SCALE), "placement='pre'"))),
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from ..core import _checks
 from ..core.data import load_mnist
@@ -11,7 +10,7 @@ from ..core.models import MLP
 from ..core.probes import activation_gradient_norms
 from ..core.runtime import generators_restored
 from ..lessons.signal_propagation import forward_spreads, layer_signals
-from .judging import Choice, Exercise, Number
+from .judging import Choice, Exercise, Number, redrawn_mlp
 
 __all__ = ["EXERCISES"]
 
@@ -63,24 +62,13 @@ _FALLS_MORE = Choice(["weights", "activations", "equal"], _which_falls_more, {
 _DEPTH, _KEPT = 10, 0.1
 
 
-def _recipe(model):
-    """The keyword arguments that rebuild the learner's MLP."""
-    first = model.blocks[0]
-    norm = {nn.BatchNorm1d: "batch", nn.LayerNorm: "layer"}.get(type(first.norm))
-    residual = model.blocks[1].residual if len(model.blocks) > 1 else False
-    return dict(in_features=first.linear.in_features, out_features=model.output.out_features,
-                width=model.output.in_features, depth=len(model.blocks), activation=model.activation,
-                init=model.init, init_scale=model.init_scale, norm=norm, residual=residual,
-                output_scale=model.output_scale)
-
-
 def _keeps_both_directions(model):
     if not isinstance(model, MLP):
         return False, f"build a gc.MLP (got {_checks.describe(model)})."
     if len(model.blocks) < _DEPTH or model.blocks[0].linear.in_features != 784:
         return False, f"keep a deep network on the digits: depth={_DEPTH} or more, 784 inputs."
     X, y = load_mnist("train", limit=_PROBE)
-    rebuilt = _seeded(**_recipe(model)).double()
+    rebuilt = redrawn_mlp(model, seed=_SEED).double()
     spread = forward_spreads(rebuilt, X.double())
     with generators_restored():
         grads = activation_gradient_norms(rebuilt, X.double(), y)

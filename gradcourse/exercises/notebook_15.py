@@ -111,7 +111,8 @@ Fix $\sigma_b = 0.3$ and find the $\sigma_w$ where $\chi_1 = 1$: $\chi_1$ grows 
 tries with `gc.edge_of_chaos.chi_1`) finds it; `critical_sigma_w` does exactly that:
 ```python
 sigma_w = gc.edge_of_chaos.critical_sigma_w(0.3)          # 1.3956
-answer = gc.edge_of_chaos.mean_field_mlp(X_train, sigma_w=sigma_w, sigma_b=0.3, depth=20)
+answer = gc.edge_of_chaos.mean_field_mlp(X_train, sigma_w=sigma_w, sigma_b=0.3,
+                                         depth=20)
 ```
 $\sigma_w = 1$, the bias-free answer, is ordered here: the biases hold the pre-activations at $q^* \approx 0.76$, where
 $\tanh'$ is well below 1, and $\sigma_w^2$ must make up for it. The depth does not enter: $\chi_1$ is a property of

@@ -125,8 +125,8 @@ Fixup's three rules, for $L = 16$ branches of $m = 2$ weight layers and no norma
 3. a scalar multiplier, initialized at 1, on each branch: `alpha=1.0` (the Linear layers' biases, initialized at 0,
    play the part of the paper's scalar biases).
 ```python
-answer = gc.normalization_free.ResidualMLP(depth=16, alpha=1.0, first_scale=16 ** -0.5, last_scale=0.0,
-                                           head_scale=0.0)
+answer = gc.normalization_free.ResidualMLP(depth=16, alpha=1.0, first_scale=16 ** -0.5,
+                                           last_scale=0.0, head_scale=0.0)
 ```
 `gc.normalization_free.seeded_network("Fixup", depth=16)` builds the same network from a seed.
 """, ((_fixup(last_scale=1.0), "last layer starts at 0"), (_fixup(head_scale=1.0), "classifier at 0 too"),

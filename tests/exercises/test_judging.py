@@ -58,3 +58,46 @@ def test_entries_names_each_wrong_entry_with_its_own_hint():
     correct, message = judge(1.0)
     assert not correct and "2 numbers in a tuple, (a, b)" in message
     assert [make() for make, _ in judge.mistakes] == [(2.0, 0.5)]
+
+
+def test_redrawn_takes_the_recipes_draws_and_keeps_what_was_set_by_hand():
+    import gradcourse as gc
+    from gradcourse.exercises.judging import mlp_recipe, redrawn_mlp, seeded
+
+    options = dict(in_features=20, width=64, depth=3, activation="tanh", init="default", norm="batch", residual=True)
+    with torch.random.fork_rng():
+        torch.manual_seed(5)
+        model = gc.MLP(**options)
+        with torch.no_grad():
+            model.output.weight.mul_(0.1)        # rescaled by hand
+            model.blocks[1].linear.bias.fill_(0.5)   # set by hand
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert mlp_recipe(model) == {**options, "out_features": 10, "init_scale": 1.0, "output_scale": 1.0}
+    seed_0 = seeded(lambda: gc.MLP(**options))
+    got = redrawn_mlp(model).state_dict()
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())   # the answer is left alone
+    assert torch.equal(got["blocks.0.linear.weight"], seed_0.state_dict()["blocks.0.linear.weight"])
+    assert torch.equal(got["blocks.2.linear.bias"], seed_0.state_dict()["blocks.2.linear.bias"])
+    assert torch.equal(got["output.weight"], before["output.weight"])
+    assert torch.equal(got["blocks.1.linear.bias"], before["blocks.1.linear.bias"])
+    assert torch.equal(got["blocks.0.norm.weight"], before["blocks.0.norm.weight"])
+
+
+def test_redrawn_compares_a_grus_gates_one_by_one():
+    import gradcourse as gc
+    from gradcourse.exercises.judging import redrawn, seeded
+
+    def gru(seed):
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model = gc.models.SequenceRegressor("gru", 8)
+            with torch.no_grad():
+                model.rnn.bias_ih_l0[8:16] = 3.0
+        return model
+
+    fresh = seeded(lambda: gc.models.SequenceRegressor("gru", 8))
+    one, two = (redrawn(gru(s), lambda: gc.models.SequenceRegressor("gru", 8), chunks={"rnn.bias_ih_l0": 3})
+                for s in (1, 2))
+    assert all(torch.equal(a, b) for a, b in zip(one.state_dict().values(), two.state_dict().values()))
+    assert torch.equal(one.rnn.bias_ih_l0[8:16], torch.full((8,), 3.0))
+    assert torch.equal(one.rnn.bias_ih_l0[:8], fresh.rnn.bias_ih_l0[:8])
