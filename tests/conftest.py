@@ -3,6 +3,8 @@
 The tests use the bundled 5,000-digit MNIST subset only, so they run offline.
 """
 
+import importlib.util
+import json
 import os
 import re
 import shutil
@@ -17,6 +19,15 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import gradcourse  # noqa: E402
+
+# The tests that run notebooks through nbclient (test_wheel, test_reliability, test_colab_setup)
+# use tools/nbclient_wake.py's fix: without it a cell that draws into an explorer's Output widget
+# can leave its reply unread until the cell's timeout (see that module).
+_wake_spec = importlib.util.spec_from_file_location(
+    "nbclient_wake", Path(__file__).resolve().parents[1] / "tools" / "nbclient_wake.py")
+_wake = importlib.util.module_from_spec(_wake_spec)
+_wake_spec.loader.exec_module(_wake)
+_wake.install()
 
 # No network in the tests: the course's notebooks (run by nbval) and every other kernel started
 # by this session get an IPython startup file that makes any connection or name look-up outside
@@ -39,10 +50,43 @@ def _guarded_getaddrinfo(host, *args, **kwargs):
     return _getaddrinfo(host, *args, **kwargs)
 _socket.socket.connect, _socket.getaddrinfo = _guarded_connect, _guarded_getaddrinfo
 """
+# Every figure a notebook shows (a cell's value, display(fig), an explorer's first draw in its widget
+# Output) is checked by gradcourse.display.plots.audit.figure_problems in the kernel, as IPython formats
+# it; what it finds is appended to the file FIGURE_AUDIT names, and _FigureAudit fails the nbval cell
+# that showed it. GRADCOURSE_FIGURE_DIR=<folder> also saves each figure's PNG there, to look at, with
+# its text alternative beside it (figure-01.png, figure-01.alt.txt, ...).
+FIGURE_AUDIT = """
+import json as _json, os as _os
+def _audit_figures(format):
+    def audited(obj, *args, **kwargs):
+        data = format(obj, *args, **kwargs)
+        from matplotlib.figure import Figure
+        if isinstance(obj, Figure) and _os.environ.get("GRADCOURSE_FIGURE_AUDIT"):
+            from gradcourse.display.plots.audit import figure_problems
+            problems = figure_problems(obj)
+            folder = _os.environ.get("GRADCOURSE_FIGURE_DIR")
+            png = data[0].get("image/png") if data else None
+            if folder and png:
+                _os.makedirs(folder, exist_ok=True)
+                count = len([n for n in _os.listdir(folder) if n.endswith(".png")]) + 1
+                name = _os.path.join(folder, f"figure-{count:02d}.png")
+                with open(name, "wb") as file:
+                    file.write(png if isinstance(png, bytes) else __import__("base64").b64decode(png))
+                from gradcourse.display.plots.alt_text import describe_figure
+                with open(name[:-4] + ".alt.txt", "w") as file:
+                    file.write(describe_figure(obj) + "\\n")
+            with open(_os.environ["GRADCOURSE_FIGURE_AUDIT"], "a") as file:
+                file.write(_json.dumps({"problems": problems}) + "\\n")
+        return data
+    return audited
+get_ipython().display_formatter.format = _audit_figures(get_ipython().display_formatter.format)
+"""
 _ipython_dir = Path(tempfile.mkdtemp(prefix="gradcourse-ipython-"))
 (_ipython_dir / "profile_default" / "startup").mkdir(parents=True)
 (_ipython_dir / "profile_default" / "startup" / "00-no-network.py").write_text(NETWORK_GUARD)
+(_ipython_dir / "profile_default" / "startup" / "01-figure-audit.py").write_text(FIGURE_AUDIT)
 os.environ["IPYTHONDIR"] = str(_ipython_dir)
+os.environ["GRADCOURSE_FIGURE_AUDIT"] = str(_ipython_dir / "figure-audit.jsonl")
 
 
 NBVAL_STDOUT = {}
@@ -69,8 +113,42 @@ class _NbvalRecorder:
             NBVAL_STDOUT.setdefault(Path(str(item.fspath)).stem, {})[item.cell_num] = text
 
 
+class _FigureAudit:
+    """Fails an nbval cell whose figures figure_problems found fault with, naming what it found
+    (FIGURE_AUDIT writes it, one line per figure shown, while the cell runs)."""
+
+    def __init__(self, path):
+        self.path, self.read = Path(path), 0
+
+    def new_records(self):
+        if not self.path.exists():
+            return []
+        with self.path.open() as file:
+            file.seek(self.read)
+            text = file.read()
+        self.read += len(text.encode())
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        report = outcome.get_result()
+        if not hasattr(item, "cell_num"):
+            return
+        if call.when == "setup":      # what kernels showed before this cell (another test's) is not its own
+            self.new_records()
+        if call.when != "call":
+            return
+        problems = [p for record in self.new_records() for p in record["problems"]]
+        if problems and report.passed:
+            report.outcome = "failed"
+            report.longrepr = (f"{len(problems)} problem(s) in the figures this cell shows "
+                               "(gradcourse.display.plots.audit.figure_problems):\n  " + "\n  ".join(problems))
+
+
 def pytest_configure(config):
     config.pluginmanager.register(_NbvalRecorder(), "gradcourse-nbval-recorder")
+    config.pluginmanager.register(_FigureAudit(os.environ["GRADCOURSE_FIGURE_AUDIT"]), "gradcourse-figure-audit")
 
 
 def pytest_sessionfinish(session, exitstatus):

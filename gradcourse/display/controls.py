@@ -18,6 +18,8 @@ from ..core import _checks
 
 __all__ = ["Buttons", "Integer", "Interval", "LogNumber", "Menu", "Number", "build", "explorer"]
 
+_LABEL = {"description_width": "initial"}   # a control's label in full ("branch scale", not "branch sc...")
+
 
 @dataclass(frozen=True)
 class Integer:
@@ -30,7 +32,7 @@ class Integer:
         return _checks.integer(name, value, minimum=self.low, maximum=self.high)
 
     def widget(self, value):
-        return widgets.IntSlider(value=value, min=self.low, max=self.high, description=self.label, continuous_update=False)
+        return widgets.IntSlider(value=value, min=self.low, max=self.high, description=self.label, style=_LABEL, continuous_update=False)
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class Number:
         return _checks.number(name, value, minimum=self.low, maximum=self.high)
 
     def widget(self, value):
-        return widgets.FloatSlider(value=value, min=self.low, max=self.high, step=self.step, description=self.label,
+        return widgets.FloatSlider(value=value, min=self.low, max=self.high, step=self.step, description=self.label, style=_LABEL,
                                    continuous_update=False)
 
 
@@ -57,7 +59,7 @@ class LogNumber(Number):
 
     def widget(self, value):
         return widgets.FloatLogSlider(value=value, base=10, min=math.log10(self.low), max=math.log10(self.high),
-                                      step=self.step, description=self.label, continuous_update=False,
+                                      step=self.step, description=self.label, style=_LABEL, continuous_update=False,
                                       readout_format=self.readout_format)
 
 
@@ -76,7 +78,7 @@ class Interval:
 
     def widget(self, value):
         return widgets.FloatRangeSlider(value=list(value), min=self.low, max=self.high, step=self.step,
-                                        description=self.label, continuous_update=False)
+                                        description=self.label, style=_LABEL, continuous_update=False)
 
 
 class _Allowed(tuple):
@@ -100,13 +102,13 @@ class Menu:
         return _checks.choice(name, value, _Allowed(self.values))
 
     def widget(self, value):
-        return widgets.Dropdown(options=list(self.options), value=value, description=self.label)
+        return widgets.Dropdown(options=list(self.options), value=value, description=self.label, style=_LABEL)
 
 
 class Buttons(Menu):
     """One of ``options``, as :class:`Menu`, shown as ``ToggleButtons``."""
     def widget(self, value):
-        return widgets.ToggleButtons(options=list(self.options), value=value, description=self.label)
+        return widgets.ToggleButtons(options=list(self.options), value=value, description=self.label, style=_LABEL)
 
 
 def build(specs, **values):

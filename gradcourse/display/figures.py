@@ -156,8 +156,9 @@ def activation_curves_figure(activations=("sigmoid", "tanh", "relu"), low=-6.0, 
     _checks.number("low", low)
     _checks.number("high", high, minimum=low, strict_minimum=True)
     z = torch.linspace(low, high, 601)
-    return plot_activation_curves(z, {name: ACTIVATIONS[name]()(z) for name in activations},
-                                  {name: activation_derivative(name, z) for name in activations})
+    words = {name: name.replace("_", " ") for name in activations}     # leaky_relu: "leaky relu"
+    return plot_activation_curves(z, {words[name]: ACTIVATIONS[name]()(z) for name in activations},
+                                  {words[name]: activation_derivative(name, z) for name in activations})
 
 
 def activation_figure(X, y, activation="relu", low=-4.0, high=4.0, depth=20, init="kaiming", width=64, seed=0):
@@ -252,15 +253,16 @@ def optimizer_figure(X, y, optimizer="adam", lr=1e-3, epochs=2, batch_size=64, s
 def layernorm_placement_figure(X, y, depth=6, residual_scale=1.0, seed=0, **model_options):
     """Build fresh seeded Post-LN and Pre-LN :class:`~gradcourse.lessons.transformers.RowTransformer` s of
     ``depth`` blocks, their residual branches scaled by ``residual_scale`` at initialization, and plot
-    ``||dL/dW^{2,l}||`` per block on ``(X, y)`` (Xiong et al. 2020, Figure 3, at initialization)."""
+    ``||dL/dW^{2,l}||`` per block on ``(X, y)`` (Xiong et al. 2020, Figure 3, at initialization), with
+    each placement's first-to-last block ratio in the title."""
     _checks.integer("depth", depth, minimum=2, maximum=32)
     _checks.number("residual_scale", residual_scale, minimum=0, strict_minimum=True, maximum=1)
     norms = {name: block_gradient_norms(seeded_transformer(seed, depth=depth, placement=placement,
                                                            residual_scale=residual_scale, **model_options), X, y)
              for name, placement in [("Post-LN", "post"), ("Pre-LN", "pre")]}
-    return plot_per_layer(norms, "||dL/dW2_l|| (log scale)",
-                          title=f"{depth} blocks at initialization, residual branches x {residual_scale:.3g}: "
-                                f"last/first Post-LN {ratio(norms['Post-LN'][-1], norms['Post-LN'][0]):.2f}, "
-                                f"Pre-LN {ratio(norms['Pre-LN'][-1], norms['Pre-LN'][0]):.2f}")
+    return plot_per_layer(norms, "||dL/dW2_l|| (log scale)", xlabel="block (1 = input side)",
+                          title=f"{depth} blocks at initialization, residual branches × {residual_scale:.3g}: "
+                                f"first/last Post-LN {ratio(norms['Post-LN'][0], norms['Post-LN'][-1]):.2f}, "
+                                f"Pre-LN {ratio(norms['Pre-LN'][0], norms['Pre-LN'][-1]):.2f}")
 
 

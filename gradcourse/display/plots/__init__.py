@@ -10,11 +10,16 @@ No function calls ``plt.show()``. The figures live in modules by what they show 
 layer by layer), :mod:`~gradcourse.display.plots.spectra` (Jacobian spectra and mean-field maps),
 :mod:`~gradcourse.display.plots.residual_streams` (a residual stream at initialization) and
 :mod:`~gradcourse.display.plots.instabilities` (attention logits, Adam's steps) -- and are all importable
-from here; :mod:`~gradcourse.display.plots.common` holds what they share.
+from here; :mod:`~gradcourse.display.plots.common` holds what they share, :mod:`~gradcourse.display.plots.style`
+the course's look (colours, markers, fonts), :mod:`~gradcourse.display.plots.alt_text` the text alternative
+every figure is shown with, and :mod:`~gradcourse.display.plots.audit` the check of what makes a figure hard
+to read, which the tests run on every figure the notebooks show.
 """
 
 from __future__ import annotations
 
+from .alt_text import CourseFigure, describe_figure
+from .audit import figure_problems
 from .cliff import plot_cliff_descent, plot_cliff_section, plot_cliff_surface
 from .lines import (plot_activation_and_flow, plot_activation_curves, plot_gradient_flow, plot_layer_histograms,
                     plot_log_lines, plot_loss_scale_sweep, plot_per_layer, plot_per_layer_shares,
@@ -29,7 +34,7 @@ from .spectra import (plot_correlation_maps, plot_learning_times, plot_phase_dia
 from .training import (plot_accuracy_over_steps, plot_gradient_norms, plot_history, plot_regression_history,
                        plot_training_and_layers)
 
-__all__ = ["plot_accuracy_over_steps", "plot_activation_and_flow", "plot_activation_curves", "plot_activation_stats",
+__all__ = ["CourseFigure", "describe_figure", "figure_problems", "plot_accuracy_over_steps", "plot_activation_and_flow", "plot_activation_curves", "plot_activation_stats",
            "plot_adam_spike", "plot_attention_logits", "plot_cliff_descent", "plot_cliff_section",
            "plot_cliff_surface", "plot_correlation_maps", "plot_gradient_flow", "plot_gradient_norms",
            "plot_histograms_over_steps", "plot_history", "plot_layer_histograms", "plot_layer_means_during_training",

@@ -4,12 +4,12 @@ descent runs on it with and without clipping.
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import torch
 
 from ...core import _checks
 from ...lessons.cliff import CliffDescent, CliffSlice, CliffSurface, cliff_wall, unstable_weight
-from .common import closes_on_error, finish, positive
+from .common import closes_on_error, finish, positive, subplots
+from .style import series_styles
 
 __all__ = ["plot_cliff_descent", "plot_cliff_section", "plot_cliff_surface"]
 
@@ -31,7 +31,7 @@ def plot_cliff_surface(surface, title=None):
     with the wall ``b = x0 - w sigma(x0)``, where ``w sigma'(x0) > 1``, dashed in white."""
     if not isinstance(surface, CliffSurface):
         raise ValueError(f"surface={_checks.describe(surface)} is not allowed; it must be a CliffSurface")
-    fig, ax = plt.subplots(figsize=(6.5, 4.6))
+    fig, ax = subplots(figsize=(6.5, 4.6))
     image = _cliff_background(ax, surface)
     fig.colorbar(image, ax=ax, label="log10 loss")
     w_start = max(unstable_weight(surface.x0), surface.w[0].item())
@@ -39,9 +39,8 @@ def plot_cliff_surface(surface, title=None):
         wall_w = [w_start + (surface.w[-1].item() - w_start) * i / 50 for i in range(51)]
         ax.plot(wall_w, [cliff_wall(w, surface.x0) for w in wall_w], "--", color="white", linewidth=1,
                 label=f"the wall: x_0 = {surface.x0:g} is an unstable fixed point")
-        ax.legend(fontsize="small", loc="upper right")
-    ax.set_title(title or f"L(w, b) = (x_{surface.steps} - {surface.target:g})^2,  x_t = w sigma(x_(t-1)) + b",
-                 fontsize="medium")
+        ax.legend(loc="upper right")
+    ax.set_title(title or f"L(w, b) = (x_{surface.steps} - {surface.target:g})^2,  x_t = w sigma(x_(t-1)) + b")
     return finish(fig)
 
 
@@ -51,17 +50,19 @@ def plot_cliff_section(section, title=None):
     distance from the wall, log-log, one line for each side of the wall."""
     if not isinstance(section, CliffSlice):
         raise ValueError(f"section={_checks.describe(section)} is not allowed; it must be a CliffSlice")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, axes = subplots(1, 2, figsize=(11, 3.8))
     above = section.offsets > 0
+    sides = ((above, "above the wall (b larger)"), (~above, "below the wall (b smaller)"))
+    looks = series_styles([name for _, name in sides], points=len(section.offsets) // 2)
     for ax, values, label in zip(axes, (section.loss, section.grad_norm), ("loss L", "||grad L||")):
-        for side, name in ((above, "above the wall (b larger)"), (~above, "below the wall (b smaller)")):
-            ax.plot(section.offsets[side].abs().tolist(), positive(values[side].tolist()), label=name)
+        for side, name in sides:
+            ax.plot(section.offsets[side].abs().tolist(), positive(values[side].tolist()), label=name, **looks[name])
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("distance from the wall in b")
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
+        ax.legend()
     fig.suptitle(title or f"Approaching the wall at w = {section.w:g}")
     return finish(fig)
 
@@ -78,12 +79,12 @@ def plot_cliff_descent(surface, runs, huge_step=1.0, title=None):
     if not isinstance(runs, dict) or not runs or not all(isinstance(r, CliffDescent) for r in runs.values()):
         raise ValueError(f"runs={_checks.describe(runs)} is not allowed; it must be a non-empty dict {{label: CliffDescent}}")
     huge_step = _checks.number("huge_step", huge_step, minimum=0, strict_minimum=True)
-    fig, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 4.6), squeeze=False)
+    fig, axes = subplots(1, len(runs), figsize=(min(5.5 * len(runs), 11), 4.6), squeeze=False)
     for ax, (label, run) in zip(axes[0], runs.items()):
         _cliff_background(ax, surface)
         huge = run.huge_steps(huge_step)
         for path, is_huge in zip(run.paths.numpy(), huge.tolist()):
             ax.plot(path[:, 0], path[:, 1], color="tab:red" if is_huge else "white", linewidth=0.8, alpha=0.9)
         ax.plot(run.paths[:, 0, 0].numpy(), run.paths[:, 0, 1].numpy(), "k.", markersize=3)
-        ax.set_title(f"{label}: {int(huge.sum())} of {len(huge)} runs took a step > {huge_step:g}", fontsize="medium")
+        ax.set_title(f"{label}: {int(huge.sum())} of {len(huge)} runs took a step > {huge_step:g}")
     return finish(fig, title)

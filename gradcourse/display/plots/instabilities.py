@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import math
 
-import matplotlib.pyplot as plt
 
 from ...core import _checks
-from .common import OKABE_ITO, RUN_MARKERS, as_runs, closes_on_error, finish, positive
+from .common import OKABE_ITO, RUN_MARKERS, as_runs, closes_on_error, finish, positive, subplots
 
 __all__ = ["plot_adam_spike", "plot_attention_logits", "plot_over_steps", "plot_update_share"]
 
@@ -39,13 +38,13 @@ def _series(runs, keys, optional=()):
 
 @closes_on_error
 def plot_attention_logits(runs, uniform_entropy=None, title=None):
-    """Three panels against the training step: the largest |attention logit| (log scale), the smallest
+    """Three panels against the training step: the largest ``|attention logit|`` (log scale), the smallest
     mean attention entropy over the blocks (``uniform_entropy``, e.g. ln(tokens), drawn dotted) and the
     training loss. ``runs`` is ``{label: {"max_logit": [...], "entropy": [...], "loss": [...]}}``; a run
     may add ``"bound"``, its QK-LayerNorm bound on the logits per step, drawn thin and dotted in its colour
     (infinite values, a run without QK-LayerNorm, are left out)."""
     runs = _series(runs, ("max_logit", "entropy", "loss"), optional=("bound",))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    fig, axes = subplots(1, 3, figsize=(11, 3.6))
     for i, (label, run) in enumerate(runs.items()):
         style = _style(i, len(run["loss"]))
         for ax, key in zip(axes, ("max_logit", "entropy", "loss")):
@@ -53,7 +52,7 @@ def plot_attention_logits(runs, uniform_entropy=None, title=None):
             ax.plot(range(1, len(values) + 1), values, label=label, **style)
         bound = positive(run.get("bound", []))
         if any(math.isfinite(v) for v in bound):
-            axes[0].plot(range(1, len(bound) + 1), bound, color=style["color"], linestyle=":", linewidth=1,
+            axes[0].plot(range(1, len(bound) + 1), bound, color=style["color"], linestyle=(0, (1, 1 + i)), linewidth=1.5,
                          label=f"{label}: bound max|γ_q| max|γ_k| √d_h")
     if uniform_entropy is not None:
         uniform = _checks.number("uniform_entropy", uniform_entropy, minimum=0)
@@ -66,7 +65,7 @@ def plot_attention_logits(runs, uniform_entropy=None, title=None):
         ax.grid(True, which="major", alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     extra = axes[1].get_legend_handles_labels()
-    axes[2].legend(handles + extra[0][len(runs):], labels + extra[1][len(runs):], fontsize="small", loc="upper left",
+    axes[2].legend(handles + extra[0][len(runs):], labels + extra[1][len(runs):], loc="upper left",
                    bbox_to_anchor=(1.02, 1.0))
     return finish(fig, title)
 
@@ -76,7 +75,7 @@ def plot_over_steps(values, ylabel, title=None, hline=None, hline_label=None):
     """One line per run against the training step on a linear axis (values that may be negative or 0,
     such as log Z): ``values`` is a sequence or ``{label: sequence}``; ``hline`` a dotted reference line."""
     runs = as_runs(values)
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = subplots(figsize=(7, 3.8))
     for i, (label, seq) in enumerate(runs.items()):
         ax.plot(range(1, len(seq) + 1), seq, label=label, **_style(i, len(seq)))
     if hline is not None:
@@ -86,7 +85,7 @@ def plot_over_steps(values, ylabel, title=None, hline=None, hline_label=None):
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     if any(label is not None for label in runs) or hline is not None:
-        ax.legend(fontsize="small")
+        ax.legend()
     return finish(fig, title)
 
 
@@ -100,7 +99,7 @@ def plot_update_share(eps_values, share, grad_rms, title=None):
     if not isinstance(grad_rms, dict) or set(grad_rms) != set(runs):
         raise ValueError(f"grad_rms={_checks.describe(grad_rms)} is not allowed; it must map the layers of share, "
                          f"{list(runs)}, to their gradient's rms")
-    fig, ax = plt.subplots(figsize=(7.5, 4))
+    fig, ax = subplots(figsize=(7.5, 4))
     for i, (layer, seq) in enumerate(runs.items()):
         if len(seq) != len(eps_values):
             raise ValueError(f"share[{layer!r}] has {len(seq)} values for {len(eps_values)} eps values; they must match")
@@ -113,7 +112,7 @@ def plot_update_share(eps_values, share, grad_rms, title=None):
     ax.set_xlabel("Adam's eps (log scale); thin vertical lines: each layer's gradient rms")
     ax.set_ylabel("first step rms / learning rate")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize="small", loc="lower left")
+    ax.legend(loc="lower left")
     return finish(fig, title)
 
 
@@ -124,7 +123,7 @@ def plot_adam_spike(runs, bounds=None, spike_step=None, before=20, title=None):
     "loss": [...]}}``; ``bounds`` ``{label: largest update}`` drawn dashed in the run's colour."""
     runs = _series(runs, ("update", "loss"))
     bounds = {} if bounds is None else bounds
-    fig, (ax_update, ax_loss) = plt.subplots(1, 2, figsize=(14, 3.8))
+    fig, (ax_update, ax_loss) = subplots(1, 2, figsize=(11, 3.8))
     for i, (label, run) in enumerate(runs.items()):
         start = 0 if spike_step is None else max(0, _checks.integer("spike_step", spike_step, minimum=1) - 1 - before)
         steps = range(start + 1, len(run["update"]) + 1)
@@ -132,7 +131,7 @@ def plot_adam_spike(runs, bounds=None, spike_step=None, before=20, title=None):
         ax_update.plot(steps, positive(run["update"][start:]), label=label, **style)
         ax_loss.plot(steps, positive(run["loss"][start:]), label=label, **style)
         if label in bounds:
-            ax_update.axhline(bounds[label], color=style["color"], linestyle="--", linewidth=1,
+            ax_update.axhline(bounds[label], color=style["color"], linestyle=style["linestyle"], linewidth=1,
                               label=f"{label}: (1 - β1)/√(1 - β2) = {bounds[label]:.2f}")
     for ax, ylabel in ((ax_update, "|update| / learning rate (log scale)"), (ax_loss, "loss (log scale)")):
         if spike_step is not None:
@@ -142,5 +141,5 @@ def plot_adam_spike(runs, bounds=None, spike_step=None, before=20, title=None):
         ax.set_ylabel(ylabel)
         ax.grid(True, which="major", alpha=0.3)
     handles, labels = ax_update.get_legend_handles_labels()
-    ax_loss.legend(handles, labels, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax_loss.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return finish(fig, title)

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import math
 
-import matplotlib.pyplot as plt
 import torch
 from matplotlib.ticker import MaxNLocator
 
 from ...core import _checks
-from .common import as_runs, as_styles, closes_on_error, finish, positive, ratio
+from .common import as_runs, as_styles, closes_on_error, finish, positive, ratio, subplots
+from .style import layer_styles, series_style, series_styles
+
+_REFERENCE_STYLES = ({"linestyle": "--"}, {"linestyle": ":"}, {"linestyle": "-."}, {"linestyle": (0, (6, 2, 1, 2, 1, 2))})
+"""The looks of reference lines (bounds, predictions), dark grey, one line style each."""
 
 __all__ = ["plot_activation_and_flow", "plot_activation_curves", "plot_gradient_flow", "plot_layer_histograms",
            "plot_log_lines", "plot_loss_scale_sweep", "plot_per_layer", "plot_per_layer_shares",
@@ -28,13 +31,14 @@ def plot_log_lines(x, values, xlabel, ylabel, title=None, references=None, hline
         values: a sequence (one run) or ``{label: sequence}`` (several runs side by side).
         xlabel, ylabel, title: axis labels and title.
         references: optional ``{label: sequence}`` drawn as dashed grey lines (e.g. a bound).
-        hline: optional y value drawn as a dotted horizontal line (e.g. the 1e-3 rule of thumb).
+        hline: optional y value drawn as a thin black horizontal line (e.g. the 1e-3 rule of thumb).
         styles: optional ``{label: {line property: value}}`` (``color``, ``linestyle``, ... of
-            matplotlib's ``Line2D``) for the runs, so one kind of run keeps one look across
-            figures; labels not drawn here are ignored.
-        reference_styles: the same for the references, whose default look is a dashed grey line
-            (e.g. ``{"bound": {"color": "C2", "linestyle": ":"}}`` to draw a bound in the colour of
-            the run it predicts, and to tell two references apart).
+            matplotlib's ``Line2D``) over each run's look (:func:`~gradcourse.display.plots.style.series_styles`:
+            an Okabe-Ito colour and a marker per run, the same for a well-known run in every figure);
+            labels not drawn here are ignored.
+        reference_styles: the same for the references, drawn dark grey, dashed, dotted, dash-dotted ...
+            in turn (e.g. ``{"bound": {"color": "C2"}}`` to draw a bound in the colour of the run it
+            predicts).
         legend: ``"inside"`` (matplotlib's best place) or ``"outside"``, beside the axes, clear of
             the data (for figures with many lines).
     """
@@ -47,42 +51,44 @@ def plot_log_lines(x, values, xlabel, ylabel, title=None, references=None, hline
     for label, seq in [*runs.items(), *refs.items()]:
         if len(seq) != len(x):
             raise ValueError(f"values for {label!r} has {len(seq)} entries but x has {len(x)}; they must match")
-    fig, ax = plt.subplots(figsize=(9, 4) if legend == "outside" else (7, 4))
+    fig, ax = subplots(figsize=(8, 4) if legend == "outside" else (7, 4))
+    looks = series_styles(runs, styles, points=len(x))
     for label, seq in runs.items():
-        ax.plot(x, positive(seq), **{"marker": "o", "markersize": 3, "label": label, **styles.get(label, {})})
-    for label, seq in refs.items():
-        ax.plot(x, positive(seq), **{"linestyle": "--", "color": "grey", "label": label,
-                                      **reference_styles.get(label, {})})
+        ax.plot(x, positive(seq), **{"label": label, **looks[label]})
+    for (label, seq), look in zip(refs.items(), _REFERENCE_STYLES * 4):
+        ax.plot(x, positive(seq), **{"color": "0.3", "label": label, **look, **reference_styles.get(label, {})})
     if hline is not None:
-        ax.axhline(hline, linestyle=":", color="black", label=f"{hline:g}")
+        ax.axhline(hline, linewidth=1, color="black", label=f"{hline:g}")
     ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
-        ax.set_title(title, fontsize="medium")
+        ax.set_title(title)
     if any(label is not None for label in runs) or refs or hline is not None:
         if legend == "outside":
-            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
         else:
-            ax.legend(fontsize="small")
+            ax.legend()
     ax.grid(True, which="major", alpha=0.3)
     return finish(fig)
 
 
 @closes_on_error
-def plot_per_layer(values, ylabel, title=None, references=None, hline=None, styles=None):
+def plot_per_layer(values, ylabel, title=None, references=None, hline=None, styles=None,
+                   xlabel="layer (1 = input side)"):
     """Per-layer values (layer 1 = input side) on a log scale; see :func:`plot_log_lines`.
 
     Runs may have different lengths (networks of different depths side by side):
-    each is drawn over its own layers.
+    each is drawn over its own layers. ``xlabel`` names the units (e.g. "block (1 = input side)").
     """
+    if not isinstance(xlabel, str) or not xlabel:
+        raise ValueError(f"xlabel={xlabel!r} is not allowed; it must be a non-empty string")
     runs = as_runs(values)
     refs = as_runs(references or {}, "references")
     n = max(len(seq) for seq in [*runs.values(), *refs.values()])
     runs, refs = ({label: seq + [math.nan] * (n - len(seq)) for label, seq in d.items()} for d in (runs, refs))
-    return plot_log_lines(range(1, n + 1), runs, "layer (1 = input side)", ylabel, title, refs or None, hline,
-                          styles)
+    return plot_log_lines(range(1, n + 1), runs, xlabel, ylabel, title, refs or None, hline, styles)
 
 
 @closes_on_error
@@ -103,21 +109,21 @@ def plot_activation_and_flow(z, values, derivative, norms, title=None, flow_titl
     norms = [float(v) for v in norms]
     if not norms:
         raise ValueError("norms=[] is not allowed; give one gradient norm per layer")
-    fig, (ax_f, ax_g) = plt.subplots(1, 2, figsize=(11, 3.8))
-    ax_f.plot(z, values, label="f(z)")
-    ax_f.plot(z, derivative, label="f'(z)")
+    fig, (ax_f, ax_g) = subplots(1, 2, figsize=(11, 3.8))
+    ax_f.plot(z, values, label="f(z)", **series_style(0, len(z)))
+    ax_f.plot(z, derivative, label="f'(z)", **{**series_style(1, len(z)), "linestyle": "--"})
     ax_f.axhline(0, color="black", linewidth=0.5)
     ax_f.set_xlabel("z")
-    ax_f.legend(fontsize="small")
+    ax_f.legend()
     ax_f.grid(True, alpha=0.3)
     if title:
-        ax_f.set_title(title, fontsize="medium")
-    ax_g.plot(range(1, len(norms) + 1), positive(norms), marker="o", markersize=3)
+        ax_f.set_title(title)
+    ax_g.plot(range(1, len(norms) + 1), positive(norms), **series_style(0, len(norms)))
     ax_g.set_yscale("log")
     ax_g.set_xlabel("layer (1 = input side)")
     ax_g.set_ylabel("||dL/dW_l|| (log scale)")
     ratio_text = f"first/last = {ratio(norms[0], norms[-1]):.2e}"
-    ax_g.set_title(f"{flow_title}: {ratio_text}" if flow_title else ratio_text, fontsize="medium")
+    ax_g.set_title(f"{flow_title}: {ratio_text}" if flow_title else ratio_text)
     ax_g.grid(True, alpha=0.3)
     return finish(fig)
 
@@ -136,17 +142,18 @@ def plot_activation_curves(z, values, derivatives):
         if not len(pair[0]) == len(pair[1]) == len(z):
             raise ValueError(f"the curves for {name!r} have {len(pair[0])} and {len(pair[1])} points but z has {len(z)}")
         curves[name] = pair
-    fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (ax_f, ax_d) = subplots(1, 2, figsize=(10, 3.6))
+    looks = series_styles(curves, points=len(z))
     for name, (f, d) in curves.items():
-        ax_f.plot(z, f, label=name)
-        ax_d.plot(z, d, label=name)
+        ax_f.plot(z, f, label=name, **looks[name])
+        ax_d.plot(z, d, label=name, **looks[name])
     ax_f.set_ylabel("f(z)")
     ax_d.set_ylabel("f'(z)")
     for ax in (ax_f, ax_d):
         ax.set_xlabel("z")
         ax.axhline(0, color="black", linewidth=0.5)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
+        ax.legend()
     return finish(fig)
 
 
@@ -173,17 +180,16 @@ def plot_layer_histograms(per_layer, title=None, bins=60):
         if not (math.isfinite(low) and math.isfinite(high)) or low == high:
             raise ValueError(f"the values for {panel!r} must be finite and not all equal")
         panels[panel] = tensors, low, high
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.6), squeeze=False)
+    fig, axes = subplots(1, len(panels), figsize=(min(5.5 * len(panels), 11), 3.6), squeeze=False)
     for ax, (panel, (tensors, low, high)) in zip(axes[0], panels.items()):
-        colors = plt.cm.viridis([i / max(1, len(tensors) - 1) for i in range(len(tensors))])
-        for i, (t, color) in enumerate(zip(tensors, colors)):
+        for i, (t, look) in enumerate(zip(tensors, layer_styles(len(tensors), points=bins))):
             density, edges = torch.histogram(t, bins=bins, range=(low, high), density=True)
             centers = (edges[:-1] + edges[1:]) / 2
-            ax.plot(centers, density, color=color, label=f"layer {i + 1} (std {t.std().item():.2g})")
-        ax.set_title(panel, fontsize="medium")
+            ax.plot(centers, density, **look, label=f"layer {i + 1} (std {t.std().item():.2g})")
+        ax.set_title(panel)
         ax.set_xlabel(f"value of {panel}")
         ax.set_ylabel("density")
-        ax.legend(fontsize="x-small")
+        ax.legend()
         ax.grid(True, alpha=0.3)
     return finish(fig, title)
 
@@ -192,17 +198,18 @@ def plot_layer_histograms(per_layer, title=None, bins=60):
 def plot_two_per_layer(left, right, left_label, right_label, title=None):
     """Two per-layer log plots side by side, e.g. activation std (left) and gradient norm (right)."""
     runs_left, runs_right = as_runs(left, "left"), as_runs(right, "right")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, axes = subplots(1, 2, figsize=(11, 3.8))
+    looks = series_styles([*runs_left, *runs_right])
     for ax, runs, label in ((axes[0], runs_left, left_label), (axes[1], runs_right, right_label)):
         for name, seq in runs.items():
-            ax.plot(range(1, len(seq) + 1), positive(seq), marker="o", markersize=3, label=name)
+            ax.plot(range(1, len(seq) + 1), positive(seq), **looks[name], label=name)
         ax.set_yscale("log")
         ax.set_xlabel("layer (1 = input side)")
         ax.set_ylabel(label)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         if any(name is not None for name in runs):
-            ax.legend(fontsize="small")
+            ax.legend()
     return finish(fig, title)
 
 
@@ -210,18 +217,19 @@ def plot_two_per_layer(left, right, left_label, right_label, title=None):
 def plot_per_layer_shares(values, ylabel, title=None):
     """Per-layer shares in [0, 1] (e.g. gradients flushed to zero), one line per run, linear axis."""
     runs = as_runs(values)
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = subplots(figsize=(7, 3.8))
+    looks = series_styles(runs)
     for label, seq in runs.items():
-        ax.plot(range(1, len(seq) + 1), seq, marker="o", markersize=3, label=label)
+        ax.plot(range(1, len(seq) + 1), seq, **looks[label], label=label)
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("layer (1 = input side)")
     ax.set_ylabel(ylabel)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)
     if title:
-        ax.set_title(title, fontsize="medium")
+        ax.set_title(title)
     if any(label is not None for label in runs):
-        ax.legend(fontsize="small")
+        ax.legend()
     return finish(fig)
 
 
@@ -237,21 +245,22 @@ def plot_loss_scale_sweep(log2_scales, flushed, overflowed, limits=None, title=N
         if len(seq) != len(x):
             raise ValueError(f"shares for {label!r} has {len(seq)} entries but log2_scales has {len(x)}; they must match")
     limits = dict(limits or {})
-    fig, ax = plt.subplots(figsize=(9, 3.8))
+    fig, ax = subplots(figsize=(8, 3.8))
+    looks = series_styles(flushed, points=len(x))
     for label, seq in flushed.items():
-        ax.plot(x, seq, marker="o", markersize=2.5, label=label)
-    for (label, seq), color in zip(overflowed.items(), ("black", "dimgrey", "darkgrey")):
-        ax.plot(x, seq, linestyle="--", linewidth=2, color=color, label=label)
-    for (label, k), color in zip(limits.items(), ("tab:red", "tab:grey", "tab:brown")):
-        ax.axvline(_checks.number(f"limits[{label!r}]", k), linestyle=":", color=color, label=label)
+        ax.plot(x, seq, **looks[label], label=label)
+    for (label, seq), look in zip(overflowed.items(), _REFERENCE_STYLES[::2] * 4):
+        ax.plot(x, seq, linewidth=2, color="black", **look, label=label)
+    for (label, k), look in zip(limits.items(), _REFERENCE_STYLES[1::2] * 4):
+        ax.axvline(_checks.number(f"limits[{label!r}]", k), color="0.3", linewidth=1.5, **look, label=label)
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("log2 of the loss scale S")
     ax.set_ylabel("share of the layer's gradients")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)
     if title:
-        ax.set_title(title, fontsize="medium")
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return finish(fig)
 
 

@@ -6,16 +6,34 @@ its activation histograms over the steps, and quantiles of a unit's input over t
 from __future__ import annotations
 
 import math
+import re
 
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.colors import LogNorm
 
 from ...core import _checks
-from .common import OKABE_ITO, RUN_MARKERS, closes_on_error, finish, require_monitor
+from .common import OKABE_ITO, RUN_MARKERS, closes_on_error, finish, require_monitor, subplots
+from .style import layer_styles, series_styles
 
-__all__ = ["plot_activation_stats", "plot_histograms_over_steps", "plot_layer_means_during_training", "plot_quantiles",
-           "plot_statistic_over_steps"]
+__all__ = ["STATISTIC_WORDS", "layers_in_words", "plot_activation_stats", "plot_histograms_over_steps",
+           "plot_layer_means_during_training", "plot_quantiles", "plot_statistic_over_steps"]
+
+STATISTIC_WORDS = {"act_mean": "mean activation", "act_std": "activation std", "saturated": "share of saturated units",
+                   "dead": "share of dead units", "grad_norm": "gradient norm ||dL/dW|| (log scale)",
+                   "update_ratio": "update / weight, ||ΔW|| / ||W|| (log scale)"}
+"""A :class:`~gradcourse.core.monitor.GradientMonitor` statistic's name, in words, as an axis label."""
+
+
+def layers_in_words(names):
+    """A monitor's layer or activation names (``blocks.0.linear``, ``blocks.2.linear2``) in words: "block k"
+    where every name is one module (other than a linear layer, an activation or a norm: an MLP's layer) of
+    the k-th of a stack of blocks (a Transformer's), else "layer k" by position, the first "(input side)"."""
+    names = list(names)
+    found = [re.fullmatch(r"blocks\.(\d+)\.(\w+)(#\d+)?", str(name)) for name in names]
+    if names and all(found) and len({m.group(2) for m in found}) == 1 and found[0].group(2) not in ("linear", "activation", "act", "norm"):
+        return [f"block {int(m.group(1)) + 1}" for m in found]
+    return [f"layer {i + 1}" + (" (input side)" if i == 0 and len(names) > 1 else "") for i in range(len(names))]
 
 
 @closes_on_error
@@ -32,13 +50,13 @@ def plot_activation_stats(monitor, step=-1, title=None):
         raise ValueError("the monitor has recorded no forward pass yet; run the model with gradients enabled")
     _checks.integer("step", step, minimum=-steps, maximum=steps - 1)
     layers = range(1, stats["act_mean"].shape[1] + 1)
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    fig, axes = subplots(1, 3, figsize=(11, 3.6))
     mean, std = stats["act_mean"][step], stats["act_std"][step]
     axes[0].errorbar(layers, mean, yerr=std, marker="o", capsize=3)
     axes[0].set_ylabel("activation mean ± std")
-    axes[1].plot(layers, stats["saturated"][step], marker="o", color="tab:red")
+    axes[1].plot(layers, stats["saturated"][step], marker="s", color=OKABE_ITO[3])
     axes[1].set_ylabel("saturated share")
-    axes[2].plot(layers, stats["dead"][step], marker="o", color="tab:grey")
+    axes[2].plot(layers, stats["dead"][step], marker="^", color=OKABE_ITO[7])
     axes[2].set_ylabel("dead-unit share")
     for ax in axes[1:]:
         ax.set_ylim(-0.02, 1.02)
@@ -62,20 +80,19 @@ def plot_statistic_over_steps(monitor, name="act_mean", title=None, reference=No
     values = monitor.series(name)
     if len(values) == 0:
         raise ValueError(f"the monitor has recorded no {name!r} yet; train the model while it is active")
-    labels = monitor.layer_names if name in ("grad_norm", "update_ratio") else monitor.activation_names
+    labels = layers_in_words(monitor.layer_names if name in ("grad_norm", "update_ratio") else monitor.activation_names)
     steps = [k * monitor.every for k in range(len(values))]
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    colors = plt.cm.viridis([i / max(1, values.shape[1] - 1) for i in range(values.shape[1])])
-    for column, (label, color) in enumerate(zip(labels, colors)):
-        ax.plot(steps, values[:, column], color=color, label=f"{column + 1}: {label}")
+    fig, ax = subplots(figsize=(7, 3.8))
+    for column, (label, look) in enumerate(zip(labels, layer_styles(values.shape[1], points=len(steps)))):
+        ax.plot(steps, values[:, column], **look, linewidth=1, label=label)
     if reference is not None:
-        ax.axhline(reference, color="black", linestyle="--", linewidth=1, label=f"{reference:g}")
+        ax.axhline(reference, color="black", linewidth=1.5, label=f"{reference:g}")
     if name in ("grad_norm", "update_ratio"):
         ax.set_yscale("log")
     ax.set_xlabel("training step")
-    ax.set_ylabel(name)
+    ax.set_ylabel(STATISTIC_WORDS[name])
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
     return finish(fig, title)
 
 
@@ -105,16 +122,17 @@ def plot_histograms_over_steps(histograms, title=None, columns=4):
         panels.append((name, shares, edges))
     rows = math.ceil(len(panels) / columns)
     width = min(columns, len(panels))
-    fig, axes = plt.subplots(rows, width, figsize=(2.8 * width + 1.2, 2.4 * rows + 0.4), squeeze=False,
-                             layout="constrained")
+    fig, axes = subplots(rows, width, figsize=(min(2.45 * width, 9.8) + 1.2, 2.4 * rows + 0.4), squeeze=False,
+                         layout="constrained")
     positive_shares = torch.cat([shares[shares > 0] for _, shares, _ in panels])
     low = positive_shares.min().item() if len(positive_shares) else 1e-6
     norm = LogNorm(vmin=low, vmax=max(1.0, low * 10))
     cmap = plt.get_cmap("viridis").with_extremes(bad="white", under="white")
+    titles = layers_in_words([name for name, _, _ in panels]) if all("." in str(n) for n, _, _ in panels) else None
     for k, (ax, (name, shares, edges)) in enumerate(zip(axes.flat, panels)):
         image = ax.imshow(shares.T.numpy(), origin="lower", aspect="auto", interpolation="nearest", cmap=cmap, norm=norm,
                           extent=(0, len(shares), edges[0].item(), edges[-1].item()))
-        ax.set_title(name, fontsize="small")
+        ax.set_title(titles[k] if titles else str(name))
         if k + width >= len(panels):        # the lowest panel of its column
             ax.set_xlabel("recorded step")
         if k % width == 0:
@@ -122,10 +140,7 @@ def plot_histograms_over_steps(histograms, title=None, columns=4):
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.colorbar(image, ax=axes, label="share of entries", shrink=0.9)
-    if title:
-        fig.suptitle(title)
-    plt.close(fig)
-    return fig
+    return finish(fig, title)
 
 
 @closes_on_error
@@ -145,17 +160,18 @@ def plot_quantiles(series, quantiles=(0.15, 0.5, 0.85), title=None):
         values = torch.as_tensor(values)
         if values.dim() != 2 or values.shape[1] != len(quantiles) or len(values) == 0:
             raise ValueError(f"series[{label!r}] has shape {tuple(values.shape)}; it must be (steps >= 1, {len(quantiles)})")
-    fig, axes = plt.subplots(1, len(series), figsize=(4.5 * len(series), 3.6), sharey=True, squeeze=False)
+    fig, axes = subplots(1, len(series), figsize=(min(4.5 * len(series), 11), 3.6), sharey=True, squeeze=False)
     for ax, (label, values) in zip(axes[0], series.items()):
         values = torch.as_tensor(values, dtype=torch.float64)
         steps = range(1, len(values) + 1)
-        for i, q in enumerate(quantiles):
-            ax.plot(steps, values[:, i], label=f"{100 * q:g}th percentile")
-        ax.set_title(str(label), fontsize="medium")
+        looks = series_styles([f"{100 * q:g}th percentile" for q in quantiles], points=len(values))
+        for i, (name, look) in enumerate(looks.items()):
+            ax.plot(steps, values[:, i], **look, label=name)
+        ax.set_title(str(label))
         ax.set_xlabel("step")
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("value")
-    axes[0][0].legend(fontsize="small")
+    axes[0][0].legend()
     return finish(fig, title)
 
 
@@ -182,7 +198,7 @@ def plot_layer_means_during_training(monitor, history, loss_reference=None, titl
         raise ValueError("the monitor has recorded no activation yet; train the model while it is active")
     steps = [1 + k * monitor.every for k in range(len(means))]
     layers = means.shape[1]
-    fig, (ax_mean, ax_loss) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, (ax_mean, ax_loss) = subplots(1, 2, figsize=(11, 3.8))
     for i in range(layers):
         name = f"layer {i + 1}" + (" (input side)" if i == 0 else " (top)" if i == layers - 1 else "")
         ax_mean.plot(steps, means[:, i].tolist(), color=OKABE_ITO[i % len(OKABE_ITO)], linewidth=1,
@@ -190,14 +206,14 @@ def plot_layer_means_during_training(monitor, history, loss_reference=None, titl
                      label=name)
     ax_mean.set_ylim(0, 1)
     ax_mean.set_ylabel("mean activation of the layer")
-    ax_mean.legend(fontsize="small", loc="upper right")
+    ax_mean.legend(loc="upper right")
     ax_loss.plot(range(1, len(history.loss) + 1), list(history.loss), color=OKABE_ITO[7], linewidth=0.6,
                  label="training loss per step")
     if loss_reference is not None:
         value = _checks.number("loss_reference[0]", loss_reference[0])
         ax_loss.axhline(value, color=OKABE_ITO[3], linestyle="--", label=str(loss_reference[1]))
     ax_loss.set_ylabel("training loss")
-    ax_loss.legend(fontsize="small", loc="lower left")
+    ax_loss.legend(loc="lower left")
     for ax in (ax_mean, ax_loss):
         ax.set_xlabel("training step")
         ax.grid(True, alpha=0.3)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import math
 
-import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
 from ...core import _checks
-from .common import OKABE_ITO, RUN_MARKERS, as_runs, closes_on_error, finish, positive
+from .common import OKABE_ITO, RUN_MARKERS, as_runs, closes_on_error, finish, positive, subplots
 
 __all__ = ["plot_layer_panels"]
 
@@ -62,7 +61,7 @@ def plot_layer_panels(panels, title=None, references=None, hlines=None, order=No
     labels = list(dict.fromkeys([*(order or []), *(label for series in panels.values() for label in series)]))
     style = {label: dict(color=OKABE_ITO[i % len(OKABE_ITO)], marker=RUN_MARKERS[i % len(RUN_MARKERS)])
              for i, label in enumerate(labels)}
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.0), squeeze=False)
+    fig, axes = subplots(1, len(panels), figsize=(min(5.5 * len(panels), 11), 4.0), squeeze=False)
     for ax, (ylabel, series) in zip(axes[0], panels.items()):
         for label, values in series.items():
             ax.plot(range(1, len(values) + 1), positive(values), markersize=5, label=label, **style[label])
@@ -70,7 +69,7 @@ def plot_layer_panels(panels, title=None, references=None, hlines=None, order=No
             ax.plot(range(1, len(values) + 1), positive(values), linestyle=linestyle, color="black", linewidth=1,
                     label=label)
         if ylabel in hlines:
-            ax.axhline(hlines[ylabel][0], linestyle=":", color="grey", label=hlines[ylabel][1])
+            ax.axhline(hlines[ylabel][0], linewidth=1, color="grey", label=hlines[ylabel][1])
         if all(math.isnan(v) for values in series.values() for v in positive(values)):
             ax.text(0.5, 0.5, "nothing positive to draw", transform=ax.transAxes, ha="center")
         else:
@@ -79,5 +78,5 @@ def plot_layer_panels(panels, title=None, references=None, hlines=None, order=No
         ax.set_ylabel(ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize="small")
+        ax.legend()
     return finish(fig, title)

@@ -3,12 +3,11 @@ large the gradient that reaches it, one look per initialization scheme (notebook
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
 from ...core import _checks
 from ...lessons.normalization_free import SCHEMES
-from .common import OKABE_ITO, RUN_MARKERS, as_runs, as_styles, closes_on_error, positive
+from .common import OKABE_ITO, RUN_MARKERS, as_runs, as_styles, closes_on_error, finish, positive, subplots
 
 __all__ = ["plot_stream_at_init", "scheme_styles"]
 
@@ -50,7 +49,7 @@ def plot_stream_at_init(second_moment, gradient, references=None, gradient_refer
               (as_runs(gradient, "gradient"), as_runs(gradient_references or {}, "gradient_references"),
                "gradient norm ||∂loss/∂x_l|| (log scale)")]
     styles = as_styles(styles) or scheme_styles([label for label in panels[0][0] if label is not None])
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), layout="constrained")
+    fig, axes = subplots(1, 2, figsize=(11, 4.6), layout="constrained")
     legend, dashes = {}, iter([(4, 2), (1, 2), (6, 2, 1, 2), (2, 1)] * 8)
     for ax, (runs, refs, ylabel) in zip(axes, panels):
         for label, seq in runs.items():
@@ -67,8 +66,5 @@ def plot_stream_at_init(second_moment, gradient, references=None, gradient_refer
         ax.grid(True, which="major", alpha=0.3)
     named = {label: line for label, line in legend.items() if label is not None}
     if named:
-        fig.legend(named.values(), named.keys(), loc="outside lower center", ncol=min(len(named), 4), fontsize="small")
-    if title:
-        fig.suptitle(title)
-    plt.close(fig)
-    return fig
+        fig.legend(named.values(), named.keys(), loc="outside lower center", ncol=min(len(named), 4))
+    return finish(fig, title)

@@ -18,8 +18,8 @@ def test_styles_give_each_run_the_same_look_in_every_figure():
     figures = [plots.plot_log_lines([1, 2], {"residual": [2, 3], "plain": [1, 2]}, "x", "y", styles=styles),
                plots.plot_per_layer({"residual": [2.0], "plain": [1.0, 2.0]}, "y", styles=styles),
                plots.plot_gradient_flow({"residual": [2, 3], "plain": [1, 2]}, styles=styles)]
-    history = plots.plot_history({"residual": _history([2.0, 1.0], [0.5]), "plain": _history([2.0, 1.5], [0.3], [0.2])},
-                                 styles=styles)
+    history = plots.plot_history({"residual": _history([2.0, 1.0], [0.5, 0.6]),
+                                  "plain": _history([2.0, 1.5], [0.3, 0.4], [0.2, 0.3])}, styles=styles)
     figures += [history, plots.plot_history({"plain": _history([2.0, 1.5], [0.3])}, legend="outside", styles=styles)]
     for fig in figures:
         lines = {line.get_label().removesuffix(" (train)"): line for ax in fig.axes[:2] for line in ax.get_lines()}

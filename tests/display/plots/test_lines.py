@@ -54,10 +54,12 @@ def test_tensors_and_lists_of_tensors_are_accepted():
     assert list(fig.axes[0].get_lines()[0].get_ydata()) == [1.0, 2.0]
 
 
-def test_references_are_dashed_grey_and_hline_is_drawn():
-    fig = plots.plot_per_layer({"measured": [1.0, 0.5]}, "ratio", references={"bound": [1.0, 0.25]}, hline=1e-3)
+def test_references_are_dark_grey_each_in_its_own_line_style_and_hline_is_drawn():
+    fig = plots.plot_per_layer({"measured": [1.0, 0.5]}, "ratio", references={"bound": [1.0, 0.25], "other": [1, 1]},
+                               hline=1e-3)
     lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
-    assert lines["bound"].get_linestyle() == "--" and lines["bound"].get_color() == "grey"
+    assert lines["bound"].get_linestyle() == "--" and lines["bound"].get_color() == "0.3"
+    assert lines["other"].get_linestyle() == ":" and lines["other"].get_color() == "0.3"
     assert list(lines["bound"].get_ydata()) == [1.0, 0.25]
     assert list(lines["0.001"].get_ydata()) == [1e-3, 1e-3]
 
@@ -123,11 +125,13 @@ def test_runs_of_different_depths_are_drawn_side_by_side():
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["depth 3", "depth 5", "bound"]
 
 
-def test_without_styles_runs_take_the_colour_cycle():
+def test_without_styles_runs_take_okabe_ito_colours_and_markers_in_turn():
     from matplotlib.colors import to_hex
 
     fig = plots.plot_log_lines([1, 2], {"a": [1, 2], "b": [2, 3]}, "x", "y")
-    assert [to_hex(line.get_color()) for line in fig.axes[0].get_lines()] == [to_hex("C0"), to_hex("C1")]
+    lines = fig.axes[0].get_lines()
+    assert [to_hex(line.get_color()) for line in lines] == [c.lower() for c in plots.common.OKABE_ITO[:2]]
+    assert [line.get_marker() for line in lines] == list(plots.common.RUN_MARKERS[:2])
 
 
 def test_plot_activation_and_flow_draws_f_and_its_derivative_beside_the_flow():
@@ -190,6 +194,6 @@ def test_plot_timestep_gradients_styles_runs_and_references():
                                         reference_styles={"0.7^(T-t)": {"color": "tab:green", "linestyle": ":"}})
     run, plain, styled = fig.axes[0].get_lines()
     assert run.get_color() == "tab:green"
-    assert (plain.get_color(), plain.get_linestyle()) == ("grey", "--")   # the default look of a reference
+    assert (plain.get_color(), plain.get_linestyle()) == ("0.3", "--")   # the default look of a reference
     assert (styled.get_color(), styled.get_linestyle()) == ("tab:green", ":")
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["lstm", "0.5^(T-t)", "0.7^(T-t)"]

@@ -83,10 +83,13 @@ def test_histograms_over_steps_reject_what_is_not_a_monitors_histograms(bad):
     assert not plt.get_fignums()
 
 
-def test_statistic_over_steps_draws_the_reference_line(histogram_monitor, raises_bad):
+def test_statistic_over_steps_draws_the_reference_line_and_names_in_words(histogram_monitor, raises_bad):
     fig = plots.plot_statistic_over_steps(histogram_monitor, "update_ratio", reference=1e-3)
-    dashed = [line for line in fig.axes[0].get_lines() if line.get_linestyle() == "--"]
-    assert len(dashed) == 1 and list(dashed[0].get_ydata()) == [1e-3, 1e-3]
+    reference = [line for line in fig.axes[0].get_lines() if line.get_label() == "0.001"]
+    assert len(reference) == 1 and list(reference[0].get_ydata()) == [1e-3, 1e-3]
+    assert fig.axes[0].get_ylabel() == "update / weight, ||ΔW|| / ||W|| (log scale)"
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()][0] == "layer 1 (input side)"
+    assert plots.figure_problems(fig) == []
     with pytest.raises(ValueError, match="reference="):
         plots.plot_statistic_over_steps(histogram_monitor, "update_ratio", reference="1e-3")
     with raises_bad("reference", -1.0):   # a log axis

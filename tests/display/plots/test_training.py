@@ -38,11 +38,29 @@ def test_plot_history_marks_divergence_at_the_first_step():
 
 
 def test_plot_history_dict_gives_one_loss_line_per_run():
-    runs = {"sgd": _history([1.0, 0.5], [0.6]), "adam": _history([1.0, 0.2], [0.9], [0.85])}
+    runs = {"sgd": _history([1.0, 0.5], [0.6, 0.7]), "adam": _history([1.0, 0.2], [0.9, 0.9], [0.85, 0.8])}
     fig = plots.plot_history(runs)
     ax_loss, ax_acc = fig.axes
     assert [line.get_label() for line in ax_loss.get_lines()] == ["sgd", "adam"]
     assert [line.get_label() for line in ax_acc.get_lines()] == ["sgd (train)", "adam (train)", "adam (validation)"]
+    assert plots.figure_problems(fig) == []
+
+
+def test_plot_history_of_one_epoch_shows_each_runs_validation_accuracy_as_a_bar():
+    runs = {"Post-LN": _history([2.3, 2.0], [0.4], [0.35]), "Pre-LN": _history([2.3, 1.5], [0.6], [0.55]),
+            "diverged": _history([1e6], [], stop_step=2)}
+    fig = plots.plot_history(runs, validation_label="test")
+    ax_acc = fig.axes[1]
+    assert [bar.get_width() for bar in ax_acc.patches] == [0.35, 0.55]
+    assert [t.get_text() for t in ax_acc.get_yticklabels()] == ["Post-LN", "Pre-LN", "diverged"]
+    assert ax_acc.get_xlabel() == "test accuracy after the epoch"
+    assert "no accuracy (stopped in its first epoch)" in [t.get_text() for t in ax_acc.texts]
+    assert plots.figure_problems(fig) == []
+    tested = plots.plot_history(runs, test_accuracy={"Post-LN": 0.3, "Pre-LN": 0.5, "diverged": 0.1})
+    assert [bar.get_width() for bar in tested.axes[1].patches] == [0.3, 0.5, 0.1]
+    assert tested.axes[1].get_xlabel() == "test accuracy after training"
+    with pytest.raises(ValueError, match="test_accuracy="):
+        plots.plot_history(runs, test_accuracy={"Post-LN": 0.3})
 
 
 def test_plot_history_legend_outside_keeps_equal_runs_visible(raises_bad):
@@ -67,6 +85,8 @@ def test_plot_history_draws_no_accuracy_for_a_run_that_stopped_in_its_first_epoc
         fig = plots.plot_history(runs, legend=legend)
         ax_loss, ax_acc = fig.axes
         assert [line.get_label() for line in ax_acc.get_lines()] == ["g = 1 (train)"]
+        assert ax_loss.get_ylim()[1] < 1e6          # the diverged run is cut off, with a word label
+        assert any("g = 2: off the scale from step 1" in text.get_text() for text in ax_loss.texts)
         if legend == "inside":
             assert [text.get_text() for text in ax_acc.get_legend().get_texts()] == ["g = 1 (train)"]
         one_point = [line for line in ax_loss.get_lines() if line.get_label() == "g = 2"][0]
