@@ -1,13 +1,22 @@
-"""The course in a real browser: notebook 02 run in JupyterLab by headless Chromium, and an exercise answered.
+"""The course in a real browser: notebooks 02, 12 and 13 run in JupyterLab by headless Chromium.
 
-nbval proves the notebooks' Python; only a browser proves the widgets render. This test starts
-JupyterLab on 127.0.0.1 at a free port, opens a copy of notebook 02 in headless Chromium through
-the ``playwright`` package, runs all cells, and checks that no cell failed, that the gradient-flow
-explorer rendered as sliders (not "Loading widget..." or a model-not-found error), and that moving
-its depth slider redraws the figure (the image bytes change). Then it answers exercise 02.1 as a
-learner does, typing into the exercise cell and running it: a wrong answer gets the check's verdict
-and its hint in the cell's output, the right one "right". Screenshots are saved in the test's
-temporary folder.
+nbval proves the notebooks' Python; only a browser proves what a learner sees. This module starts
+one JupyterLab on 127.0.0.1 at a free port (for all its tests) and one headless Chromium through
+the ``playwright`` package, and opens copies of the notebooks, each in its own JupyterLab workspace:
+
+* notebook 02: the Colab setup cell is shown collapsed (its first line as the placeholder of its
+  hidden source, no code); after Run All no cell failed, a figure is rendered (an image at least
+  300 px wide, visible), the gradient-flow explorer rendered as sliders (not "Loading widget..." or
+  a model-not-found error), and moving its depth slider redraws the figure (the image bytes
+  change). Then it answers exercise 02.1 as a learner does, typing into the exercise cell and
+  running it: a wrong answer gets the check's verdict and its hint in the cell's output, the right
+  one "right";
+* notebooks 12 and 13: Run All, no cell failed, and a figure is rendered.
+
+Figures are looked for as any ``img`` in a cell's output area outside the explorers' widgets, so
+that a figure shown as a PNG output or as HTML with an ``<img>`` both count. Screenshots (the
+collapsed setup cell, each checked figure, the explorer, the exercise, the whole page) are saved in
+each test's temporary folder. Each notebook's kernel is shut down when its test ends.
 
 It needs Debian's ``chromium`` (``apt-get install chromium``; ``.ci/run`` installs it), launched
 from /usr/bin/chromium: Playwright's own browser download does not work offline.
@@ -16,6 +25,9 @@ from /usr/bin/chromium: Playwright's own browser download does not work offline.
 from __future__ import annotations
 
 import base64
+import contextlib
+import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -35,7 +47,12 @@ if not CHROMIUM.exists():
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright: pip install -e '.[test]'")
 
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOK = ROOT / "notebooks" / "02_vanishing_gradients.ipynb"
+NOTEBOOKS = ROOT / "notebooks"
+NOTEBOOK = NOTEBOOKS / "02_vanishing_gradients.ipynb"
+RUN_IN_THE_BROWSER = [NOTEBOOK, NOTEBOOKS / "12_capstone_diagnose_and_fix.ipynb", NOTEBOOKS / "13_transformers.ipynb"]
+_spec = importlib.util.spec_from_file_location("colab_setup", ROOT / "tools" / "colab_setup.py")
+colab_setup = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(colab_setup)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 # JupyterLab settings for the test's own settings folder: every cell in the page (no windowing, so
@@ -65,6 +82,17 @@ NOTEBOOK_STATE = """() => {
       .map(o => [o.ename + ': ' + o.evalue, ...(o.traceback || []).slice(-2)].join('\\n')),
   };
 }"""
+# Every image in a cell's output area: whether it sits in an explorer's widget, its size as loaded
+# and as shown, and its alt text.
+OUTPUT_IMAGES = """images => images.map(image => ({
+  inWidget: image.closest('.jupyter-widgets, .widget-output') !== null,
+  loaded: image.complete, naturalWidth: image.naturalWidth, naturalHeight: image.naturalHeight,
+  shownWidth: image.getBoundingClientRect().width, alt: image.getAttribute('alt'),
+}))"""
+SHUT_DOWN_KERNEL = """async () => {
+  const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  if (panel && panel.sessionContext) await panel.sessionContext.shutdown();
+}"""
 KERNEL_READY = f"() => {{ const s = ({NOTEBOOK_STATE})(); return s && s.cells > 0 && s.kernel === 'idle'; }}"
 RUN_FINISHED = (f"() => {{ const s = ({NOTEBOOK_STATE})(); return s && s.kernel === 'idle' && s.running === 0 "
                 "&& (s.executed === s.cells || s.errors.length > 0); }")
@@ -90,13 +118,16 @@ def wait_for_server(url, process, log, timeout=90):
     pytest.fail(f"JupyterLab did not answer at {url} within {timeout} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture
-def jupyterlab(tmp_path):
-    """JupyterLab serving a copy of notebook 02 (so the browser's autosave cannot touch the
-    course), with its own settings, workspaces and runtime folders; stopped by its PID."""
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory):
+    """One JupyterLab for the module's tests, serving copies of the notebooks (so the browser's
+    autosave cannot touch the course), with its own settings, workspaces and runtime folders;
+    stopped by its PID."""
+    tmp_path = tmp_path_factory.mktemp("jupyterlab")
     work = tmp_path / "work"
     work.mkdir()
-    shutil.copy(NOTEBOOK, work)
+    for notebook in RUN_IN_THE_BROWSER:
+        shutil.copy(notebook, work)
     settings = tmp_path / "settings"
     for name, text in LAB_SETTINGS.items():
         (settings / name).parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +143,7 @@ def jupyterlab(tmp_path):
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     log = tmp_path / "jupyterlab.log"
     with open(log, "w") as log_file:
-        # Its own session (process group), so that its kernel goes with it if SIGTERM is not enough.
+        # Its own session (process group), so that its kernels go with it if SIGTERM is not enough.
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env,
                                    start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -126,6 +157,67 @@ def jupyterlab(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Chromium for the module's tests; each test opens its own page."""
+    sync_api.expect.set_options(timeout=60 * SECONDS)  # expect's default, 5 s, is too short on a busy 2-core machine
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
+def notebook_page(chromium, jupyterlab, notebook, tmp_path):
+    """A page with ``notebook`` open in a workspace of its own and its kernel ready; on leaving, a
+    screenshot of the page, then the kernel is shut down and the page closed."""
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60 * SECONDS)
+    try:
+        page.goto(f"{jupyterlab}/lab/workspaces/{notebook.stem}/tree/{notebook.name}")
+        page.wait_for_function(KERNEL_READY, timeout=90 * SECONDS, polling=250)
+        yield page
+    finally:
+        with contextlib.suppress(sync_api.Error):
+            page.screenshot(path=tmp_path / "jupyterlab.png")
+        with contextlib.suppress(sync_api.Error):
+            page.evaluate(SHUT_DOWN_KERNEL)
+        page.close()
+
+
+def run_all(page):
+    """Run every cell, as the Run All command does, and wait until all have run without an error."""
+    # Not awaited: the command's promise settles only when every cell has run.
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    page.wait_for_function(RUN_FINISHED, timeout=300 * SECONDS, polling=500)  # 02: ~10 s when idle
+    state = page.evaluate(NOTEBOOK_STATE)
+    assert state["errors"] == [], state
+    assert state["executed"] == state["cells"], state
+
+
+def check_a_figure(page, screenshot):
+    """The first figure in the notebook's outputs (outside the explorers) is loaded, at least 300 px
+    wide as an image and visible; it is saved as ``screenshot``. Returns every output image's facts
+    (see OUTPUT_IMAGES), also saved as images.json beside the screenshot."""
+    images = page.locator(".jp-OutputArea-output img")
+    sync_api.expect(images.first).to_be_attached()
+    found = images.evaluate_all(OUTPUT_IMAGES)
+    index = next((i for i, image in enumerate(found) if not image["inWidget"]), None)
+    assert index is not None, f"no figure outside the explorers: {found}"
+    figure = images.nth(index)
+    figure.scroll_into_view_if_needed()
+    sync_api.expect(figure).to_be_visible()
+    page.wait_for_function("image => image.complete && image.naturalWidth > 0", arg=figure.element_handle())
+    facts = images.evaluate_all(OUTPUT_IMAGES)[index]
+    assert facts["naturalWidth"] >= 300 and facts["naturalHeight"] >= 150, facts
+    figure.screenshot(path=screenshot)
+    found = images.evaluate_all(OUTPUT_IMAGES)
+    screenshot.with_name("images.json").write_text(json.dumps(found, indent=1))
+    return found
 
 
 def png_bytes(src):
@@ -160,58 +252,68 @@ def answer_exercise(page, exercise_id, answer):
     return cell
 
 
-def test_notebook_02_widgets_work_in_a_browser(jupyterlab, tmp_path):
+def check_the_setup_cell_is_collapsed(page, screenshot):
+    """The first code cell, the Colab setup cell, shows its first line (the Colab form's title) as
+    the placeholder of its hidden source, and none of its code."""
+    setup = page.locator(".jp-Notebook .jp-CodeCell").first
+    placeholder = setup.locator(".jp-InputPlaceholder")
+    sync_api.expect(placeholder).to_be_visible()
+    sync_api.expect(placeholder).to_have_text(colab_setup.MARKER)
+    sync_api.expect(setup.locator(".jp-InputArea")).to_be_hidden()
+    sync_api.expect(setup.get_by_text("import subprocess")).to_be_hidden()
+    assert page.evaluate("""() => window.jupyterapp.shell.currentWidget.content.widgets
+                             .find(cell => cell.model.type === 'code').inputHidden""")
+    setup.screenshot(path=screenshot)
+
+
+def test_notebook_02_widgets_work_in_a_browser(chromium, jupyterlab, tmp_path):
     expect = sync_api.expect
-    expect.set_options(timeout=60 * SECONDS)  # expect's own default is 5 s, too short on a busy 2-core machine
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60 * SECONDS)
-        try:
-            page.goto(f"{jupyterlab}/lab/tree/{NOTEBOOK.name}")
-            page.wait_for_function(KERNEL_READY, timeout=90 * SECONDS, polling=250)
-            # Not awaited: the command's promise settles only when every cell has run.
-            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-            page.wait_for_function(RUN_FINISHED, timeout=300 * SECONDS, polling=500)  # ~10 s when idle
-            state = page.evaluate(NOTEBOOK_STATE)
-            assert state["errors"] == [], state
-            assert state["executed"] == state["cells"], state
+    with notebook_page(chromium, jupyterlab, NOTEBOOK, tmp_path) as page:
+        if colab_setup.repository() is not None:       # with a repository, every notebook has the setup cell
+            check_the_setup_cell_is_collapsed(page, tmp_path / "setup_cell_collapsed.png")
+        run_all(page)
+        check_a_figure(page, tmp_path / "figure.png")
 
-            explorer = page.locator(".jp-OutputArea-output .widget-vbox").filter(has=page.locator(".widget-slider"))
-            expect(explorer).to_have_count(1)
-            depth = explorer.locator(".widget-slider").filter(has=page.get_by_text("depth", exact=True))
-            expect(depth).to_be_visible()
-            figure = explorer.locator(".widget-output img")
-            expect(figure).to_have_count(1)
-            notebook = page.locator(".jp-Notebook")
-            for broken in ["Loading widget", "model not found", "Error displaying widget"]:
-                expect(notebook.get_by_text(broken)).to_have_count(0)
-            before_src = figure.get_attribute("src")
-            before = png_bytes(before_src)
+        explorer = page.locator(".jp-OutputArea-output .widget-vbox").filter(has=page.locator(".widget-slider"))
+        expect(explorer).to_have_count(1)
+        depth = explorer.locator(".widget-slider").filter(has=page.get_by_text("depth", exact=True))
+        expect(depth).to_be_visible()
+        figure = explorer.locator(".widget-output img")
+        expect(figure).to_have_count(1)
+        notebook = page.locator(".jp-Notebook")
+        for broken in ["Loading widget", "model not found", "Error displaying widget"]:
+            expect(notebook.get_by_text(broken)).to_have_count(0)
+        before_src = figure.get_attribute("src")
+        before = png_bytes(before_src)
 
-            readout = depth.locator(".widget-readout")
-            expect(readout).to_have_text("20")
-            readout.fill("5")
-            readout.press("Enter")
-            expect(readout).to_have_text("5")
-            after_src = wait_for_new_image(page, figure, before_src, timeout=60)
-            after = png_bytes(after_src)
-            assert after != before
-            explorer.screenshot(path=tmp_path / "explorer_depth_5.png")
-            assert page.evaluate(NOTEBOOK_STATE)["errors"] == []
+        readout = depth.locator(".widget-readout")
+        expect(readout).to_have_text("20")
+        readout.fill("5")
+        readout.press("Enter")
+        expect(readout).to_have_text("5")
+        after_src = wait_for_new_image(page, figure, before_src, timeout=60)
+        after = png_bytes(after_src)
+        assert after != before
+        explorer.screenshot(path=tmp_path / "explorer_depth_5.png")
+        assert page.evaluate(NOTEBOOK_STATE)["errors"] == []
 
-            # a learner answers exercise 02.1: first with sigma instead of sigma', then right
-            unanswered = page.locator(".jp-CodeCell").filter(has_text='gc.exercises.check("02.1"')
-            expect(unanswered.locator(".jp-OutputArea-output")).to_contain_text("Exercise 02.1: not answered yet")
-            cell = answer_exercise(page, "02.1", "0.8 ** 4")
-            output = cell.locator(".jp-OutputArea-output")
-            expect(output).to_contain_text("Exercise 02.1: wrong")
-            expect(output).to_contain_text("its derivative is sigma'(z)")
-            cell.screenshot(path=tmp_path / "exercise_wrong.png")
-            cell = answer_exercise(page, "02.1", "(0.8 * 0.2) ** 4")
-            expect(cell.locator(".jp-OutputArea-output")).to_contain_text("Exercise 02.1: right")
-            cell.screenshot(path=tmp_path / "exercise_right.png")
-            assert page.evaluate(NOTEBOOK_STATE)["errors"] == []
-        finally:
-            page.screenshot(path=tmp_path / "jupyterlab.png")
-            browser.close()
+        # a learner answers exercise 02.1: first with sigma instead of sigma', then right
+        unanswered = page.locator(".jp-CodeCell").filter(has_text='gc.exercises.check("02.1"')
+        expect(unanswered.locator(".jp-OutputArea-output")).to_contain_text("Exercise 02.1: not answered yet")
+        cell = answer_exercise(page, "02.1", "0.8 ** 4")
+        output = cell.locator(".jp-OutputArea-output")
+        expect(output).to_contain_text("Exercise 02.1: wrong")
+        expect(output).to_contain_text("its derivative is sigma'(z)")
+        cell.screenshot(path=tmp_path / "exercise_wrong.png")
+        cell = answer_exercise(page, "02.1", "(0.8 * 0.2) ** 4")
+        expect(cell.locator(".jp-OutputArea-output")).to_contain_text("Exercise 02.1: right")
+        cell.screenshot(path=tmp_path / "exercise_right.png")
+        assert page.evaluate(NOTEBOOK_STATE)["errors"] == []
+
+
+@pytest.mark.parametrize("notebook", RUN_IN_THE_BROWSER[1:], ids=lambda path: path.stem[:2])
+def test_notebook_runs_in_a_browser_and_shows_its_figures(chromium, jupyterlab, tmp_path, notebook):
+    """Run All in JupyterLab: every cell runs without an error, and a figure is rendered."""
+    with notebook_page(chromium, jupyterlab, notebook, tmp_path) as page:
+        run_all(page)
+        check_a_figure(page, tmp_path / "figure.png")
