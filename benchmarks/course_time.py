@@ -34,6 +34,11 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import nbclient_wake  # noqa: E402  (a reply no longer waits for the cell's timeout)
+
+nbclient_wake.install()
+
 NOTEBOOK_GOAL_S = 15.0
 CELL_GOAL_S = 5.0
 COURSE_GOAL_S = 100.0

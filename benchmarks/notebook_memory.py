@@ -29,6 +29,11 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import nbclient_wake  # noqa: E402  (a reply no longer waits for the cell's timeout)
+
+nbclient_wake.install()
+
 LIMIT_MB = 1000
 CPU_BUILD_TORCH_MB = 213
 """Peak RSS in MB of a Python process that only imports torch's CPU build (2.13.0+cpu), measured on

@@ -20,7 +20,13 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import nbclient_wake  # noqa: E402  (a reply no longer waits for the cell's timeout)
+
+from nbclient.exceptions import CellExecutionError  # noqa: E402
+
+nbclient_wake.install()
 
 SEED_LINE = re.compile(r"^SEED = \d+", re.MULTILINE)
 

@@ -27,6 +27,11 @@ def cell_texts(path):
     import nbformat
     from nbclient import NotebookClient
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import nbclient_wake   # a reply no longer waits for the cell's timeout
+
+    nbclient_wake.install()
+
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     texts = {}

@@ -54,6 +54,16 @@ def test_environment_matches_pyproject():
         "bounds differ from pyproject.toml's"
 
 
+def test_ipykernel_skips_only_the_releases_that_can_leave_a_request_unread():
+    """ipykernel 7.0-7.3 send each shell reply raw on the socket their ZMQStream reads requests from;
+    the send clears the socket's edge-triggered wake-up, so a request arriving meanwhile can sit
+    unread, kernel and client both idle (ipython/ipykernel#1529, fixed in 7.4.0). Both environments
+    skip those releases and no others: no cap at 7, which made Binder downgrade its image's ipykernel."""
+    for bounds in (pyproject_requirements()["ipykernel"], conda_requirements()["ipykernel"]):
+        assert [v for v in ("6.0.0", "6.17.1", "6.31.0", "7.4.0", "7.10.2", "8.0.0") if not bounds.contains(v)] == []
+        assert [v for v in ("5.5.6", "7.0.1", "7.1.0", "7.2.0", "7.3.0", "7.3.2") if bounds.contains(v)] == []
+
+
 def test_environment_is_cpu_only_from_conda_forge_with_an_exact_python():
     """repo2docker takes the Python version only from python=X.Y; with a range it logs "Python version
     unspecified" and upgrades Python inside its base image."""
