@@ -1,7 +1,7 @@
 """Residual networks: what the identity path does to the forward and backward signal.
 
 A residual block computes ``h_k = h_{k-1} + F_k(h_{k-1})``. Its Jacobian, in the course's
-notation ``J_k = dh_k/dh_{k-1}``, is ``I + dF_k/dh_{k-1}``, so from block l to block L
+notation ``J_k = dh_k/dh_{k-1}``, is ``I + dF_k/dh_{k-1}``, so from block l to block L::
 
     h_L = h_l + sum_{k=l+1}^{L} F_k(h_{k-1}),
     dLoss/dh_l = J_{l+1}^T ... J_L^T dLoss/dh_L
