@@ -214,6 +214,8 @@ def check_a_figure(page, screenshot):
     page.wait_for_function("image => image.complete && image.naturalWidth > 0", arg=figure.element_handle())
     facts = images.evaluate_all(OUTPUT_IMAGES)[index]
     assert facts["naturalWidth"] >= 300 and facts["naturalHeight"] >= 150, facts
+    assert (facts["alt"] or "").startswith("Figure") and len(facts["alt"]) > 40, \
+        f"a figure needs alt text that describes it (gradcourse.display.plots.alt_text): {facts}"
     figure.screenshot(path=screenshot)
     found = images.evaluate_all(OUTPUT_IMAGES)
     screenshot.with_name("images.json").write_text(json.dumps(found, indent=1))

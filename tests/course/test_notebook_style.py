@@ -1,4 +1,4 @@
-"""Notebooks a learner can read at 1280 px (issue 31, "Reading"): every line of notebook code fits in
+"""Notebooks a learner can read at 1280 px: every line of notebook code fits in
 88 characters, so none runs off the right edge, and no code cell is a wall of more than
 ``MAX_CELL_LINES`` lines of code, so a check-yourself cell reads as a few groups of sentences.
 
@@ -23,16 +23,12 @@ MAX_LINE = 88
 MAX_CELL_LINES = 35
 """Lines of code per code cell, blank lines and comment lines not counted."""
 
-SETUP_MARKERS = ("# Google Colab setup", "#@title", "# @title")
-"""The Colab setup cell starts with one of these; it is left out of both checks while it is being
-made short (issue 31), and should be checked like every other cell once it is."""
-
 
 def code_cells(name):
-    """(index, lines) of every code cell of notebook ``name`` except the Colab setup cell."""
+    """(index, lines) of every code cell of notebook ``name``, the Colab setup cell included."""
     cells = nbformat.read(ROOT / "notebooks" / name, as_version=4).cells
     for index, cell in enumerate(cells):
-        if cell.cell_type == "code" and not cell.source.lstrip().startswith(SETUP_MARKERS):
+        if cell.cell_type == "code":
             yield index, cell.source.splitlines()
 
 
@@ -64,10 +60,7 @@ def test_no_code_cell_is_a_wall(name):
     assert not walls, "code cells too long to read as one:\n" + "\n".join(walls)
 
 
-def test_the_checks_see_every_notebook_and_skip_only_the_setup_cell():
+def test_the_checks_see_every_notebook():
     assert len(NOTEBOOKS) >= 18, NOTEBOOKS
     for name in NOTEBOOKS:
-        cells = nbformat.read(ROOT / "notebooks" / name, as_version=4).cells
-        code = [cell for cell in cells if cell.cell_type == "code"]
-        skipped = len(code) - len(list(code_cells(name)))
-        assert skipped <= 1, f"{name}: {skipped} code cells are taken for the setup cell"
+        assert list(code_cells(name)), f"{name} has no code cell"
