@@ -3,7 +3,6 @@
 The tests use the bundled 5,000-digit MNIST subset only, so they run offline.
 """
 
-import importlib.util
 import json
 import os
 import re
@@ -19,15 +18,12 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import gradcourse  # noqa: E402
+from helpers import load_script  # noqa: E402
 
 # The tests that run notebooks through nbclient (test_wheel, test_reliability, test_colab_setup)
 # use tools/nbclient_wake.py's fix: without it a cell that draws into an explorer's Output widget
 # can leave its reply unread until the cell's timeout (see that module).
-_wake_spec = importlib.util.spec_from_file_location(
-    "nbclient_wake", Path(__file__).resolve().parents[1] / "tools" / "nbclient_wake.py")
-_wake = importlib.util.module_from_spec(_wake_spec)
-_wake_spec.loader.exec_module(_wake)
-_wake.install()
+load_script("tools/nbclient_wake.py").install()
 
 # No network in the tests: the course's notebooks (run by nbval) and every other kernel started
 # by this session get an IPython startup file that makes any connection or name look-up outside

@@ -1,6 +1,9 @@
 """Helpers shared by the test modules (tests/ is on sys.path under pytest's default import mode)."""
 
+import contextlib
+import importlib.util
 import inspect
+from pathlib import Path
 
 import torch
 from hypothesis import settings
@@ -8,6 +11,19 @@ from torch import nn
 
 import gradcourse
 from gradcourse.core.sequence_models import SequenceRegressor
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(path):
+    """The module of a script of the repository that is not a package (``path`` relative to the root,
+    e.g. ``"tools/colab_setup.py"``), loaded from its file."""
+    path = ROOT / path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 FAST = settings(max_examples=25, deadline=None)
 """Hypothesis settings of the property tests over ranges of bad values: 25 examples, no deadline."""
@@ -137,3 +153,22 @@ def measure_keeps_modes_and_buffers(measure, X, y):
     measure(model, X, y)
     assert modes(model) == before
     assert same_buffers(buffers, model)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's Chromium (apt-get install chromium; .ci/run installs it): Playwright's own browser download
+does not work offline."""
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@contextlib.contextmanager
+def headless_chromium(sync_api):
+    """:data:`CHROMIUM`, headless, launched through Playwright's ``sync_api``; closed on leaving."""
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
@@ -40,7 +39,8 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+from helpers import CHROMIUM, headless_chromium, load_script
+
 if not CHROMIUM.exists():
     pytest.skip("needs Chromium at /usr/bin/chromium (Debian: apt-get install chromium); .ci/run installs it",
                 allow_module_level=True)
@@ -50,11 +50,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 NOTEBOOK = NOTEBOOKS / "02_vanishing_gradients.ipynb"
 RUN_IN_THE_BROWSER = [NOTEBOOK, NOTEBOOKS / "12_capstone_diagnose_and_fix.ipynb", NOTEBOOKS / "13_transformers.ipynb"]
-_spec = importlib.util.spec_from_file_location("colab_setup", ROOT / "tools" / "colab_setup.py")
-colab_setup = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(colab_setup)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+colab_setup = load_script("tools/colab_setup.py")
 # JupyterLab settings for the test's own settings folder: every cell in the page (no windowing, so
 # each cell's prompt and outputs can be read) and no news or update checks (no network).
 LAB_SETTINGS = {
@@ -163,12 +159,8 @@ def jupyterlab(tmp_path_factory):
 def chromium():
     """One headless Chromium for the module's tests; each test opens its own page."""
     sync_api.expect.set_options(timeout=60 * SECONDS)  # expect's default, 5 s, is too short on a busy 2-core machine
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with headless_chromium(sync_api) as browser:
+        yield browser
 
 
 @contextlib.contextmanager

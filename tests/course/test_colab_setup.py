@@ -1,7 +1,6 @@
 """tools/colab_setup.py: the notebooks' Colab setup cell and the README's badges come from the one
 repository address in pyproject.toml, and the cell does on Colab what it says and nothing elsewhere."""
 
-import importlib.util
 import json
 import shutil
 import socket
@@ -14,10 +13,10 @@ import ipywidgets
 import nbformat
 import pytest
 
+from helpers import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("colab_setup", ROOT / "tools" / "colab_setup.py")
-colab_setup = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(colab_setup)
+colab_setup = load_script("tools/colab_setup.py")
 
 # A repository address for the tests of the tool itself, written only into temporary copies.
 SAMPLE_URL = "https://github.com/sample-owner/sample-course"

@@ -8,13 +8,12 @@ spends about 470 MB more on its libraries; see the benchmark), and the raw peak 
 `python benchmarks/notebook_memory.py` measures every notebook.
 """
 
-import importlib.util
 from pathlib import Path
 
+from helpers import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("notebook_memory", ROOT / "benchmarks" / "notebook_memory.py")
-notebook_memory = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(notebook_memory)
+notebook_memory = load_script("benchmarks/notebook_memory.py")
 
 
 def test_notebook_10_peaks_below_binders_guarantee():

@@ -9,9 +9,7 @@ With the channel wrapped by ``wake_after_sends`` the poll returns at once, not a
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import nbclient
@@ -19,10 +17,9 @@ import zmq
 import zmq.asyncio
 from jupyter_client.session import Session
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("nbclient_wake", ROOT / "tools" / "nbclient_wake.py")
-nbclient_wake = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(nbclient_wake)
+from helpers import load_script
+
+nbclient_wake = load_script("tools/nbclient_wake.py")
 
 TIMEOUT_MS = 5000
 

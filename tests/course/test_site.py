@@ -36,20 +36,18 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
+from helpers import CHROMIUM, headless_chromium
 
 try:
     from playwright import sync_api
 except ImportError:
     sync_api = None
 
-CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 BRANCH = "main"
 SITE_ADDRESS = "https://gradcourse.github.io/gradcourse/"
 BUILD_TIMEOUT_S = 3600   # every notebook executed once: a few minutes on a fast machine
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 SECONDS = 1000  # Playwright counts milliseconds
 EXERCISE = re.compile(r'gc\.exercises\.check\(\s*"(\d\d\.\d+)"')
 WIDGET = re.compile(r"\bgc\.widgets\.\w+\(")
@@ -185,12 +183,8 @@ def browser():
         pytest.skip("needs Chromium at /usr/bin/chromium (Debian: apt-get install chromium); .ci/run installs it")
     if sync_api is None:
         pytest.skip("needs playwright: pip install -e '.[browser]'")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with headless_chromium(sync_api) as chromium:
+        yield chromium
 
 
 @pytest.fixture

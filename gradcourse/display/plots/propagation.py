@@ -8,7 +8,8 @@ import math
 from matplotlib.ticker import MaxNLocator
 
 from ...core import _checks
-from .common import OKABE_ITO, RUN_MARKERS, as_runs, closes_on_error, finish, positive, subplots
+from .common import as_runs, closes_on_error, finish, positive, subplots
+from .style import series_style
 
 __all__ = ["plot_layer_panels"]
 
@@ -59,8 +60,7 @@ def plot_layer_panels(panels, title=None, references=None, hlines=None, order=No
     if order is not None and (not isinstance(order, (list, tuple)) or not all(isinstance(o, str) for o in order)):
         raise ValueError(f"order={_checks.describe(order)} is not allowed; it must be None or a list of series labels")
     labels = list(dict.fromkeys([*(order or []), *(label for series in panels.values() for label in series)]))
-    style = {label: dict(color=OKABE_ITO[i % len(OKABE_ITO)], marker=RUN_MARKERS[i % len(RUN_MARKERS)])
-             for i, label in enumerate(labels)}
+    style = {label: series_style(i) for i, label in enumerate(labels)}
     fig, axes = subplots(1, len(panels), figsize=(min(5.5 * len(panels), 11), 4.0), squeeze=False)
     for ax, (ylabel, series) in zip(axes[0], panels.items()):
         for label, values in series.items():
